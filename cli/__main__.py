@@ -1,0 +1,3 @@
+from tfapprox_cli.main import main
+
+main(prog_name="tfapprox")

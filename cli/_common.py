@@ -1,0 +1,51 @@
+"""Helpers shared by the tfapprox commands: errors, JSON output, lazy imports."""
+
+import functools
+import json
+import os
+
+
+def quiet_tensorflow():
+    """Silence TensorFlow's C++ start-up logging (call before importing it)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def library_errors(command):
+    """Turn the library's `ValueError`/`TypeError`/`OSError` into one-line errors.
+
+    A user's mistake (bad value, missing or corrupt file) ends with
+    ``Error: <message>`` and exit code 1, never a traceback. Bugs (any other
+    exception) still show their traceback.
+    """
+    import click
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except click.ClickException:
+            raise
+        except FileNotFoundError as err:
+            message = str(err) if not err.filename else f"file not found: {err.filename}"
+            raise click.ClickException(message) from None
+        except (ValueError, TypeError, OSError) as err:
+            raise click.ClickException(" ".join(str(err).split()) or type(err).__name__) from None
+
+    return wrapper
+
+
+def echo_json(obj):
+    """Print ``obj`` as stable, indented, key-sorted JSON."""
+    import click
+    import numpy as np
+
+    def default(value):
+        if isinstance(value, np.ndarray):
+            return value.tolist()
+        if isinstance(value, np.generic):
+            return value.item()
+        if hasattr(value, "to_dict"):
+            return value.to_dict()
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serialisable")
+
+    click.echo(json.dumps(obj, indent=2, sort_keys=True, default=default))

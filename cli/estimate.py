@@ -1,0 +1,3 @@
+"""tfapprox commands: estimate."""
+
+COMMANDS = []

@@ -1,0 +1,40 @@
+"""The root ``tfapprox`` command group."""
+
+import os
+
+# tfapprox's package import stays light (no TensorFlow) inside the CLI;
+# commands that need Keras import it themselves.
+os.environ.setdefault("TFAPPROX_LAZY_IMPORT", "1")
+
+import click  # noqa: E402
+
+from tfapprox import __version__  # noqa: E402
+from tfapprox_cli import estimate, targets, theory, train  # noqa: E402
+from tfapprox_cli._common import quiet_tensorflow  # noqa: E402
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tfapprox")
+def main():
+    """tfapprox: approximation theory of Transformers, as a Keras toolkit.
+
+    \b
+    Examples:
+      tfapprox bound --tau 16 --beta 1.0 --alpha 0.5 --m-ff 128
+      tfapprox target list
+      tfapprox target make fig5b-r6 --samples 2000 --out fig5b.npz
+      tfapprox estimate fig5b-rinf --plot spectrum.png
+      tfapprox train fig5b.npz --n 32 --m-h 4 --m-ff 128 --out runs/m4
+      tfapprox export runs/m4/model.keras --format saved_model --out runs/m4/saved
+      tfapprox check --results runs/sweep.json --beta 1.0 --alpha 0.5
+    """
+    quiet_tensorflow()
+
+
+for _module in (theory, targets, estimate, train):
+    for _command in _module.COMMANDS:
+        main.add_command(_command)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+"""tfapprox commands: theory."""
+
+COMMANDS = []

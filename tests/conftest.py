@@ -1,0 +1,21 @@
+"""Shared test set-up: quiet TensorFlow, import path for analysis/, fixtures."""
+
+import os
+import pathlib
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # for `import analysis.<script>`
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def rng():
+    """A seeded NumPy generator: tests are reproducible."""
+    return np.random.default_rng(0)

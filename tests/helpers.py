@@ -1,0 +1,31 @@
+"""Helpers for tests: run the CLI in-process and parse its output."""
+
+import json
+
+from click.testing import CliRunner
+
+
+def run_cli(*args, expect_exit=0):
+    """Invoke ``tfapprox ARGS`` in-process; assert the exit code; return the result."""
+    from tfapprox_cli.main import main
+
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=True)
+    assert result.exit_code == expect_exit, (
+        f"exit {result.exit_code} != {expect_exit}\noutput:\n{result.output}\n"
+        f"exception: {result.exception!r}"
+    )
+    return result
+
+
+def run_cli_json(*args):
+    """Invoke ``tfapprox ARGS --json`` and return the parsed JSON."""
+    return json.loads(run_cli(*args, "--json").output)
+
+
+def assert_one_line_error(result, *fragments):
+    """A user error: non-zero exit, no traceback, message naming the problem."""
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    for fragment in fragments:
+        assert fragment in result.output, f"{fragment!r} not in {result.output!r}"

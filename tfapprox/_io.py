@@ -1,0 +1,103 @@
+"""Atomic file writing: a reader never sees a half-written results file.
+
+Every file tfapprox writes (results, datasets, estimates) goes through these
+helpers: the content is written to a temporary file in the same folder,
+flushed to disk, and moved over the destination with `os.replace`, which is
+atomic on POSIX and Windows. An interrupted run leaves either the old file or
+the new one, never a truncated one.
+"""
+
+import contextlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path next to `path`; move it onto `path` on success.
+
+    On an exception the temporary file is removed and `path` is untouched.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    os.close(fd)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def atomic_write_bytes(path, data):
+    """Write `data` (bytes) to `path` atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+
+
+def atomic_write_text(path, text):
+    """Write `text` (UTF-8) to `path` atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def to_json(obj):
+    """Serialise `obj` the tfapprox way: indented, sorted keys, NumPy-aware."""
+
+    def default(value):
+        if isinstance(value, np.ndarray):
+            return value.tolist()
+        if isinstance(value, np.generic):
+            return value.item()
+        if hasattr(value, "to_dict"):
+            return value.to_dict()
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serialisable")
+
+    return json.dumps(obj, indent=2, sort_keys=True, default=default, allow_nan=True)
+
+
+def atomic_write_json(path, obj):
+    """Write `obj` as JSON to `path` atomically (see `to_json`)."""
+    atomic_write_text(path, to_json(obj) + "\n")
+
+
+def npz_bytes(**arrays):
+    """The bytes of an uncompressed ``.npz`` holding `arrays`, reproducibly.
+
+    `numpy.savez` stamps the current time into every zip entry; here each
+    entry has a fixed timestamp and the entries are sorted by name, so the
+    same arrays always give the same bytes. `numpy.load` reads the result.
+    """
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name in sorted(arrays):
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with archive.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(arrays[name]), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def atomic_save_npz(path, **arrays):
+    """Save arrays to an uncompressed ``.npz`` atomically and reproducibly."""
+    atomic_write_bytes(path, npz_bytes(**arrays))
+
+
+def read_json(path, what="file"):
+    """Read a JSON file, raising `ValueError` naming the file if it is corrupt."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{what} {path} is not valid JSON: {err}") from None
