@@ -121,8 +121,8 @@ class Budget:
     >>> budget = Budget(n=32, m_h=4, m_ff=128)
     >>> budget.m_v
     32
-    >>> budget.parameter_count(sequence_length=16, input_dim=1)
-    75185
+    >>> budget.parameter_count(sequence_length=16, input_dim=1)  # 16 + 37408 + 1280 + 37377
+    76081
     """
 
     n: int

@@ -1,0 +1,66 @@
+"""Budget: validation, defaults, round trips and the parameter-count formula."""
+
+import dataclasses
+
+import pytest
+import sympy as sp
+
+from tfapprox.budget import Budget, count_parameters, feedforward_parameter_count
+
+
+def test_budget_m_v_defaults_to_n():
+    assert Budget(n=12, m_h=3, m_ff=20).m_v == 12
+
+
+@pytest.mark.parametrize("field", ["n", "m_h", "m_ff", "m_v", "ff_depth"])
+@pytest.mark.parametrize("value", [0, -3])
+def test_budget_rejects_non_positive_values_naming_the_field(field, value):
+    kwargs = dict(n=4, m_h=2, m_ff=8)
+    kwargs[field] = value
+    with pytest.raises(ValueError, match=f"`{field}` must be a positive int. Received: {field}={value}"):
+        Budget(**kwargs)
+
+
+@pytest.mark.parametrize("value", [2.0, "2", True, None])
+def test_budget_rejects_non_integers_naming_the_field(value):
+    with pytest.raises(TypeError, match="`m_h` must be a positive int"):
+        Budget(n=4, m_h=value, m_ff=8)
+
+
+def test_budget_is_frozen_and_keyword_only():
+    budget = Budget(n=4, m_h=2, m_ff=8)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        budget.m_h = 3
+    with pytest.raises(TypeError):
+        Budget(4, 2, 8)
+
+
+def test_budget_dict_round_trip():
+    budget = Budget(n=5, m_h=2, m_v=7, m_ff=9, ff_depth=2)
+    assert Budget.from_dict(budget.to_dict()) == budget
+    assert budget.to_dict() == {"n": 5, "m_h": 2, "m_v": 7, "m_ff": 9, "ff_depth": 2}
+
+
+def test_budget_from_dict_rejects_unknown_fields():
+    with pytest.raises(ValueError, match="Unknown budget fields \\['heads'\\]"):
+        Budget.from_dict({"n": 4, "m_h": 2, "m_ff": 8, "heads": 2})
+
+
+def test_feedforward_count_matches_layer_by_layer_sum():
+    # depth 3, 2 -> 5 -> 5 -> 5 -> 3: (2·5+5) + 2·(5·5+5) + (5·3+3)
+    assert feedforward_parameter_count(2, 5, 3, 3) == 15 + 60 + 18
+
+
+def test_count_parameters_is_polynomial_in_sympy_symbols():
+    m_h, m_ff = sp.symbols("m_h m_FF", positive=True)
+    expression = count_parameters(
+        n=32, m_h=m_h, m_v=32, m_ff=m_ff, ff_depth=3, sequence_length=16, input_dim=1
+    )
+    numeric = Budget(n=32, m_h=4, m_ff=128).parameter_count(16, 1)
+    assert expression.subs({m_h: 4, m_ff: 128}) == numeric
+    assert sp.degree(sp.expand(expression), m_ff) == 2
+
+
+def test_parameter_count_rejects_unknown_position_encoding():
+    with pytest.raises(ValueError, match="`position_encoding` must be one of"):
+        Budget(n=4, m_h=2, m_ff=8).parameter_count(4, 1, position_encoding="rotary")

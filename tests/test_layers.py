@@ -1,0 +1,200 @@
+"""Layers against NumPy references, shapes, configs and validation."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from tfapprox.layers import FeedForward, PositionEncoding, SingleHeadAttention, sinusoidal_encoding
+
+
+def softmax(z):
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def attention_reference(x, wq, wk, wv, scale=1.0, keep=None):
+    q, k, v = x @ wq, x @ wk, x @ wv
+    logits = np.einsum("bth,bsh->bts", q, k) * scale
+    scores = logits if keep is None else np.where(keep, logits, -np.inf)
+    return softmax(scores) @ v, logits
+
+
+def built_attention(rng, n=5, m_h=3, m_v=4, **kwargs):
+    layer = SingleHeadAttention(key_dim=m_h, value_dim=m_v, **kwargs)
+    layer.build((None, 6, n))
+    weights = [rng.normal(size=w.shape).astype("float32") * 0.5 for w in layer.weights]
+    layer.set_weights(weights)
+    return layer, weights
+
+
+# float32 matmuls and exponentials over O(10) terms: relative error ~1e-6.
+RTOL, ATOL = 1e-5, 1e-5
+
+
+def test_attention_matches_numpy_reference(rng):
+    layer, (wq, wk, wv) = built_attention(rng)
+    x = rng.normal(size=(2, 6, 5)).astype("float32")
+    out, logits = layer(x, return_attention_logits=True)
+    expected_out, expected_logits = attention_reference(x, wq, wk, wv)
+    np.testing.assert_allclose(np.asarray(out), expected_out, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(np.asarray(logits), expected_logits, rtol=RTOL, atol=ATOL)
+
+
+def test_attention_scale_divides_logits_by_sqrt_key_dim(rng):
+    layer, (wq, wk, wv) = built_attention(rng, m_h=4, use_scale=True)
+    x = rng.normal(size=(2, 6, 5)).astype("float32")
+    out, logits = layer(x, return_attention_logits=True)
+    expected_out, expected_logits = attention_reference(x, wq, wk, wv, scale=0.5)
+    np.testing.assert_allclose(np.asarray(out), expected_out, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(np.asarray(logits), expected_logits, rtol=RTOL, atol=ATOL)
+
+
+def test_causal_attention_ignores_future_tokens(rng):
+    layer, (wq, wk, wv) = built_attention(rng, causal=True)
+    x = rng.normal(size=(2, 6, 5)).astype("float32")
+    keep = np.tril(np.ones((6, 6), dtype=bool))[None]
+    expected, _ = attention_reference(x, wq, wk, wv, keep=keep)
+    np.testing.assert_allclose(np.asarray(layer(x)), expected, rtol=RTOL, atol=ATOL)
+
+
+def test_key_padding_mask_matches_reference(rng):
+    layer, (wq, wk, wv) = built_attention(rng)
+    x = rng.normal(size=(2, 6, 5)).astype("float32")
+    mask = np.array([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], dtype=bool)
+    expected, _ = attention_reference(x, wq, wk, wv, keep=mask[:, None, :])
+    np.testing.assert_allclose(np.asarray(layer(x, mask=mask)), expected, rtol=RTOL, atol=ATOL)
+
+
+def test_attention_logits_have_rank_at_most_key_dim(rng):
+    layer, _ = built_attention(rng, n=8, m_h=2)
+    x = rng.normal(size=(1, 6, 8)).astype("float32")
+    _, logits = layer(x, return_attention_logits=True)
+    singular_values = np.linalg.svd(np.asarray(logits)[0], compute_uv=False)
+    assert singular_values[1] > 1e-2 * singular_values[0]
+    assert singular_values[2] < 1e-5 * singular_values[0]
+
+
+def test_attention_without_position_encoding_is_permutation_equivariant(rng):
+    layer, _ = built_attention(rng)
+    x = rng.normal(size=(1, 6, 5)).astype("float32")
+    perm = rng.permutation(6)
+    np.testing.assert_allclose(
+        np.asarray(layer(x[:, perm]))[0], np.asarray(layer(x))[0, perm], rtol=RTOL, atol=ATOL
+    )
+
+
+def test_attention_logits_work_inside_jit_compiled_model(rng):
+    layer, (wq, wk, wv) = built_attention(rng)
+    inputs = keras.Input((6, 5))
+    out, logits = layer(inputs, return_attention_logits=True)
+    model = keras.Model(inputs, [out, logits])
+    model.compile(jit_compile=True)
+    x = rng.normal(size=(3, 6, 5)).astype("float32")
+    got_out, got_logits = model.predict(x, verbose=0)
+    expected_out, expected_logits = attention_reference(x, wq, wk, wv)
+    np.testing.assert_allclose(got_out, expected_out, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(got_logits, expected_logits, rtol=RTOL, atol=ATOL)
+
+
+def test_attention_softmax_stays_float32_under_mixed_precision(rng):
+    x = rng.normal(size=(2, 6, 5)).astype("float32") * 4.0
+    reference, _ = built_attention(np.random.default_rng(1))
+    layer = SingleHeadAttention(key_dim=3, value_dim=4, dtype="mixed_float16")
+    layer.build((None, 6, 5))
+    layer.set_weights(reference.get_weights())
+    out = layer(x)
+    assert keras.backend.standardize_dtype(out.dtype) == "float16"
+    # float16 inputs and matmuls: ~1e-3 relative error per operation.
+    np.testing.assert_allclose(
+        np.asarray(out, dtype="float32"), np.asarray(reference(x)), rtol=2e-2, atol=2e-2
+    )
+
+
+def test_feedforward_matches_numpy_mlp(rng):
+    layer = FeedForward(hidden_dim=7, output_dim=3, depth=2, activation="tanh")
+    layer.build((None, 4, 2))
+    weights = [rng.normal(size=w.shape).astype("float32") for w in layer.weights]
+    layer.set_weights(weights)
+    x = rng.normal(size=(3, 4, 2)).astype("float32")
+    w1, b1, w2, b2, w3, b3 = weights
+    expected = np.tanh(np.tanh(x @ w1 + b1) @ w2 + b2) @ w3 + b3
+    np.testing.assert_allclose(np.asarray(layer(x)), expected, rtol=RTOL, atol=ATOL)
+
+
+def test_learned_position_encoding_adds_embeddings_after_projection(rng):
+    layer = PositionEncoding(5, mode="learned", projection_dim=3)
+    layer.build((None, 5, 2))
+    kernel, embeddings = [rng.normal(size=w.shape).astype("float32") for w in layer.weights]
+    layer.set_weights([kernel, embeddings])
+    x = rng.normal(size=(2, 5, 2)).astype("float32")
+    np.testing.assert_allclose(np.asarray(layer(x)), x @ kernel + embeddings[None], rtol=RTOL, atol=ATOL)
+
+
+def test_sinusoidal_position_encoding_is_fixed_and_matches_formula(rng):
+    layer = PositionEncoding(6, mode="sinusoidal")
+    x = rng.normal(size=(2, 6, 4)).astype("float32")
+    out = np.asarray(layer(x))
+    assert layer.trainable_weights == []
+    t, i = 3, 2
+    assert out[0, t, i] - x[0, t, i] == pytest.approx(np.sin(t / 10000 ** (i / 4)), abs=1e-6)
+    np.testing.assert_allclose(out - x, np.broadcast_to(sinusoidal_encoding(6, 4), x.shape), atol=1e-6)
+
+
+def test_no_position_encoding_is_identity(rng):
+    x = rng.normal(size=(2, 6, 4)).astype("float32")
+    np.testing.assert_array_equal(np.asarray(PositionEncoding(6, mode="none")(x)), x)
+
+
+def test_position_encoding_rejects_longer_sequences():
+    with pytest.raises(ValueError, match="Inputs have 7 positions but `sequence_length` is 6"):
+        PositionEncoding(6)(np.zeros((1, 7, 2)))
+
+
+LAYERS = [
+    (lambda: PositionEncoding(6, mode="learned", projection_dim=3), (2, 6, 4)),
+    (lambda: PositionEncoding(6, mode="sinusoidal"), (2, 6, 4)),
+    (lambda: FeedForward(hidden_dim=8, output_dim=3, depth=2, output_activation="sigmoid"), (2, 6, 4)),
+    (lambda: SingleHeadAttention(key_dim=2, value_dim=3, causal=True), (2, 6, 4)),
+    (lambda: SingleHeadAttention(key_dim=2), (2, 6, 4)),
+]
+
+
+@pytest.mark.parametrize("make_layer, shape", LAYERS)
+def test_compute_output_shape_equals_real_shape(make_layer, shape):
+    layer = make_layer()
+    out = layer(np.zeros(shape, dtype="float32"))
+    assert tuple(out.shape) == tuple(layer.compute_output_shape(shape))
+
+
+@pytest.mark.parametrize("make_layer, shape", LAYERS)
+def test_config_round_trip_rebuilds_identical_layer(make_layer, shape):
+    layer = make_layer()
+    layer.build(shape)
+    config = layer.get_config()
+    clone = type(layer).from_config(config)
+    assert json.dumps(clone.get_config(), sort_keys=True) == json.dumps(config, sort_keys=True)
+    clone.build(shape)
+    clone.set_weights(layer.get_weights())
+    x = np.random.default_rng(0).normal(size=shape).astype("float32")
+    np.testing.assert_array_equal(np.asarray(clone(x)), np.asarray(layer(x)))
+
+
+@pytest.mark.parametrize(
+    "make, error, message",
+    [
+        (lambda: SingleHeadAttention(key_dim=0), ValueError, "`key_dim` must be a positive int. Received: key_dim=0"),
+        (lambda: SingleHeadAttention(key_dim=2, value_dim=-1), ValueError, "value_dim=-1"),
+        (lambda: SingleHeadAttention(key_dim=2, use_scale="yes"), TypeError, "`use_scale` must be a bool"),
+        (lambda: SingleHeadAttention(key_dim=2.5), TypeError, "`key_dim` must be a positive int"),
+        (lambda: FeedForward(hidden_dim=0, output_dim=2), ValueError, "hidden_dim=0"),
+        (lambda: FeedForward(hidden_dim=4, output_dim=2, depth=0), ValueError, "depth=0"),
+        (lambda: PositionEncoding(0), ValueError, "sequence_length=0"),
+        (lambda: PositionEncoding(4, mode="rotary"), ValueError, "`mode` must be one of"),
+    ],
+)
+def test_layers_reject_bad_arguments_naming_them(make, error, message):
+    with pytest.raises(error, match=message.replace("(", "\\(")):
+        make()

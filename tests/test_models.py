@@ -1,0 +1,120 @@
+"""build_transformer: exact parameter count, NumPy reference, read-outs of ρ̂."""
+
+import numpy as np
+import pytest
+
+from tfapprox import Budget
+from tfapprox.models import attention_logits, budget_of, build_transformer, describe, query_key_features
+
+BUDGETS = [
+    (Budget(n=4, m_h=1, m_ff=3), {}),
+    (Budget(n=8, m_h=3, m_v=5, m_ff=16, ff_depth=1), {"output_dim": 3}),
+    (Budget(n=6, m_h=6, m_v=2, m_ff=5, ff_depth=4), {"position_encoding": "none"}),
+    (Budget(n=5, m_h=2, m_ff=7), {"position_encoding": "sinusoidal", "projection_dim": 4}),
+    (Budget(n=3, m_h=9, m_v=1, m_ff=2, ff_depth=2), {"projection_dim": 2, "output_dim": 4}),
+    (Budget(n=32, m_h=4, m_ff=128), {"output": "pooled", "output_dim": 10}),
+]
+
+
+@pytest.mark.parametrize("budget, options", BUDGETS)
+def test_parameter_count_equals_count_params(budget, options):
+    sequence_length, input_dim = 7, 3
+    model = build_transformer(budget, sequence_length, input_dim, **options)
+    count_options = {k: v for k, v in options.items() if k != "output"}
+    assert model.count_params() == budget.parameter_count(sequence_length, input_dim, **count_options)
+
+
+def numpy_forward(model, x):
+    """Ĥ computed from the model's weights with NumPy alone."""
+    relu = lambda z: np.maximum(z, 0.0)  # noqa: E731
+
+    def feedforward(layer, h):
+        weights = layer.get_weights()
+        for kernel, bias in zip(weights[:-2:2], weights[1:-2:2]):
+            h = relu(h @ kernel + bias)
+        return h @ weights[-2] + weights[-1]
+
+    (embeddings,) = model.get_layer("position_encoding").get_weights()
+    h = feedforward(model.get_layer("f_hat"), x + embeddings[None])
+    wq, wk, wv = model.get_layer("attention").get_weights()
+    logits = np.einsum("btk,bsk->bts", h @ wq, h @ wk)
+    weights = np.exp(logits - logits.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    return feedforward(model.get_layer("F_hat"), weights @ (h @ wv))
+
+
+def test_transformer_matches_numpy_composition(rng):
+    model = build_transformer(Budget(n=6, m_h=2, m_v=3, m_ff=8, ff_depth=2), 5, 2, output_dim=2)
+    x = rng.uniform(size=(4, 5, 2)).astype("float32")
+    # float32 through two 3-layer MLPs and a softmax: ~1e-6 relative.
+    np.testing.assert_allclose(model.predict(x, verbose=0), numpy_forward(model, x), rtol=1e-4, atol=1e-5)
+
+
+def test_pooled_output_is_time_average_of_sequence_output(rng):
+    budget = Budget(n=4, m_h=2, m_ff=8)
+    sequence = build_transformer(budget, 5, 2, output_dim=3)
+    pooled = build_transformer(budget, 5, 2, output_dim=3, output="pooled")
+    pooled.set_weights(sequence.get_weights())
+    x = rng.uniform(size=(3, 5, 2)).astype("float32")
+    np.testing.assert_allclose(
+        pooled.predict(x, verbose=0), sequence.predict(x, verbose=0).mean(axis=1), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_budget_of_and_describe_recover_the_build_arguments():
+    budget = Budget(n=6, m_h=2, m_v=3, m_ff=8, ff_depth=2)
+    model = build_transformer(budget, 5, 2, output_dim=4, output="pooled", position_encoding="sinusoidal")
+    assert budget_of(model) == budget
+    summary = describe(model)
+    assert summary == {
+        "budget": budget.to_dict(),
+        "sequence_length": 5,
+        "input_dim": 2,
+        "output_dim": 4,
+        "output": "pooled",
+        "position_encoding": "sinusoidal",
+        "projection_dim": None,
+        "parameter_count": budget.parameter_count(5, 2, 4, position_encoding="sinusoidal"),
+    }
+
+
+def test_attention_logits_equal_query_key_products_and_have_rank_m_h(rng):
+    model = build_transformer(Budget(n=8, m_h=2, m_ff=8), 6, 1)
+    x = rng.uniform(size=(5, 6, 1)).astype("float32")
+    logits = attention_logits(model, x, batch_size=2)
+    q, k = query_key_features(model, x, batch_size=3)
+    assert logits.shape == (5, 6, 6) and q.shape == k.shape == (5, 6, 2)
+    np.testing.assert_allclose(logits, np.einsum("bth,bsh->bts", q, k), rtol=1e-4, atol=1e-5)
+    singular_values = np.linalg.svd(logits, compute_uv=False)  # (5, 6)
+    assert np.all(singular_values[:, 2:] < 1e-4 * singular_values[:, :1])
+
+
+def test_readouts_reject_inputs_of_the_wrong_shape():
+    model = build_transformer(Budget(n=4, m_h=2, m_ff=4), 6, 1)
+    with pytest.raises(ValueError, match=r"`x` must have shape \(N, 6, 1\)"):
+        attention_logits(model, np.zeros((2, 6, 3)))
+
+
+def test_readouts_reject_models_without_the_named_parts():
+    import keras
+
+    inputs = keras.Input((4, 1))
+    other = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    with pytest.raises(ValueError, match="not a tfapprox Transformer"):
+        budget_of(other)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"budget": {"n": 4}}, TypeError, "`budget` must be a tfapprox.Budget"),
+        ({"output": "last"}, ValueError, "`output` must be one of"),
+        ({"sequence_length": 0}, ValueError, "sequence_length=0"),
+        ({"position_encoding": "rotary"}, ValueError, "`mode` must be one of"),
+    ],
+)
+def test_build_transformer_rejects_bad_arguments(kwargs, error, message):
+    arguments = {"budget": Budget(n=4, m_h=2, m_ff=4), "sequence_length": 4, "input_dim": 1}
+    arguments.update(kwargs)
+    with pytest.raises(error, match=message):
+        build_transformer(**arguments)

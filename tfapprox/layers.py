@@ -1,0 +1,413 @@
+"""Keras layers of the one-layer, one-head Transformer of Jiang & Li (2024).
+
+The hypothesis space is
+
+    Ĥ_t(x) = F̂( Σ_{s=1..τ} softmax_s[ (W_Q f̂(x(t)))ᵀ (W_K f̂(x(s))) ] · W_V f̂(x(s)) )
+
+with position-encoded tokens x(t) ↦ A x(t) + e(t). The three layers here are
+its parts: `PositionEncoding` (A, e), `FeedForward` (f̂ and F̂) and
+`SingleHeadAttention` (W_Q, W_K, W_V and the softmax mixing). There is no
+residual connection, no layer norm and no 1/√m_h scaling unless asked for.
+
+All layers use `keras.ops` only, so they run on every Keras backend, and are
+registered for serialisation under the package name ``"tfapprox"``.
+"""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from tfapprox.budget import POSITION_ENCODINGS, check_positive_int
+
+_PACKAGE = "tfapprox"
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {choices}. Received: {name}={value!r}")
+    return value
+
+
+def _check_bool(name, value):
+    if not isinstance(value, bool):
+        raise TypeError(f"`{name}` must be a bool. Received: {name}={value!r}")
+    return value
+
+
+def sinusoidal_encoding(sequence_length, dim):
+    """The fixed encoding ``e(t)_{2i} = sin(t / 10000^{2i/d'})``, ``e(t)_{2i+1} = cos(…)``.
+
+    Returns a float32 NumPy array of shape ``(sequence_length, dim)``.
+
+    >>> sinusoidal_encoding(3, 2).astype(float).round(4).tolist()
+    [[0.0, 1.0], [0.8415, 0.5403], [0.9093, -0.4161]]
+    """
+    positions = np.arange(sequence_length, dtype=np.float64)[:, None]
+    rates = 1.0 / 10000.0 ** (2.0 * (np.arange(dim) // 2) / dim)
+    angles = positions * rates[None, :]
+    encoding = np.where(np.arange(dim) % 2 == 0, np.sin(angles), np.cos(angles))
+    return encoding.astype(np.float32)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class PositionEncoding(keras.layers.Layer):
+    """Position encoding of the tokens: ``x(t) ↦ A x(t) + e(t)``.
+
+    Jiang & Li (2024), Sec. 3: the theory needs only that tokens at different
+    positions land in disjoint sets; without an encoding the model is
+    permutation-equivariant.
+
+    Args:
+        sequence_length: int. τ, the number of positions.
+        mode: str. ``"learned"`` (e(t) trainable), ``"sinusoidal"`` (fixed
+            sines and cosines) or ``"none"`` (e = 0). Defaults to
+            ``"learned"``.
+        projection_dim: int or None. Width d' of a learned linear map
+            A ∈ R^{d'×d} applied before adding e(t); None means A = I and
+            d' = d. Defaults to None.
+        embeddings_initializer: Initializer of the learned e(t). Defaults to
+            uniform on [-1, 1], which spreads positions apart at the start.
+        kernel_initializer: Initializer of A. Defaults to ``"glorot_uniform"``.
+        **kwargs: Base layer keyword arguments, such as ``name`` and ``dtype``.
+
+    Call arguments:
+        inputs: Tensor of shape ``(batch, tau, d)``.
+
+    Returns:
+        Tensor of shape ``(batch, tau, d')``.
+
+    Example:
+
+    >>> layer = PositionEncoding(4, mode="sinusoidal", projection_dim=8)
+    >>> tuple(layer(np.zeros((2, 4, 3))).shape)
+    (2, 4, 8)
+    """
+
+    def __init__(
+        self,
+        sequence_length,
+        mode="learned",
+        projection_dim=None,
+        embeddings_initializer=None,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.sequence_length = check_positive_int("sequence_length", sequence_length)
+        self.mode = _check_choice("mode", mode, POSITION_ENCODINGS)
+        self.projection_dim = check_positive_int("projection_dim", projection_dim, allow_none=True)
+        if embeddings_initializer is None:
+            embeddings_initializer = keras.initializers.RandomUniform(-1.0, 1.0)
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(
+                f"PositionEncoding expects inputs of shape (batch, tau, d). "
+                f"Received input_shape={input_shape}"
+            )
+        tau, input_dim = input_shape[1], input_shape[2]
+        if tau is not None and tau > self.sequence_length:
+            raise ValueError(
+                f"Inputs have {tau} positions but `sequence_length` is {self.sequence_length}"
+            )
+        if input_dim is None:
+            raise ValueError("The token dimension d (last axis of the input) must be known")
+        self.input_dim = input_dim
+        self.embed_dim = self.projection_dim or input_dim
+        self.kernel = None
+        if self.projection_dim is not None:
+            self.kernel = self.add_weight(
+                name="kernel",
+                shape=(input_dim, self.projection_dim),
+                initializer=self.kernel_initializer,
+            )
+        self.embeddings = None
+        if self.mode == "learned":
+            self.embeddings = self.add_weight(
+                name="embeddings",
+                shape=(self.sequence_length, self.embed_dim),
+                initializer=self.embeddings_initializer,
+            )
+        elif self.mode == "sinusoidal":
+            self._sinusoids = sinusoidal_encoding(self.sequence_length, self.embed_dim)
+
+    def call(self, inputs):
+        hidden = inputs
+        if self.kernel is not None:
+            hidden = ops.matmul(hidden, self.kernel)  # (batch, tau, d')
+        if self.mode == "none":
+            return hidden
+        tau = ops.shape(hidden)[1]
+        if self.mode == "learned":
+            encoding = self.embeddings
+        else:
+            encoding = ops.convert_to_tensor(self._sinusoids, dtype=self.compute_dtype)
+        return hidden + ops.cast(encoding[:tau], hidden.dtype)[None]  # (batch, tau, d')
+
+    def compute_output_shape(self, input_shape):
+        embed_dim = self.projection_dim or input_shape[-1]
+        return (*input_shape[:-1], embed_dim)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "sequence_length": self.sequence_length,
+                "mode": self.mode,
+                "projection_dim": self.projection_dim,
+                "embeddings_initializer": keras.initializers.serialize(
+                    self.embeddings_initializer
+                ),
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class FeedForward(keras.layers.Layer):
+    """Token-wise feed-forward network: f̂ (R^d → R^n) or F̂ (R^{m_v} → R^{d_out}).
+
+    ``FF(z) = W_{L+1} σ(W_L … σ(W_1 z + b_1) … + b_L) + b_{L+1}`` with ``L =
+    depth`` hidden layers of width ``hidden_dim`` (m_FF), applied to every
+    token independently. Jiang & Li (2024) fix the depth and vary the width:
+    their rate C_α m_FF^{−α} is in the width.
+
+    Args:
+        hidden_dim: int. Width m_FF of every hidden layer.
+        output_dim: int. Output width (n for f̂, d_out for F̂).
+        depth: int. Number of hidden layers. Defaults to 3.
+        activation: Activation of the hidden layers. Defaults to ``"relu"``.
+        output_activation: Activation of the output layer. Defaults to None
+            (linear).
+        kernel_initializer: Defaults to ``"glorot_uniform"``.
+        bias_initializer: Defaults to ``"zeros"``.
+        **kwargs: Base layer keyword arguments, such as ``name`` and ``dtype``.
+
+    Call arguments:
+        inputs: Tensor of shape ``(..., input_dim)``.
+
+    Returns:
+        Tensor of shape ``(..., output_dim)``.
+
+    Example:
+
+    >>> ff = FeedForward(hidden_dim=16, output_dim=4, depth=2)
+    >>> tuple(ff(np.zeros((2, 5, 3))).shape)
+    (2, 5, 4)
+    >>> ff.count_params()  # (3+1)·16 + (16+1)·16 + (16+1)·4
+    404
+    """
+
+    def __init__(
+        self,
+        hidden_dim,
+        output_dim,
+        depth=3,
+        activation="relu",
+        output_activation=None,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.hidden_dim = check_positive_int("hidden_dim", hidden_dim)
+        self.output_dim = check_positive_int("output_dim", output_dim)
+        self.depth = check_positive_int("depth", depth)
+        self.activation = keras.activations.get(activation)
+        self.output_activation = keras.activations.get(output_activation)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        dense = dict(
+            kernel_initializer=self.kernel_initializer,
+            bias_initializer=self.bias_initializer,
+            dtype=self.dtype_policy,
+        )
+        self.hidden_layers = [
+            keras.layers.Dense(self.hidden_dim, activation=self.activation, name=f"hidden_{i}", **dense)
+            for i in range(self.depth)
+        ]
+        self.output_layer = keras.layers.Dense(
+            self.output_dim, activation=self.output_activation, name="output", **dense
+        )
+
+    def build(self, input_shape):
+        shape = tuple(input_shape)
+        for layer in self.hidden_layers:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+        self.output_layer.build(shape)
+
+    def call(self, inputs):
+        hidden = inputs
+        for layer in self.hidden_layers:
+            hidden = layer(hidden)  # (..., m_FF)
+        return self.output_layer(hidden)  # (..., output_dim)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.output_dim)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "hidden_dim": self.hidden_dim,
+                "output_dim": self.output_dim,
+                "depth": self.depth,
+                "activation": keras.activations.serialize(self.activation),
+                "output_activation": keras.activations.serialize(self.output_activation),
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class SingleHeadAttention(keras.layers.Layer):
+    """Dot-product self-attention with independent widths m_h and m_v.
+
+    ``out_t = Σ_s softmax_s(ρ̂_ts) v_s`` with ``ρ̂_ts = q_tᵀ k_s``,
+    ``q_t = W_Q h_t``, ``k_s = W_K h_s``, ``v_s = W_V h_s`` and
+    W_Q, W_K ∈ R^{m_h×n}, W_V ∈ R^{m_v×n} (Jiang & Li 2024, Eq. 3). The
+    pre-softmax matrix ρ̂ has rank ≤ m_h: that rank budget is what ``key_dim``
+    buys. No biases and no 1/√m_h scaling (unless ``use_scale=True``); the
+    attention is over the whole sequence unless ``causal=True``. The softmax
+    runs in float32 under a mixed-precision policy.
+
+    Args:
+        key_dim: int. m_h, the query/key width.
+        value_dim: int or None. m_v, the value width. Defaults to the input
+            width n.
+        use_scale: bool. Multiply ρ̂ by 1/√m_h. Defaults to False (as in the
+            paper).
+        causal: bool. Let token t attend only to s ≤ t. Defaults to False.
+        kernel_initializer: Initializer of W_Q, W_K, W_V. Defaults to
+            ``"glorot_uniform"``.
+        **kwargs: Base layer keyword arguments, such as ``name`` and ``dtype``.
+
+    Call arguments:
+        inputs: Tensor of shape ``(batch, tau, n)``.
+        mask: Optional boolean mask, ``(batch, tau)`` over the keys or
+            ``(batch, tau, tau)`` over (query, key) pairs; True means attend.
+        return_attention_logits: bool. Also return ρ̂ (after scaling, before
+            masking and softmax). Works inside jit-compiled models.
+
+    Returns:
+        Tensor ``(batch, tau, m_v)``, or the tuple ``(output, logits)`` with
+        logits of shape ``(batch, tau, tau)``.
+
+    Example:
+
+    >>> attention = SingleHeadAttention(key_dim=2, value_dim=3)
+    >>> out, logits = attention(np.ones((1, 4, 5)), return_attention_logits=True)
+    >>> tuple(out.shape), tuple(logits.shape)
+    ((1, 4, 3), (1, 4, 4))
+    """
+
+    def __init__(
+        self,
+        key_dim,
+        value_dim=None,
+        use_scale=False,
+        causal=False,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.key_dim = check_positive_int("key_dim", key_dim)
+        self.value_dim = check_positive_int("value_dim", value_dim, allow_none=True)
+        self.use_scale = _check_bool("use_scale", use_scale)
+        self.causal = _check_bool("causal", causal)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        if len(input_shape) != 3 or input_shape[-1] is None:
+            raise ValueError(
+                "SingleHeadAttention expects inputs of shape (batch, tau, n) with n known. "
+                f"Received input_shape={input_shape}"
+            )
+        width = input_shape[-1]
+        self._value_dim = self.value_dim or width
+        self.query_kernel = self.add_weight(
+            name="query_kernel", shape=(width, self.key_dim), initializer=self.kernel_initializer
+        )
+        self.key_kernel = self.add_weight(
+            name="key_kernel", shape=(width, self.key_dim), initializer=self.kernel_initializer
+        )
+        self.value_kernel = self.add_weight(
+            name="value_kernel", shape=(width, self._value_dim), initializer=self.kernel_initializer
+        )
+
+    def project(self, inputs):
+        """Queries, keys and values ``(q, k, v)`` of ``inputs`` (batch, tau, n).
+
+        One matmul with the concatenated kernel [W_Q | W_K | W_V], then split.
+        """
+        kernel = ops.concatenate([self.query_kernel, self.key_kernel, self.value_kernel], axis=1)
+        qkv = ops.matmul(inputs, kernel)  # (batch, tau, 2 m_h + m_v)
+        m_h = self.key_kernel.shape[-1]
+        return qkv[..., :m_h], qkv[..., m_h : 2 * m_h], qkv[..., 2 * m_h :]
+
+    def call(self, inputs, mask=None, return_attention_logits=False):
+        query, key, value = self.project(inputs)  # (batch, tau, m_h), (…, m_h), (…, m_v)
+        logits = ops.matmul(query, ops.transpose(key, (0, 2, 1)))  # (batch, tau, tau)
+        if self.use_scale:
+            logits = logits * ops.cast(1.0 / math.sqrt(self.key_dim), logits.dtype)
+        scores = ops.cast(logits, "float32")
+        keep = self._attention_mask(inputs, mask)
+        if keep is not None:
+            scores = ops.where(keep, scores, ops.full_like(scores, -1e9))
+        weights = ops.cast(ops.softmax(scores, axis=-1), value.dtype)  # (batch, tau, tau)
+        outputs = ops.matmul(weights, value)  # (batch, tau, m_v)
+        if return_attention_logits:
+            return outputs, logits
+        return outputs
+
+    def _attention_mask(self, inputs, mask):
+        """Boolean (batch or 1, tau, tau) of pairs to keep, or None for all."""
+        keep = None
+        if mask is not None:
+            mask = ops.cast(mask, "bool")
+            keep = mask[:, None, :] if len(mask.shape) == 2 else mask  # (batch, 1|tau, tau)
+        if self.causal:
+            tau = ops.shape(inputs)[1]
+            rows = ops.arange(tau)[:, None]
+            cols = ops.arange(tau)[None, :]
+            causal = (cols <= rows)[None]  # (1, tau, tau)
+            keep = causal if keep is None else ops.logical_and(keep, causal)
+        return keep
+
+    def compute_mask(self, inputs, mask=None):
+        if mask is None or len(mask.shape) != 2:
+            return None
+        return mask
+
+    def compute_output_shape(self, input_shape):
+        value_dim = self.value_dim or input_shape[-1]
+        return (*input_shape[:-1], value_dim)
+
+    def compute_output_spec(self, inputs, mask=None, return_attention_logits=False):
+        output = keras.KerasTensor(self.compute_output_shape(inputs.shape), dtype=self.compute_dtype)
+        if not return_attention_logits:
+            return output
+        batch, tau = inputs.shape[0], inputs.shape[1]
+        return output, keras.KerasTensor((batch, tau, tau), dtype=self.compute_dtype)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "key_dim": self.key_dim,
+                "value_dim": self.value_dim,
+                "use_scale": self.use_scale,
+                "causal": self.causal,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            }
+        )
+        return config
