@@ -23,12 +23,16 @@ def library_errors(command):
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except click.ClickException:
-            raise
+        except (click.ClickException, BrokenPipeError):
+            raise  # click shows the first; the second is a closed pipe (`| head`)
         except FileNotFoundError as err:
             message = str(err) if not err.filename else f"file not found: {err.filename}"
             raise click.ClickException(message) from None
-        except (ValueError, TypeError, OSError) as err:
+        except OSError as err:
+            if err.filename and err.strerror:
+                raise click.ClickException(f"{err.strerror}: {err.filename}") from None
+            raise click.ClickException(" ".join(str(err).split()) or type(err).__name__) from None
+        except (ValueError, TypeError) as err:
             raise click.ClickException(" ".join(str(err).split()) or type(err).__name__) from None
 
     return wrapper
@@ -49,3 +53,22 @@ def echo_json(obj):
         raise TypeError(f"Object of type {type(value).__name__} is not JSON serialisable")
 
     click.echo(json.dumps(obj, indent=2, sort_keys=True, default=default))
+
+
+def save_figure(fig, path):
+    """Write a matplotlib figure atomically, in the format of ``path``'s suffix, and close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from tfapprox import _io
+
+    suffix = os.path.splitext(path)[1].lstrip(".").lower() or "png"
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format=suffix, dpi=120)
+    except ValueError as err:
+        raise ValueError(f"cannot write plot {path}: {err}") from None
+    finally:
+        plt.close(fig)
+    _io.atomic_write_bytes(path, buffer.getvalue())

@@ -13,7 +13,41 @@ from tfapprox_cli import estimate, targets, theory, train  # noqa: E402
 from tfapprox_cli._common import quiet_tensorflow  # noqa: E402
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _OneLineError(click.ClickException):
+    """A usage error shown as one line, with click's exit code for it (2)."""
+
+    exit_code = 2
+
+
+class TfapproxGroup(click.Group):
+    """The root group: usage errors are one line naming the bad value.
+
+    click prints a usage error as three lines (usage, a hint, the error);
+    tfapprox prints ``Error: <what is wrong> (see 'tfapprox CMD --help')``
+    and exits with status 2.
+    """
+
+    def make_context(self, *args, **kwargs):
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as err:
+            raise _one_line(err) from None
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as err:
+            raise _one_line(err) from None
+
+
+def _one_line(err):
+    message = " ".join(err.format_message().split())
+    if err.ctx is not None:
+        message += f" (see '{err.ctx.command_path} --help')"
+    return _OneLineError(message)
+
+
+@click.group(cls=TfapproxGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tfapprox")
 def main():
     """tfapprox: approximation theory of Transformers, as a Keras toolkit.

@@ -43,6 +43,22 @@ def check_positive_int(name, value, *, allow_none=False):
     return int(value)
 
 
+def check_seed(name, value):
+    """Validate a seed: a non-negative int (not a bool); return it as ``int``.
+
+    >>> check_seed("seed", 0)
+    0
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"`{name}` must be a non-negative int. Received: {name}={value!r} "
+            f"of type {type(value).__name__}"
+        )
+    if value < 0:
+        raise ValueError(f"`{name}` must be a non-negative int. Received: {name}={value!r}")
+    return int(value)
+
+
 def feedforward_parameter_count(input_dim, hidden_dim, output_dim, depth):
     """Trainable parameters of `tfapprox.layers.FeedForward`.
 

@@ -174,7 +174,108 @@ def load_dataset(path):
             metadata = json.loads(str(arrays["metadata"]))
         except json.JSONDecodeError as err:
             raise ValueError(f"{path} has corrupt `metadata` JSON: {err}") from None
+        if not isinstance(metadata, dict):
+            raise ValueError(
+                f"{path} has corrupt `metadata`: a JSON object is expected, "
+                f"found {type(metadata).__name__}"
+            )
     try:
         return Dataset(arrays["x"], arrays["y"], metadata)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
+
+
+#: Fraction of `digits_patches`' images held out for testing (stratified).
+DIGITS_TEST_FRACTION = 0.25
+
+
+def digits_patches(patch=2, *, test_fraction=DIGITS_TEST_FRACTION, seed=0):
+    """scikit-learn's bundled digits as sequences of image patches (offline).
+
+    The 1797 images of `sklearn.datasets.load_digits` (8×8, 16 grey levels)
+    are scaled to ``[0, 1]`` (pixel / 16) and cut into non-overlapping
+    ``patch × patch`` squares, taken in row-major order (left to right, top
+    to bottom); each patch is flattened row-major into one token:
+
+    - ``patch=2``: ``τ = 16`` tokens of ``d = 4`` values;
+    - ``patch=4``: ``τ = 4`` tokens of ``d = 16`` values.
+
+    Token ``t`` of image ``I`` holds ``I[patch·r + a, patch·c + b]`` at index
+    ``a·patch + b``, with ``(r, c) = divmod(t, 8 // patch)``.
+
+    The split is fixed: `sklearn.model_selection.train_test_split` with
+    ``test_size=test_fraction``, ``stratify=labels`` (every digit in the same
+    proportion in both parts) and ``random_state=seed``; the rows of each part
+    keep the order of `load_digits`. With the defaults: 1347 training and 450
+    test sequences. This is the offline stand-in for CIFAR-10 (paper Fig. 1).
+
+    Args:
+        patch: int, 2 or 4. Patch side. Defaults to 2.
+        test_fraction: float in (0, 1). Defaults to 0.25.
+        seed: int. Seed of the split. Defaults to 0.
+
+    Returns:
+        ``(train, test)``: two `Dataset` objects with float32 ``x``
+        ``(N, τ, d)`` and int64 labels ``y`` ``(N,)`` in ``0..9``. Their
+        metadata records the source, patch, split (``"train"``/``"test"``),
+        ``test_fraction``, ``seed``, the rows' ``indices`` into `load_digits`
+        and the per-class counts.
+
+    Example:
+
+    >>> train, test = digits_patches(patch=4)
+    >>> train.x.shape, test.x.shape
+    ((1347, 4, 16), (450, 4, 16))
+    """
+    if isinstance(patch, bool) or not isinstance(patch, (int, np.integer)) or patch not in (2, 4):
+        raise ValueError(f"`patch` must be 2 or 4. Received: patch={patch!r}")
+    patch = int(patch)
+    if (
+        isinstance(test_fraction, bool)
+        or not isinstance(test_fraction, (int, float, np.floating))
+        or not 0.0 < float(test_fraction) < 1.0
+    ):
+        raise ValueError(
+            f"`test_fraction` must be a number in (0, 1). Received: test_fraction={test_fraction!r}"
+        )
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"`seed` must be a non-negative int. Received: seed={seed!r}")
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    images = digits.images.astype(np.float64) / 16.0  # (N, 8, 8)
+    labels = digits.target.astype(np.int64)  # (N,)
+    count, grid = images.shape[0], 8 // patch
+    tokens = (
+        images.reshape(count, grid, patch, grid, patch)  # (N, row, a, col, b)
+        .transpose(0, 1, 3, 2, 4)  # (N, row, col, a, b)
+        .reshape(count, grid * grid, patch * patch)  # (N, tau, d)
+        .astype(np.float32)
+    )
+    train_rows, test_rows = train_test_split(
+        np.arange(count),
+        test_size=float(test_fraction),
+        stratify=labels,
+        random_state=int(seed),
+    )
+    parts = []
+    for split, rows in (("train", np.sort(train_rows)), ("test", np.sort(test_rows))):
+        metadata = {
+            "source": "sklearn.datasets.load_digits",
+            "description": f"8x8 digits as {grid * grid} row-major patches of {patch}x{patch} "
+            "pixels, scaled to [0,1]",
+            "patch": patch,
+            "sequence_length": grid * grid,
+            "input_dim": patch * patch,
+            "num_classes": 10,
+            "split": split,
+            "test_fraction": float(test_fraction),
+            "seed": int(seed),
+            "num_samples": int(rows.size),
+            "class_counts": np.bincount(labels[rows], minlength=10).tolist(),
+            "indices": rows.tolist(),
+            "task": "labels",
+        }
+        parts.append(Dataset(tokens[rows], labels[rows], metadata))
+    return tuple(parts)
