@@ -1,13 +1,41 @@
 """Helpers shared by the tfapprox commands: errors, JSON output, lazy imports."""
 
+import contextlib
 import functools
 import json
 import os
+import warnings
 
 
 def quiet_tensorflow():
     """Silence TensorFlow's C++ start-up logging (call before importing it)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@contextlib.contextmanager
+def _one_line_warnings():
+    """Show tfapprox's warnings (and any RuntimeWarning) once each, as ``Warning: ...`` lines.
+
+    Python's default format prints the file, line and source of the call;
+    a command-line user needs the message only.
+    """
+    import click
+
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__import__("tfapprox").__file__)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            shown = set()
+            for warning in caught:
+                ours = os.path.abspath(warning.filename).startswith(package)
+                if not (ours or issubclass(warning.category, RuntimeWarning)):
+                    continue
+                message = " ".join(str(warning.message).split())
+                if message not in shown:
+                    shown.add(message)
+                    click.echo(f"Warning: {message}", err=True)
 
 
 def library_errors(command):
@@ -22,7 +50,8 @@ def library_errors(command):
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
+            with _one_line_warnings():
+                return command(*args, **kwargs)
         except (click.ClickException, BrokenPipeError):
             raise  # click shows the first; the second is a closed pipe (`| head`)
         except FileNotFoundError as err:

@@ -6,7 +6,6 @@ that needs it.
 """
 
 import os
-import warnings
 
 import click
 
@@ -115,26 +114,21 @@ def train(
 
     dataset, held_out, source = _training_data(data, samples, data_seed)
     budget = Budget(n=n, m_h=m_h, m_v=m_v, m_ff=m_ff, ff_depth=ff_depth)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", RuntimeWarning)
-        result = training.fit(
-            budget,
-            dataset,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            patience=patience,
-            restarts=restarts,
-            seed=seed,
-            jit_compile=not no_jit,
-            log_dir=log_dir,
-            validation_data=held_out,
-            model_kwargs={"position_encoding": position_encoding},
-            verbose=0 if json_ else 1,
-        )
-    for warning in caught:
-        if issubclass(warning.category, RuntimeWarning):
-            click.echo(f"Warning: {warning.message}", err=True)
+    result = training.fit(
+        budget,
+        dataset,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        patience=patience,
+        restarts=restarts,
+        seed=seed,
+        jit_compile=not no_jit,
+        log_dir=log_dir,
+        validation_data=held_out,
+        model_kwargs={"position_encoding": position_encoding},
+        verbose=0 if json_ else 1,
+    )
     model_path = os.path.join(out, "model.keras")
     result_path = os.path.join(out, "result.json")
     export.save_model(result.model, model_path)
