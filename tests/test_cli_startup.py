@@ -1,0 +1,81 @@
+"""`tfapprox --help` and `tfapprox bound` start without TensorFlow, Keras or scikit-learn.
+
+Each command runs in a fresh interpreter, ``python -X importtime -m
+tfapprox_cli ...`` (the same entry point as the console script), and the
+import log on stderr is read for the heavy packages. No timing thresholds:
+the timings are in ``analysis/bench_cli.py``.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tfapprox import _io, theory
+
+HEAVY = {"tensorflow", "keras", "sklearn"}
+BOUND = ["bound", "--tau", "16", "--beta", "1.0", "--alpha", "0.5", "--m-ff", "128"]
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    """The session's derivation cache folder, filled (derived at most once per session)."""
+    folder = str(tmp_path_factory.getbasetemp() / "tfapprox-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TFAPPROX_CACHE_DIR", folder)
+        if theory._read_cache(theory.cache_path()) is None:
+            _io.atomic_write_json(theory.cache_path(), theory._load())
+    return folder
+
+
+def imported_packages(args, cache_dir):
+    """Run ``tfapprox ARGS`` in a fresh interpreter; return its stdout and top-level imports."""
+    env = {key: value for key, value in os.environ.items() if key != "TFAPPROX_LAZY_IMPORT"}
+    env["TFAPPROX_CACHE_DIR"] = cache_dir
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "tfapprox_cli", *args],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    packages = set()
+    for line in done.stderr.splitlines():
+        if line.startswith("import time:") and line.count("|") == 2:
+            name = line.rsplit("|", 1)[1].strip()
+            packages.add(name.split(".")[0])
+    assert "tfapprox_cli" in packages  # the log was read
+    return done.stdout, packages
+
+
+def test_help_imports_no_tensorflow_keras_or_sklearn(cache_dir):
+    stdout, packages = imported_packages(["--help"], cache_dir)
+    assert "bound" in stdout
+    assert not packages & HEAVY, sorted(packages & HEAVY)
+
+
+def test_bound_imports_no_tensorflow_keras_or_sklearn(cache_dir):
+    stdout, packages = imported_packages(BOUND, cache_dir)
+    assert "m_h*(m_FF = 128)" in stdout
+    assert not packages & HEAVY, sorted(packages & HEAVY)
+
+
+def test_bound_params_json_imports_no_tensorflow_keras_or_sklearn(cache_dir):
+    args = ["bound", "--tau", "16", "--beta", "1.0", "--alpha", "0.5", "--params", "50000",
+            "--d", "1", "--json"]
+    stdout, packages = imported_packages(args, cache_dir)
+    assert '"params_used"' in stdout
+    assert not packages & HEAVY, sorted(packages & HEAVY)
+
+
+def test_bound_with_warm_cache_does_not_import_sympy(cache_dir):
+    _, packages = imported_packages(BOUND, cache_dir)
+    assert "sympy" not in packages
+    assert "tfapprox" in packages
+
+
+def test_bound_with_empty_cache_reads_the_bundled_derivation(tmp_path):
+    stdout, packages = imported_packages(BOUND, str(tmp_path))
+    assert "m_h*(m_FF = 128)" in stdout
+    assert "sympy" not in packages  # the derivation shipped in tfapprox_data
+    assert not packages & HEAVY, sorted(packages & HEAVY)
+    assert os.listdir(tmp_path) == []
