@@ -1,0 +1,41 @@
+"""The README's quick start stays in step with CI and the CLI."""
+
+import pathlib
+import re
+import shlex
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def quick_start_commands():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```bash\n(.*?)\n```", section, flags=re.S)
+
+
+def test_quick_start_is_exactly_two_commands():
+    commands = quick_start_commands()
+    assert len(commands) == 2
+    assert all("\n" not in command for command in commands)
+
+
+def test_ci_runs_the_readme_test_command():
+    _, test_command = quick_start_commands()
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert test_command in ci.splitlines()
+
+
+def test_main_job_arguments_are_accepted_by_the_cli():
+    main_job, _ = quick_start_commands()
+    install, _, job = main_job.partition(" && ")
+    assert install == "pip install -e ."
+    words = shlex.split(job)
+    assert words[:2] == ["tfapprox", "train"]
+    # The command line parses and validates (DATA is a bundled preset), without training.
+    from tfapprox.targets import preset_names
+    from tfapprox_cli.main import main
+
+    command = main.get_command(None, "train")
+    context = command.make_context("train", words[2:])
+    assert context.params["data"] in preset_names()
+    assert context.params["epochs"] >= 1
