@@ -37,7 +37,9 @@ def inputs_file(tmp_path, rng):
 
 @pytest.fixture(scope="module")
 def targets():
-    return pytest.importorskip("tfapprox.targets")
+    from tfapprox import targets
+
+    return targets
 
 
 def test_estimate_model_json_has_the_bound_keys_and_rank_at_most_m_h(model_file):
@@ -151,3 +153,16 @@ def test_estimate_json_is_parseable_and_sorted(model_file):
     text = run_cli("estimate", model_file, "--order", "8", "--json").output
     assert list(json.loads(text)) == sorted(json.loads(text))
     assert np.isfinite(json.loads(text)["beta"])
+
+
+def test_estimate_json_feeds_bound_from_estimate(targets, tmp_path):
+    estimate = run_cli("estimate", "fig5b-rinf", "--json").output
+    path = tmp_path / "est.json"
+    path.write_text(estimate)
+    fitted = json.loads(estimate)
+    out = run_cli_json("bound", "--from-estimate", path, "--tau", 16, "--alpha", 0.5, "--m-ff", 128)
+    from tfapprox import theory
+
+    bound = theory.Bound(tau=16, alpha=0.5, beta=fitted["beta"], c_beta=fitted["c_beta"])
+    assert out["m_h_opt"] == pytest.approx(bound.optimal_m_h(128), rel=1e-12)
+    assert out["m_h"] == bound.integer_m_h(128) == 2
