@@ -21,7 +21,9 @@ def _one_line_warnings():
     """
     import click
 
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__import__("tfapprox").__file__)))
+    import tfapprox
+
+    package = os.path.dirname(os.path.abspath(tfapprox.__file__)) + os.sep
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

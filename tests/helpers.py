@@ -19,7 +19,7 @@ def run_cli(*args, expect_exit=0):
 
 def run_cli_json(*args):
     """Invoke ``tfapprox ARGS --json`` and return the parsed JSON."""
-    return json.loads(run_cli(*args, "--json").output)
+    return json.loads(run_cli(*args, "--json").stdout)
 
 
 def assert_one_line_error(result, *fragments):

@@ -156,7 +156,7 @@ def test_estimate_json_is_parseable_and_sorted(model_file):
 
 
 def test_estimate_json_feeds_bound_from_estimate(targets, tmp_path):
-    estimate = run_cli("estimate", "fig5b-rinf", "--json").output
+    estimate = run_cli("estimate", "fig5b-rinf", "--json").stdout
     path = tmp_path / "est.json"
     path.write_text(estimate)
     fitted = json.loads(estimate)
