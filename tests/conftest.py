@@ -15,6 +15,18 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 
+def pytest_configure(config):
+    # Keras' TensorFlow backend calls np.array(tensor), which NumPy 2 reports
+    # as deprecated because TensorFlow's __array__ has no `copy` keyword. The
+    # warning comes from inside Keras, not from tfapprox; any other warning
+    # still shows in the summary.
+    config.addinivalue_line(
+        "filterwarnings",
+        "ignore:__array__ implementation doesn't accept a copy keyword"
+        ":DeprecationWarning:keras",
+    )
+
+
 @pytest.fixture
 def rng():
     """A seeded NumPy generator: tests are reproducible."""
