@@ -135,6 +135,18 @@ def test_not_converging_warns_and_says_so():
     assert info["converged"] is False
 
 
+def test_capped_grid_estimates_its_error_from_the_order_below():
+    sigmas = np.arange(1, 17) ** -1.0
+    with pytest.warns(RuntimeWarning, match="did not converge"):
+        values, info = pod.kernel_spectrum(sine_kernel(sigmas), 1, max_points=60, return_info=True)
+    # Orders 16, 32, then the cap 60: the 32 → 60 jump says nothing about
+    # order 60, so the estimate compares 59 with 60.
+    assert [h["order"] for h in info["history"]] == [16, 32, 60, 60]
+    assert info["history"][-1]["compared_with_order"] == 59
+    true_error = np.max(np.abs(values[:16] - sigmas) / sigmas)
+    assert true_error <= info["error_estimate"] < 1e-3 < info["history"][-2]["relative_change"]
+
+
 def test_position_only_kernel_uses_counting_measure_weights():
     tau = 5
     a, b = np.arange(1.0, tau + 1), np.linspace(-1, 1, tau)

@@ -376,6 +376,15 @@ def _spectrum(build, axes, positions, *, method, order, num_points, tol, check_r
                 if change <= tol:
                     break
             previous = values
+        if order is None and change > tol and len(orders) > 1 and current - 1 > orders[-2]:
+            # Capped after a jump (say 8 → 11): the change over the jump
+            # measures the coarser rule's error, not this one's. For these
+            # exponentially converging rules the change from order − 1
+            # bounds the final error far more tightly, so use it.
+            below, _ = weighted(*gauss_rule(axes, current - 1))
+            change, errors = _relative_change(below, values, check_rtol)
+            info["history"].append({"order": current, "relative_change": change,
+                                    "compared_with_order": current - 1})
         converged = order is not None or change <= tol
         info.update(order=current, num_points=len(nodes), converged=bool(converged),
                     error_estimate=change, masked_fraction=masked_fraction)
@@ -452,7 +461,9 @@ def kernel_spectrum(
     Grid choice (``order``/``num_points`` None): Gauss rules start at 8
     nodes per axis (d = 1) or 4 (d = 2) and double until the singular values
     ``σ_k ≥ check_rtol · σ_1`` change by at most ``tol`` (relative), or the
-    matrix would exceed ``max_points`` rows (then a `RuntimeWarning`). QMC
+    matrix would exceed ``max_points`` rows; at that cap the error estimate
+    compares the last order with the order one below, and a `RuntimeWarning`
+    says when it is still above ``tol``. QMC
     starts at 256 points and doubles until the standard error of those
     values over ``replicas`` random shifts is below ``tol`` (relative) or
     the cap is reached; the error estimate is reported either way.
