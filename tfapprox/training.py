@@ -32,7 +32,8 @@ import time
 import warnings
 
 from tfapprox import _io
-from tfapprox.budget import Budget, check_positive_int, check_seed
+from tfapprox._checks import check_positive_int, check_real, check_seed
+from tfapprox.budget import Budget
 
 STOP_REASONS = ("max_epochs", "plateau", "non_finite")
 RUN_KEYS = ("budget", "loss", "seed")
@@ -136,18 +137,6 @@ class FitResult:
 
 # ----------------------------------------------------------------------------
 # Argument checks
-
-
-def _check_number(name, value, *, minimum=None, strictly=True):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"`{name}` must be a number. Received: {name}={value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"`{name}` must be finite. Received: {name}={value!r}")
-    if minimum is not None and (value <= minimum if strictly else value < minimum):
-        relation = ">" if strictly else ">="
-        raise ValueError(f"`{name}` must be {relation} {minimum}. Received: {name}={value!r}")
-    return value
 
 
 def _as_dataset(data, name="data"):
@@ -258,12 +247,12 @@ def training_hyperparameters(
     batch_size = check_positive_int("batch_size", batch_size)
     restarts = check_positive_int("restarts", restarts)
     patience = check_positive_int("patience", patience)
-    learning_rate = _check_number("learning_rate", learning_rate, minimum=0.0)
-    min_delta = _check_number("min_delta", min_delta, minimum=0.0, strictly=False)
-    min_rel_delta = _check_number("min_rel_delta", min_rel_delta, minimum=0.0, strictly=False)
+    learning_rate = check_real("learning_rate", learning_rate, low=0, low_open=True)
+    min_delta = check_real("min_delta", min_delta, low=0)
+    min_rel_delta = check_real("min_rel_delta", min_rel_delta, low=0)
     if min_rel_delta >= 1.0:
         raise ValueError(f"`min_rel_delta` must be < 1. Received: min_rel_delta={min_rel_delta!r}")
-    reduce_lr_factor = _check_number("reduce_lr_factor", reduce_lr_factor, minimum=0.0)
+    reduce_lr_factor = check_real("reduce_lr_factor", reduce_lr_factor, low=0, low_open=True)
     if reduce_lr_factor >= 1.0:
         raise ValueError(
             f"`reduce_lr_factor` must be < 1. Received: reduce_lr_factor={reduce_lr_factor!r}"
@@ -271,9 +260,7 @@ def training_hyperparameters(
     if reduce_lr_patience is None:
         reduce_lr_patience = max(1, patience // 3)
     reduce_lr_patience = check_positive_int("reduce_lr_patience", reduce_lr_patience)
-    min_learning_rate = _check_number(
-        "min_learning_rate", min_learning_rate, minimum=0.0, strictly=False
-    )
+    min_learning_rate = check_real("min_learning_rate", min_learning_rate, low=0)
     if model_kwargs is not None and not isinstance(model_kwargs, dict):
         raise TypeError(f"`model_kwargs` must be a dict. Received: {type(model_kwargs).__name__}")
     return _normalise(
@@ -835,7 +822,9 @@ def sweep(data, budgets, results_path, *, seeds=(0,), progress=True, **fit_kwarg
             if progress:
                 print(f"{label}: already in results (loss {done[key]['loss']:.4g})", file=sys.stderr, flush=True)
             continue
-        result = fit(budget, dataset, seed=seed, **fit_kwargs)
+        # Train with exactly the recorded hyperparameters, so the run's key
+        # matches the file whatever defaults `fit` has.
+        result = fit(budget, dataset, seed=seed, **{**fit_kwargs, **hyperparameters})
         run = _normalise(result.to_dict())
         results["runs"].append(run)
         _io.atomic_write_json(results_path, results)
