@@ -14,49 +14,10 @@ theory checker use it without TensorFlow.
 """
 
 import dataclasses
-import numbers
+
+from tfapprox._checks import check_positive_int
 
 POSITION_ENCODINGS = ("learned", "sinusoidal", "none")
-
-
-def check_positive_int(name, value, *, allow_none=False):
-    """Return `value` as an `int` if it is a positive integer, else raise.
-
-    Booleans are refused (``True`` is an ``int`` in Python but never a width).
-
-    >>> check_positive_int("m_h", 4)
-    4
-    >>> check_positive_int("m_h", 0)
-    Traceback (most recent call last):
-    ...
-    ValueError: `m_h` must be a positive int. Received: m_h=0
-    """
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"`{name}` must be a positive int. Received: {name}={value!r} "
-            f"of type {type(value).__name__}"
-        )
-    if value < 1:
-        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
-    return int(value)
-
-
-def check_seed(name, value):
-    """Validate a seed: a non-negative int (not a bool); return it as ``int``.
-
-    >>> check_seed("seed", 0)
-    0
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"`{name}` must be a non-negative int. Received: {name}={value!r} "
-            f"of type {type(value).__name__}"
-        )
-    if value < 0:
-        raise ValueError(f"`{name}` must be a non-negative int. Received: {name}={value!r}")
-    return int(value)
 
 
 def feedforward_parameter_count(input_dim, hidden_dim, output_dim, depth):

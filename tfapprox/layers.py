@@ -19,21 +19,10 @@ import keras
 import numpy as np
 from keras import ops
 
-from tfapprox.budget import POSITION_ENCODINGS, check_positive_int
+from tfapprox._checks import check_bool, check_choice, check_positive_int
+from tfapprox.budget import POSITION_ENCODINGS
 
 _PACKAGE = "tfapprox"
-
-
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"`{name}` must be one of {choices}. Received: {name}={value!r}")
-    return value
-
-
-def _check_bool(name, value):
-    if not isinstance(value, bool):
-        raise TypeError(f"`{name}` must be a bool. Received: {name}={value!r}")
-    return value
 
 
 def sinusoidal_encoding(sequence_length, dim):
@@ -96,7 +85,7 @@ class PositionEncoding(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self.sequence_length = check_positive_int("sequence_length", sequence_length)
-        self.mode = _check_choice("mode", mode, POSITION_ENCODINGS)
+        self.mode = check_choice("mode", mode, POSITION_ENCODINGS)
         self.projection_dim = check_positive_int("projection_dim", projection_dim, allow_none=True)
         if embeddings_initializer is None:
             embeddings_initializer = keras.initializers.RandomUniform(-1.0, 1.0)
@@ -321,8 +310,8 @@ class SingleHeadAttention(keras.layers.Layer):
         super().__init__(**kwargs)
         self.key_dim = check_positive_int("key_dim", key_dim)
         self.value_dim = check_positive_int("value_dim", value_dim, allow_none=True)
-        self.use_scale = _check_bool("use_scale", use_scale)
-        self.causal = _check_bool("causal", causal)
+        self.use_scale = check_bool("use_scale", use_scale)
+        self.causal = check_bool("causal", causal)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.supports_masking = True
 

@@ -14,7 +14,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from tfapprox.budget import Budget, check_positive_int
+from tfapprox._checks import check_positive_int
+from tfapprox.budget import Budget
 from tfapprox.layers import FeedForward, PositionEncoding, SingleHeadAttention
 
 OUTPUTS = ("sequence", "pooled")

@@ -52,51 +52,14 @@ import warnings
 
 import numpy as np
 
+from tfapprox._checks import check_choice, check_int, check_real
+
 METHODS = ("auto", "gauss", "qmc")
 MASKED = ("zero", "min", "raise")
 
 # First Gauss order tried by the automatic rule, per axis, for d = 1, 2, 3+.
 _FIRST_ORDER = {1: 8, 2: 4}
 _FIRST_QMC_POINTS = 256
-
-
-# --------------------------------------------------------------------------
-# Argument checks
-
-
-def _check_real(name, value, *, low=None, high=None, low_open=False, high_open=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise TypeError(
-            f"`{name}` must be a finite real number. Received: {name}={value!r}"
-            + ("" if isinstance(value, numbers.Real) else f" of type {type(value).__name__}")
-        )
-    bad_low = low is not None and (value <= low if low_open else value < low)
-    bad_high = high is not None and (value >= high if high_open else value > high)
-    if bad_low or bad_high:
-        lo = "(" if low_open else "["
-        hi = ")" if high_open else "]"
-        interval = f"{lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"
-        raise ValueError(f"`{name}` must lie in {interval}. Received: {name}={value!r}")
-    return float(value)
-
-
-def _check_int(name, value, *, minimum=1, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"`{name}` must be an int >= {minimum}. Received: {name}={value!r} "
-            f"of type {type(value).__name__}"
-        )
-    if value < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}. Received: {name}={value!r}")
-    return int(value)
-
-
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"`{name}` must be one of {choices}. Received: {name}={value!r}")
-    return value
 
 
 # --------------------------------------------------------------------------
@@ -186,7 +149,7 @@ def gauss_rule(domain, order):
     (1.0, 0.166666666667)
     """
     axes = _parse_domain(domain)
-    order = _check_int("order", order)
+    order = check_int("order", order)
     rules = [_axis_rule(axis, order) for axis in axes]
     grids = np.meshgrid(*[r[0] for r in rules], indexing="ij")
     wgrids = np.meshgrid(*[r[1] for r in rules], indexing="ij")
@@ -227,8 +190,8 @@ def halton(num_points, dim, *, seed=None):
     >>> halton(4, 2).tolist()
     [[0.5, 0.3333333333333333], [0.25, 0.6666666666666666], [0.75, 0.1111111111111111], [0.125, 0.4444444444444444]]
     """
-    num_points = _check_int("num_points", num_points)
-    dim = _check_int("dim", dim)
+    num_points = check_int("num_points", num_points)
+    dim = check_int("dim", dim)
     index = np.arange(1, num_points + 1)
     points = np.empty((num_points, dim))
     for j, base in enumerate(_first_primes(dim)):
@@ -527,15 +490,15 @@ def kernel_spectrum(
 def _check_spectrum_options(*, positions, method, order, num_points, tol, check_rtol,
                             max_points, replicas, masked):
     return dict(
-        positions=_check_int("positions", positions, allow_none=True),
-        method=_check_choice("method", method, METHODS),
-        order=_check_int("order", order, allow_none=True),
-        num_points=_check_int("num_points", num_points, minimum=2, allow_none=True),
-        tol=_check_real("tol", tol, low=0, low_open=True),
-        check_rtol=_check_real("check_rtol", check_rtol, low=0, high=1, low_open=True),
-        max_points=_check_int("max_points", max_points),
-        replicas=_check_int("replicas", replicas, minimum=2),
-        masked=_check_choice("masked", masked, MASKED),
+        positions=check_int("positions", positions, allow_none=True),
+        method=check_choice("method", method, METHODS),
+        order=check_int("order", order, allow_none=True),
+        num_points=check_int("num_points", num_points, minimum=2, allow_none=True),
+        tol=check_real("tol", tol, low=0, low_open=True),
+        check_rtol=check_real("check_rtol", check_rtol, low=0, high=1, low_open=True),
+        max_points=check_int("max_points", max_points),
+        replicas=check_int("replicas", replicas, minimum=2),
+        masked=check_choice("masked", masked, MASKED),
     )
 
 
@@ -638,7 +601,7 @@ def model_spectrum(
     if len(axes) != dim:
         raise ValueError(f"`domain` has {len(axes)} axes but the model's tokens have d={dim}")
     positions = tau if positional else None
-    batch_size = _check_int("batch_size", batch_size)
+    batch_size = check_int("batch_size", batch_size)
     options = _check_spectrum_options(
         positions=positions, method=method, order=order, num_points=num_points, tol=tol,
         check_rtol=check_rtol, max_points=max_points, replicas=replicas, masked="zero",
@@ -683,7 +646,7 @@ def attention_spectrum(source, x, *, batch_size=256, normalize=True, masked="zer
     x = np.asarray(x)
     if x.ndim != 3 or x.shape[0] == 0 or not np.issubdtype(x.dtype, np.number):
         raise ValueError(f"`x` must be a non-empty array (N, tau, d). Received shape {x.shape}")
-    masked = _check_choice("masked", masked, MASKED)
+    masked = check_choice("masked", masked, MASKED)
     n, tau, dim = x.shape
     if _is_model(source):
         from tfapprox import models
@@ -929,9 +892,9 @@ def fit_decay(
     (0.75, 1.0, (5, 40))
     """
     values = _check_spectrum(singular_values)
-    noise_rtol = _check_real("noise_rtol", noise_rtol, low=0, high=1)
-    n_bootstrap = _check_int("n_bootstrap", n_bootstrap)
-    confidence = _check_real("confidence", confidence, low=0, high=1, low_open=True, high_open=True)
+    noise_rtol = check_real("noise_rtol", noise_rtol, low=0, high=1)
+    n_bootstrap = check_int("n_bootstrap", n_bootstrap)
+    confidence = check_real("confidence", confidence, low=0, high=1, low_open=True, high_open=True)
     usable = usable_count(values, noise_rtol)
     floor = noise_rtol * values[0] if values.size else 0.0
     if fit_range is None:
@@ -943,8 +906,8 @@ def fit_decay(
             raise TypeError(
                 f"`fit_range` must be a pair (start, stop) or None. Received: fit_range={fit_range!r}"
             ) from None
-        start = _check_int("fit_range[0]", start)
-        stop = usable if stop is None else _check_int("fit_range[1]", stop)
+        start = check_int("fit_range[0]", start)
+        stop = usable if stop is None else check_int("fit_range[1]", stop)
         if stop < start:
             raise ValueError(f"`fit_range` needs start <= stop. Received: fit_range={fit_range!r}")
         if stop > usable:
@@ -1337,7 +1300,7 @@ def ff_rate(
     if not callable(func):
         raise TypeError(f"`func` must be callable. Received: func of type {type(func).__name__}")
     try:
-        widths = tuple(_check_int("widths", w) for w in widths)
+        widths = tuple(check_int("widths", w) for w in widths)
     except TypeError as err:
         if "widths" in str(err):
             raise
@@ -1347,24 +1310,24 @@ def ff_rate(
     if domain is None:
         if input_dim is None:
             raise ValueError("`input_dim` is required when `domain` is None. Received: input_dim=None")
-        axes = _parse_domain(_check_int("input_dim", input_dim))
+        axes = _parse_domain(check_int("input_dim", input_dim))
     else:
         axes = _parse_domain(domain)
-        if input_dim is not None and _check_int("input_dim", input_dim) != len(axes):
+        if input_dim is not None and check_int("input_dim", input_dim) != len(axes):
             raise ValueError(
                 f"`input_dim`={input_dim} does not match the {len(axes)} axes of `domain`={domain!r}"
             )
     if any(axis == "normal" for axis in axes):
         raise ValueError("`domain` of ff_rate must be a box of intervals. Received: 'normal' axis")
-    depth = _check_int("depth", depth)
-    num_samples = _check_int("num_samples", num_samples)
-    num_test = _check_int("num_test", num_test)
-    epochs = _check_int("epochs", epochs)
-    batch_size = _check_int("batch_size", batch_size)
-    learning_rate = _check_real("learning_rate", learning_rate, low=0, low_open=True)
-    repeats = _check_int("repeats", repeats)
-    n_bootstrap = _check_int("n_bootstrap", n_bootstrap)
-    confidence = _check_real("confidence", confidence, low=0, high=1, low_open=True, high_open=True)
+    depth = check_int("depth", depth)
+    num_samples = check_int("num_samples", num_samples)
+    num_test = check_int("num_test", num_test)
+    epochs = check_int("epochs", epochs)
+    batch_size = check_int("batch_size", batch_size)
+    learning_rate = check_real("learning_rate", learning_rate, low=0, low_open=True)
+    repeats = check_int("repeats", repeats)
+    n_bootstrap = check_int("n_bootstrap", n_bootstrap)
+    confidence = check_real("confidence", confidence, low=0, high=1, low_open=True, high_open=True)
 
     import keras
 

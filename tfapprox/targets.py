@@ -61,7 +61,7 @@ import numbers
 import numpy as np
 
 from tfapprox import datasets as _datasets
-from tfapprox.budget import check_positive_int, check_seed
+from tfapprox._checks import check_bool, check_positive_int, check_real, check_seed
 
 __all__ = [
     "Target",
@@ -92,18 +92,6 @@ _CHUNK_ELEMENTS = 1 << 22
 # Validation helpers
 
 
-def _check_positive_float(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(
-            f"`{name}` must be a positive number. Received: {name}={value!r} "
-            f"of type {type(value).__name__}"
-        )
-    value = float(value)
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"`{name}` must be a positive finite number. Received: {name}={value!r}")
-    return value
-
-
 def _check_rank(value):
     """A positive int, or ``"inf"`` / `math.inf` (returned as `math.inf`)."""
     if isinstance(value, str) and value.strip().lower() in ("inf", "infinity"):
@@ -122,12 +110,6 @@ def _check_rank(value):
 
 def _rank_to_json(rank):
     return "inf" if rank == math.inf else rank
-
-
-def _check_bool(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"`{name}` must be a bool. Received: {name}={value!r}")
-    return bool(value)
 
 
 # --------------------------------------------------------------------------
@@ -253,9 +235,9 @@ class Target:
         self.input_dim = check_positive_int("input_dim", input_dim)
         self.output_dim = check_positive_int("output_dim", output_dim)
         self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)
-        self.position_dependent = _check_bool("position_dependent", position_dependent)
-        self.beta = None if beta is None else _check_positive_float("beta", beta)
-        self.c_beta = None if c_beta is None else _check_positive_float("c_beta", c_beta)
+        self.position_dependent = check_bool("position_dependent", position_dependent)
+        self.beta = None if beta is None else check_real("beta", beta, low=0, low_open=True)
+        self.c_beta = None if c_beta is None else check_real("c_beta", c_beta, low=0, low_open=True)
         self.rank = None if rank is None else _check_rank(rank)
         self.truncation = truncation
         self.singular_values = (
@@ -579,8 +561,8 @@ class _Fig5Target(_SeparableTarget):
 
     def __init__(self, *, beta, c_beta, rank, tau, truncation, name, description, seed):
         rank = _check_rank(rank)
-        beta = _check_positive_float("beta", beta)
-        c_beta = _check_positive_float("c_beta", c_beta)
+        beta = check_real("beta", beta, low=0, low_open=True)
+        c_beta = check_real("c_beta", c_beta, low=0, low_open=True)
         tau = check_positive_int("tau", tau)
         terms, truncation = _check_truncation(rank, truncation)
         self._frequencies = np.arange(1, terms + 1, dtype=np.float64)
@@ -746,15 +728,15 @@ class _PositionalTarget(_SeparableTarget):
     ):
         d = check_positive_int("d", d)
         tau = check_positive_int("tau", tau)
-        beta = _check_positive_float("beta", beta)
-        c_beta = _check_positive_float("c_beta", c_beta)
+        beta = check_real("beta", beta, low=0, low_open=True)
+        c_beta = check_real("c_beta", c_beta, low=0, low_open=True)
         rank = _check_rank(rank)
         n = check_positive_int("n", n)
         d_out = check_positive_int("d_out", d_out)
-        position_dependent = _check_bool("position_dependent", position_dependent)
+        position_dependent = check_bool("position_dependent", position_dependent)
         num_features = check_positive_int("num_features", num_features)
-        embed_bandwidth = _check_positive_float("embed_bandwidth", embed_bandwidth)
-        readout_bandwidth = _check_positive_float("readout_bandwidth", readout_bandwidth)
+        embed_bandwidth = check_real("embed_bandwidth", embed_bandwidth, low=0, low_open=True)
+        readout_bandwidth = check_real("readout_bandwidth", readout_bandwidth, low=0, low_open=True)
         seed = check_seed("seed", seed)
         terms, truncation = _check_truncation(rank, truncation)
 
@@ -953,7 +935,7 @@ class _LinearMemoryTarget(Target):
             raise ValueError(f"`kernel` must be one of {kernels}. Received: kernel={kernel!r}")
         params = {"tau": tau, "d": d, "kernel": kernel}
         if kernel == "exp":
-            decay = _check_positive_float("decay", decay)
+            decay = check_real("decay", decay, low=0, low_open=True)
             memory = np.exp(-decay * np.arange(tau, dtype=np.float64))
             params["decay"] = decay
         elif kernel == "uniform":

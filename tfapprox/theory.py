@@ -76,7 +76,8 @@ import os
 import re
 import sys
 
-from tfapprox.budget import check_positive_int, count_parameters
+from tfapprox._checks import check_positive_int, check_real
+from tfapprox.budget import count_parameters
 
 __all__ = [
     "Allocation",
@@ -159,18 +160,6 @@ def symbols():
     )
 
 
-def _real(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(
-            f"`{name}` must be a real number. Received: {name}={value!r} of type "
-            f"{type(value).__name__}"
-        )
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"`{name}` must be a finite number. Received: {name}={value!r}")
-    return value
-
-
 def check_parameter(name, value):
     """Validate one parameter of the bound by name; return it normalised.
 
@@ -189,22 +178,13 @@ def check_parameter(name, value):
         return check_positive_int("tau", value)
     if name not in ("alpha", "beta", "c_alpha", "c_beta", "c_0"):
         raise ValueError(f"unknown parameter {name!r}")
-    value = _real(name, value)
+    value = check_real(name, value)
     if name == "beta" and value <= 0.5:
         raise ValueError(
             "`beta` must be > 1/2: for β ≤ 1/2 the POD tail Σ_{k>m_h} σ_k² does not shrink "
             f"with m_h and the bound diverges. Received: beta={value!r}"
         )
-    if value <= 0:
-        raise ValueError(f"`{name}` must be > 0. Received: {name}={value!r}")
-    return value
-
-
-def _positive_real(name, value):
-    value = _real(name, value)
-    if value <= 0:
-        raise ValueError(f"`{name}` must be > 0. Received: {name}={value!r}")
-    return value
+    return check_real(name, value, low=0, low_open=True)
 
 
 # ----------------------------------------------------------------------------
@@ -743,8 +723,8 @@ class Bound:
 
     def terms(self, m_h, m_ff):
         """`BoundValue` at real or integer ``m_h, m_ff > 0``."""
-        m_h = _positive_real("m_h", m_h)
-        m_ff = _positive_real("m_ff", m_ff)
+        m_h = check_real("m_h", m_h, low=0, low_open=True)
+        m_ff = check_real("m_ff", m_ff, low=0, low_open=True)
         attention = self._call("attention_term", m_h, m_ff)
         ff = self._call("ff_term", m_h, m_ff)
         return BoundValue(m_h=m_h, m_ff=m_ff, attention_term=attention, ff_term=ff,
@@ -756,7 +736,7 @@ class Bound:
 
     def optimal_m_h(self, m_ff):
         """The real minimiser m_h*(m_FF) (see `optimal_m_h`)."""
-        return self._call("optimal_m_h", 1.0, _positive_real("m_ff", m_ff))
+        return self._call("optimal_m_h", 1.0, check_real("m_ff", m_ff, low=0, low_open=True))
 
     def integer_m_h(self, m_ff):
         """The best integer m_h ≥ 1 for ``m_ff``: floor or ceil of m_h*, or 1.
@@ -771,7 +751,7 @@ class Bound:
 
     def optimal_bound(self, m_ff):
         """The bound at the real optimum, ``B(m_h*(m_FF), m_FF)``."""
-        return self._call("optimal_bound", 1.0, _positive_real("m_ff", m_ff))
+        return self._call("optimal_bound", 1.0, check_real("m_ff", m_ff, low=0, low_open=True))
 
     def optimal_rate(self):
         """The exponent of m_FF in the optimal bound, ``−α(2β−1)/(2β+α)``."""
@@ -779,7 +759,7 @@ class Bound:
 
     def sensitivities(self, m_ff):
         """``{"beta": ∂m_h*/∂β, "alpha": ∂m_h*/∂α}`` at ``m_ff``."""
-        m_ff = _positive_real("m_ff", m_ff)
+        m_ff = check_real("m_ff", m_ff, low=0, low_open=True)
         return {
             "beta": self._call("dm_h_dbeta", 1.0, m_ff),
             "alpha": self._call("dm_h_dalpha", 1.0, m_ff),
@@ -1228,10 +1208,8 @@ def check_errors(
     }
     unit = Bound(tau=tau, alpha=alpha, beta=beta, c_alpha=1.0, c_beta=1.0, c_0=c_0)
     tau, c_0 = unit.tau, unit.c_0
-    floor_rtol = _real("floor_rtol", floor_rtol)
-    confidence = _real("confidence", confidence)
-    if not 0 < confidence < 1:
-        raise ValueError(f"`confidence` must be in (0, 1). Received: confidence={confidence!r}")
+    floor_rtol = check_real("floor_rtol", floor_rtol)
+    confidence = check_real("confidence", confidence, low=0, high=1, low_open=True, high_open=True)
     n_bootstrap = int(n_bootstrap)
     if not points:
         raise ValueError("no measured errors to check (every run was empty or non-finite)")
