@@ -2,7 +2,6 @@
 
 import contextlib
 import functools
-import json
 import os
 import warnings
 
@@ -70,20 +69,12 @@ def library_errors(command):
 
 
 def echo_json(obj):
-    """Print ``obj`` as stable, indented, key-sorted JSON."""
+    """Print ``obj`` as stable, indented, key-sorted JSON (`tfapprox._io.to_json`)."""
     import click
-    import numpy as np
 
-    def default(value):
-        if isinstance(value, np.ndarray):
-            return value.tolist()
-        if isinstance(value, np.generic):
-            return value.item()
-        if hasattr(value, "to_dict"):
-            return value.to_dict()
-        raise TypeError(f"Object of type {type(value).__name__} is not JSON serialisable")
+    from tfapprox import _io
 
-    click.echo(json.dumps(obj, indent=2, sort_keys=True, default=default))
+    click.echo(_io.to_json(obj))
 
 
 def save_figure(fig, path):

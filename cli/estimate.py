@@ -13,18 +13,9 @@ DATA_SUFFIX = ".npz"
 
 def _load_model(path):
     """A `build_transformer` model from a ``.keras`` file, or a clear error."""
-    import keras
+    from tfapprox import export, models
 
-    import tfapprox.layers  # noqa: F401  (registers the tfapprox Keras classes)
-    from tfapprox import models
-
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"model file not found: {path}")
-    try:
-        model = keras.saving.load_model(path, compile=False)
-    except Exception as err:  # Keras raises many types for a corrupt archive
-        message = " ".join(str(err).split())[:200]
-        raise ValueError(f"{path} is not a readable Keras model file ({type(err).__name__}: {message})") from None
+    model = export.load_model(path, compile=False)
     try:
         models.budget_of(model)
     except (ValueError, AttributeError):

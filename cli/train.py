@@ -151,6 +151,7 @@ def train(
         click.echo(f"{name} {value:.6g}")
     click.echo(f"wrote {model_path} and {result_path}")
 
+
 @click.command("export")
 @click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
 @click.option(
@@ -190,6 +191,7 @@ def export_command(model_path, format_, out, json_):
         return
     diffs = ", ".join(f"{diff:.2g} at batch {size}" for size, diff in report["max_abs_diff"].items())
     click.echo(f"wrote {out} ({format_}); verified in a fresh process: max |diff| {diffs}")
+
 
 @click.command("info")
 @click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
@@ -236,5 +238,6 @@ def info(model_path, json_):
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
     for row in (header, *rows):
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
 
 COMMANDS = [train, export_command, info]

@@ -91,7 +91,7 @@ def test_estimate_corrupt_model_file_is_one_line_error(tmp_path):
     path = tmp_path / "bad.keras"
     path.write_bytes(b"not a zip archive")
     result = run_cli("estimate", path, expect_exit=1)
-    assert_one_line_error(result, "bad.keras", "not a readable Keras model")
+    assert_one_line_error(result, "bad.keras", "not a readable .keras model file")
 
 
 def test_estimate_corrupt_dataset_file_is_one_line_error(tmp_path):
