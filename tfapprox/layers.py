@@ -105,8 +105,7 @@ class PositionEncoding(keras.layers.Layer):
             )
         if input_dim is None:
             raise ValueError("The token dimension d (last axis of the input) must be known")
-        self.input_dim = input_dim
-        self.embed_dim = self.projection_dim or input_dim
+        embed_dim = self.projection_dim or input_dim
         self.kernel = None
         if self.projection_dim is not None:
             self.kernel = self.add_weight(
@@ -118,11 +117,11 @@ class PositionEncoding(keras.layers.Layer):
         if self.mode == "learned":
             self.embeddings = self.add_weight(
                 name="embeddings",
-                shape=(self.sequence_length, self.embed_dim),
+                shape=(self.sequence_length, embed_dim),
                 initializer=self.embeddings_initializer,
             )
         elif self.mode == "sinusoidal":
-            self._sinusoids = sinusoidal_encoding(self.sequence_length, self.embed_dim)
+            self._sinusoids = sinusoidal_encoding(self.sequence_length, embed_dim)
 
     def call(self, inputs):
         hidden = inputs
@@ -322,7 +321,6 @@ class SingleHeadAttention(keras.layers.Layer):
                 f"Received input_shape={input_shape}"
             )
         width = input_shape[-1]
-        self._value_dim = self.value_dim or width
         self.query_kernel = self.add_weight(
             name="query_kernel", shape=(width, self.key_dim), initializer=self.kernel_initializer
         )
@@ -330,7 +328,9 @@ class SingleHeadAttention(keras.layers.Layer):
             name="key_kernel", shape=(width, self.key_dim), initializer=self.kernel_initializer
         )
         self.value_kernel = self.add_weight(
-            name="value_kernel", shape=(width, self._value_dim), initializer=self.kernel_initializer
+            name="value_kernel",
+            shape=(width, self.value_dim or width),
+            initializer=self.kernel_initializer,
         )
 
     def project(self, inputs):
@@ -343,11 +343,16 @@ class SingleHeadAttention(keras.layers.Layer):
         m_h = self.key_kernel.shape[-1]
         return qkv[..., :m_h], qkv[..., m_h : 2 * m_h], qkv[..., 2 * m_h :]
 
+    @property
+    def logit_scale(self):
+        """The factor on q_tᵀ k_s: 1/√m_h with ``use_scale``, else 1."""
+        return 1.0 / math.sqrt(self.key_dim) if self.use_scale else 1.0
+
     def call(self, inputs, mask=None, return_attention_logits=False):
         query, key, value = self.project(inputs)  # (batch, tau, m_h), (…, m_h), (…, m_v)
         logits = ops.matmul(query, ops.transpose(key, (0, 2, 1)))  # (batch, tau, tau)
         if self.use_scale:
-            logits = logits * ops.cast(1.0 / math.sqrt(self.key_dim), logits.dtype)
+            logits = logits * ops.cast(self.logit_scale, logits.dtype)
         scores = ops.cast(logits, "float32")
         keep = self._attention_mask(inputs, mask)
         if keep is not None:

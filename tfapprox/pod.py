@@ -204,7 +204,7 @@ def halton(num_points, dim, *, seed=None):
             scale /= base
         points[:, j] = value
     if seed is not None:
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        rng = np.random.default_rng(seed)
         points = (points + rng.random(dim)) % 1.0
     return points
 
@@ -285,11 +285,18 @@ def _singular_values(matrix):
     return np.linalg.svd(matrix, compute_uv=False)
 
 
+def _leading_count(values, check_rtol):
+    """How many of the decreasing ``values`` are ≥ check_rtol·σ_1 (at least 1)."""
+    if values.size == 0 or values[0] <= 0:
+        return 1
+    return max(1, int(np.count_nonzero(values >= check_rtol * values[0])))
+
+
 def _relative_change(old, new, check_rtol):
     """Max relative change of the leading values (those ≥ check_rtol·σ_1)."""
     if new.size == 0 or new[0] <= 0:
         return 0.0, np.zeros(0)
-    count = max(1, int(np.count_nonzero(new >= check_rtol * new[0])))
+    count = _leading_count(new, check_rtol)
     padded = np.zeros(count)
     padded[: min(count, old.size)] = old[:count]
     diff = np.abs(new[:count] - padded)
@@ -384,7 +391,7 @@ def _spectrum(build, axes, positions, *, method, order, num_points, tol, check_r
         runs = np.stack(runs)
         values = runs.mean(axis=0)
         errors = runs.std(axis=0, ddof=1) / math.sqrt(replicas)
-        count = max(1, int(np.count_nonzero(values >= check_rtol * values[0]))) if values[0] > 0 else 1
+        count = _leading_count(values, check_rtol)
         scale = np.where(values[:count] > 0, values[:count], 1.0)
         change = float(np.max(errors[:count] / scale))
         info["history"].append({"num_points": current, "relative_error": change})
@@ -534,12 +541,8 @@ def target_spectrum(target, *, domain=None, return_info=False, **options):
             f"Received: {type(target).__name__}"
         )
     positions = target.sequence_length if getattr(target, "position_dependent", False) else None
-    rho = target.rho
-    if positions is None:
-        def rho(u, v, _rho=target.rho):  # noqa: E306 - positions are ignored
-            return _rho(u, v)
     return kernel_spectrum(
-        rho,
+        target.rho,  # called as rho(u, v) when positions is None
         target.input_dim if domain is None else domain,
         positions=positions,
         return_info=return_info,
@@ -550,11 +553,10 @@ def target_spectrum(target, *, domain=None, return_info=False, **options):
 def _model_parts(model):
     from tfapprox import models
 
-    attention = models._parts(model)["attention"]
-    encoding = model.get_layer("position_encoding")
+    parts = models._parts(model)
+    attention, encoding = parts["attention"], parts["position_encoding"]
     tau, dim = int(model.input_shape[1]), int(model.input_shape[2])
-    scale = 1.0 / math.sqrt(attention.key_dim) if getattr(attention, "use_scale", False) else 1.0
-    return tau, dim, getattr(encoding, "mode", "learned") != "none", scale
+    return tau, dim, getattr(encoding, "mode", "learned") != "none", attention.logit_scale
 
 
 def model_spectrum(
@@ -677,7 +679,9 @@ def attention_spectrum(source, x, *, batch_size=256, normalize=True, masked="zer
                 f"Received: {type(source).__name__}"
             )
         x = x.astype(np.float64)
-        if positional:
+        if _is_target(source) and hasattr(source, "logits"):  # all pairs at once
+            logits = source.logits(x)
+        elif positional:
             logits = np.empty((n, tau, tau))
             for t in range(tau):
                 for s in range(tau):
@@ -925,7 +929,7 @@ def fit_decay(
             + (" A finite-rank kernel has no power-law tail." if 0 < usable < 3 else "")
         )
     k = np.arange(start, stop + 1, dtype=np.float64)
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = np.random.default_rng(seed)
     fit = _power_law(
         k, values[start - 1 : stop], None, n_bootstrap=n_bootstrap, confidence=confidence,
         rng=rng, fit_range=(int(start), int(stop)), noise_floor=floor,
@@ -1106,12 +1110,12 @@ class PODComplexity:
         grid = dict(method=self.method, order=self.order, num_points=self.num_points, tol=self.tol,
                     max_points=self.max_points, replicas=self.replicas, seed=seed)
 
+        if not (_is_model(X) or _is_target(X) or callable(X)):
+            raise TypeError(
+                "`X` must be a tfapprox Target, a build_transformer model or a kernel callable. "
+                f"Received: {type(X).__name__}"
+            )
         if inputs is not None:
-            if not (_is_model(X) or _is_target(X) or callable(X)):
-                raise TypeError(
-                    "`X` must be a tfapprox Target, a build_transformer model or a kernel callable. "
-                    f"Received: {type(X).__name__}"
-                )
             from sklearn.utils.validation import check_array
 
             array = np.asarray(inputs)
@@ -1129,7 +1133,7 @@ class PODComplexity:
             values, info = target_spectrum(X, domain=self.domain, masked=self.masked,
                                            return_info=True, **grid)
             source = "target"
-        elif callable(X):
+        else:  # a kernel callable
             if self.domain is None:
                 raise ValueError(
                     "`domain` is required when fitting a kernel callable, e.g. "
@@ -1138,11 +1142,6 @@ class PODComplexity:
             values, info = kernel_spectrum(X, self.domain, positions=self.positions,
                                            masked=self.masked, return_info=True, **grid)
             source = "kernel"
-        else:
-            raise TypeError(
-                "`X` must be a tfapprox Target, a build_transformer model or a kernel callable. "
-                f"Received: {type(X).__name__}"
-            )
 
         rank = numerical_rank(values, self.rank_rtol)
         try:

@@ -61,7 +61,7 @@ import numbers
 import numpy as np
 
 from tfapprox import datasets as _datasets
-from tfapprox._checks import check_bool, check_positive_int, check_real, check_seed
+from tfapprox._checks import check_bool, check_choice, check_positive_int, check_real, check_seed
 
 __all__ = [
     "Target",
@@ -327,10 +327,13 @@ class Target:
         """
         return self._map_chunks(self._represent, x)
 
+    def logits(self, x):
+        """The pre-softmax matrices ``ρ(x(t), x(s), t, s)``: ``(N, τ, τ)`` for ``x`` ``(N, τ, d)``."""
+        return self._logits(self._check_batch(x))
+
     def attention(self, x):
         """The weights ``softmax_s[ρ(x(t), x(s), t, s)]``: ``(N, τ, τ)`` for ``x`` ``(N, τ, d)``."""
-        x = self._check_batch(x)
-        return _softmax_last(self._logits(x))
+        return _softmax_last(self.logits(x))
 
     def _evaluate(self, x):
         return self._represent(x)
@@ -539,7 +542,16 @@ class _SeparableTarget(Target):
     exactly the singular values of the integral operator with kernel ρ.
     """
 
-    # Subclasses define ``_phi(u, t)`` and ``_psi(v, s)``: ``(..., r)``.
+    # Subclasses define ``_phi(u, t)``: ``(..., r)``, and may set ``_pairing``,
+    # an index array with ψ_i = φ_{_pairing[i]} (None: ψ = φ).
+    _pairing = None
+
+    def _pair(self, basis):
+        """ψ from φ's values: ``basis[..., _pairing]``."""
+        return basis if self._pairing is None else basis[..., self._pairing]
+
+    def _psi(self, v, s):
+        return self._pair(self._phi(v, s))
 
     def _rho(self, u, v, t, s):
         left = self._phi(u, t) * self.singular_values  # (..., r)
@@ -547,9 +559,9 @@ class _SeparableTarget(Target):
         return np.einsum("...r,...r->...", left, right)
 
     def _logits(self, x):
-        positions = np.arange(self.sequence_length)
-        left = self._phi(x, positions) * self.singular_values  # (N, tau, r)
-        right = self._psi(x, positions)  # (N, tau, r)
+        basis = self._phi(x, np.arange(self.sequence_length))  # (N, tau, r), computed once
+        left = basis * self.singular_values
+        right = self._pair(basis)  # ψ at the same tokens
         return left @ np.swapaxes(right, -1, -2)  # (N, tau, tau)
 
     def _feature_width(self):
@@ -592,8 +604,6 @@ class _Fig5Target(_SeparableTarget):
     def _phi(self, u, t=None):
         # φ_i(u) = √2 sin(2π i u): orthonormal on [0, 1].
         return math.sqrt(2.0) * np.sin(2.0 * np.pi * u[..., :1] * self._frequencies)  # (..., r)
-
-    _psi = _phi
 
     def _f(self, u):
         return u
@@ -800,18 +810,12 @@ class _PositionalTarget(_SeparableTarget):
         )
         return np.where(j == 0, 1.0, waves)
 
-    def _basis(self, u, t, order):
-        value = self._value_basis(u)[..., self._value_dct[order, 0]]  # (..., r)
+    def _phi(self, u, t):
+        value = self._value_basis(u)[..., self._value_dct[:, 0]]  # (..., r)
         if not self.position_dependent:
             return value
-        position = self._position_basis(t)[..., self._value_dct[order, 1]]  # (..., r)
+        position = self._position_basis(t)[..., self._value_dct[:, 1]]  # (..., r)
         return value * position
-
-    def _phi(self, u, t):
-        return self._basis(u, t, np.arange(self._pairing.size))
-
-    def _psi(self, v, s):
-        return self._basis(v, s, self._pairing)
 
     def _f(self, u):
         return self._embed(u)
@@ -930,9 +934,7 @@ class _LinearMemoryTarget(Target):
         tau = check_positive_int("tau", tau)
         d = check_positive_int("d", d)
         seed = check_seed("seed", seed)
-        kernels = ("exp", "uniform", "values")
-        if kernel not in kernels:
-            raise ValueError(f"`kernel` must be one of {kernels}. Received: kernel={kernel!r}")
+        kernel = check_choice("kernel", kernel, ("exp", "uniform", "values"))
         params = {"tau": tau, "d": d, "kernel": kernel}
         if kernel == "exp":
             decay = check_real("decay", decay, low=0, low_open=True)
@@ -1144,7 +1146,10 @@ def load_preset(name):
     recipes = _preset_recipes()
     if name not in recipes:
         raise ValueError(f"unknown preset {name!r}. Known presets: {', '.join(recipes)}")
-    recipe = recipes[name]
+    return _build_preset(recipes[name])
+
+
+def _build_preset(recipe):
     return make_target(
         recipe["family"],
         recipe.get("params", {}),
@@ -1162,8 +1167,8 @@ def list_presets():
     ``c_beta``, ``rank`` (int, ``"inf"`` or None), ``truncation``.
     """
     rows = []
-    for name in _preset_recipes():
-        meta = load_preset(name).metadata
+    for recipe in _preset_recipes().values():
+        meta = _build_preset(recipe).metadata
         rows.append(
             {
                 key: meta[key]
