@@ -59,6 +59,10 @@ def _time(command, env, repeats):
         seconds.append(time.perf_counter() - start)
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}): {done.stderr}")
+    return _summary(seconds)
+
+
+def _summary(seconds):
     return {"median_s": statistics.median(seconds), "min_s": min(seconds),
             "max_s": max(seconds), "runs": seconds}
 
@@ -92,10 +96,7 @@ def main(argv=None):
         for index in range(cold_repeats):
             cold_env = {**env, "TFAPPROX_CACHE_DIR": os.path.join(folder, f"empty-{index}")}
             empty.append(_time(tfapprox + BOUND, cold_env, 1)["runs"][0])
-        timings["tfapprox bound, empty user cache"] = {
-            "median_s": statistics.median(empty), "min_s": min(empty), "max_s": max(empty),
-            "runs": empty,
-        }
+        timings["tfapprox bound, empty user cache"] = _summary(empty)
         # What the bundled derivation saves: sympy deriving from scratch.
         derive = python + ["-c", "from tfapprox import theory; theory._derive()"]
         timings["sympy derivation from scratch"] = _time(

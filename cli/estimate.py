@@ -78,8 +78,6 @@ def _resolve(source):
     if lower.endswith(MODEL_SUFFIX):
         return "model", _load_model(source), f"model {source}"
     if lower.endswith(DATA_SUFFIX):
-        if not os.path.exists(source):
-            raise FileNotFoundError(f"dataset file not found: {source}")
         return "target", _target_from_dataset(source), f"dataset {source}"
     if os.path.exists(source):
         raise ValueError(

@@ -11,6 +11,7 @@ import os
 
 import click
 
+from tfapprox.budget import POSITION_ENCODINGS
 from tfapprox_cli._common import echo_json, library_errors, save_figure
 
 EXPLICIT = ("COMMANDLINE", "ENVIRONMENT")
@@ -101,7 +102,7 @@ def _fmt(value):
               help="Hidden layers of each feed-forward network (with --params).")
 @click.option("--d-out", "output_dim", type=click.IntRange(min=1), default=1, show_default=True,
               help="Output dimension (with --params).")
-@click.option("--position-encoding", type=click.Choice(["learned", "sinusoidal", "none"]),
+@click.option("--position-encoding", type=click.Choice(POSITION_ENCODINGS),
               default="learned", show_default=True,
               help="Position encoding of the model (with --params; a learned one has τ·d weights).")
 @click.option("--m-h", type=click.IntRange(min=1), default=None,

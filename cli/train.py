@@ -9,6 +9,7 @@ import os
 
 import click
 
+from tfapprox.budget import POSITION_ENCODINGS
 from tfapprox_cli._common import echo_json, library_errors
 
 POSITIVE = click.IntRange(min=1)
@@ -57,7 +58,7 @@ def _training_data(data, samples, data_seed):
 @click.option("--ff-depth", type=POSITIVE, default=3, show_default=True, help="Hidden layers per feed-forward network.")
 @click.option(
     "--position-encoding",
-    type=click.Choice(["learned", "sinusoidal", "none"]),
+    type=click.Choice(POSITION_ENCODINGS),
     default="learned",
     show_default=True,
     help="Position encoding e(t).",

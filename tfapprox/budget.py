@@ -15,7 +15,7 @@ theory checker use it without TensorFlow.
 
 import dataclasses
 
-from tfapprox._checks import check_positive_int
+from tfapprox._checks import check_choice, check_positive_int
 
 POSITION_ENCODINGS = ("learned", "sinusoidal", "none")
 
@@ -64,11 +64,7 @@ def count_parameters(
     No validation and pure arithmetic, so every number may be a sympy symbol;
     `Budget.parameter_count` is the validated entry point.
     """
-    if position_encoding not in POSITION_ENCODINGS:
-        raise ValueError(
-            f"`position_encoding` must be one of {POSITION_ENCODINGS}. "
-            f"Received: position_encoding={position_encoding!r}"
-        )
+    check_choice("position_encoding", position_encoding, POSITION_ENCODINGS)
     embed_dim = input_dim if projection_dim is None else projection_dim
     count = 0
     if projection_dim is not None:

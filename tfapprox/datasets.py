@@ -24,9 +24,6 @@ import numpy as np
 
 from tfapprox import _io
 
-TASKS = ("sequence", "vector", "labels")
-
-
 @dataclasses.dataclass
 class Dataset:
     """Input sequences ``x`` and targets ``y`` with their metadata.

@@ -27,9 +27,6 @@ import numpy as np
 
 from tfapprox import _io
 
-FORMATS = ("keras", "saved_model")
-
-
 class ExportVerificationError(ValueError):
     """An exported model does not reproduce the original model's predictions."""
 

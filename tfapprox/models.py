@@ -14,7 +14,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from tfapprox._checks import check_positive_int
+from tfapprox._checks import check_choice, check_positive_int
 from tfapprox.budget import Budget
 from tfapprox.layers import FeedForward, PositionEncoding, SingleHeadAttention
 
@@ -78,8 +78,7 @@ def build_transformer(
     sequence_length = check_positive_int("sequence_length", sequence_length)
     input_dim = check_positive_int("input_dim", input_dim)
     output_dim = check_positive_int("output_dim", output_dim)
-    if output not in OUTPUTS:
-        raise ValueError(f"`output` must be one of {OUTPUTS}. Received: output={output!r}")
+    output = check_choice("output", output, OUTPUTS)
 
     inputs = keras.Input(shape=(sequence_length, input_dim), name="x")
     hidden = PositionEncoding(
@@ -126,7 +125,10 @@ def budget_of(model):
     >>> budget_of(build_transformer(budget, 4, 1)) == budget
     True
     """
-    parts = _parts(model)
+    return _budget_from_parts(_parts(model))
+
+
+def _budget_from_parts(parts):
     f_hat, attention = parts["f_hat"], parts["attention"]
     return Budget(
         n=f_hat.output_dim,
@@ -148,7 +150,7 @@ def describe(model):
     encoding = parts["position_encoding"]
     pooled = any(layer.name == "pool" for layer in model.layers)
     return {
-        "budget": budget_of(model).to_dict(),
+        "budget": _budget_from_parts(parts).to_dict(),
         "sequence_length": encoding.sequence_length,
         "input_dim": int(model.input_shape[-1]),
         "output_dim": int(model.output_shape[-1]),
@@ -172,6 +174,12 @@ def _batches(model, x, batch_size):
         yield x[start : start + batch_size]
 
 
+def _embedded(model, parts, x, batch_size):
+    """``f̂(PE(x))`` batch by batch, each ``(b, tau, n)``."""
+    for batch in _batches(model, x, batch_size):
+        yield parts["f_hat"](parts["position_encoding"](batch))
+
+
 def query_key_features(model, x, batch_size=256):
     """Per-token queries and keys ``q = W_Q f̂(PE(x))``, ``k = W_K f̂(PE(x))``.
 
@@ -188,8 +196,7 @@ def query_key_features(model, x, batch_size=256):
     """
     parts = _parts(model)
     queries, keys = [], []
-    for batch in _batches(model, x, batch_size):
-        hidden = parts["f_hat"](parts["position_encoding"](batch))  # (b, tau, n)
+    for hidden in _embedded(model, parts, x, batch_size):
         query, key, _ = parts["attention"].project(hidden)  # (b, tau, m_h) each
         queries.append(ops.convert_to_numpy(query))
         keys.append(ops.convert_to_numpy(key))
@@ -216,8 +223,7 @@ def attention_logits(model, x, batch_size=256):
     """
     parts = _parts(model)
     logits = []
-    for batch in _batches(model, x, batch_size):
-        hidden = parts["f_hat"](parts["position_encoding"](batch))  # (b, tau, n)
+    for hidden in _embedded(model, parts, x, batch_size):
         _, batch_logits = parts["attention"](hidden, return_attention_logits=True)
         logits.append(ops.convert_to_numpy(batch_logits))  # (b, tau, tau)
     if not logits:

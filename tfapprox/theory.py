@@ -76,7 +76,7 @@ import os
 import re
 import sys
 
-from tfapprox._checks import check_positive_int, check_real
+from tfapprox._checks import check_choice, check_positive_int, check_real
 from tfapprox.budget import count_parameters
 
 __all__ = [
@@ -108,9 +108,6 @@ __all__ = [
 
 CACHE_FORMAT = 1
 BUNDLED_NAME = "theory-derivation.json"
-
-# Argument order of every numeric twin (names of the sympy symbols).
-TWIN_ARGS = ("m_h", "m_FF", "tau", "alpha", "beta", "C_alpha", "C_beta", "C_0")
 
 # The expressions the derivation produces, in order.
 EXPRESSIONS = (
@@ -250,7 +247,9 @@ def _derive():
 
 
 def _twin_source(expr):
-    """``(source, namespace)`` of ``sp.lambdify(TWIN_ARGS, expr, modules="math")``.
+    """``(source, namespace)`` of ``sp.lambdify(args, expr, modules="math")``.
+
+    Every twin takes ``(m_h, m_FF, τ, α, β, C_α, C_β, C_0)``.
 
     ``namespace`` maps each global name the generated code uses to the
     attribute of `math` it is bound to, so `_compile_twin` can rebuild the
@@ -413,6 +412,15 @@ def _read_cache(path):
 _STATE = {}
 
 
+def _compile_twins(records):
+    """The numeric twin of each expression in ``records``, by name."""
+    return {
+        name: _compile_twin(rec["python"], rec["namespace"])
+        for name, rec in records["expressions"].items()
+        if name in EXPRESSIONS
+    }
+
+
 def _load(path=None):
     """The derivation records: from this process, the cache file, or sympy.
 
@@ -432,20 +440,13 @@ def _load(path=None):
     twins = None
     if records is not None:
         try:
-            twins = {
-                name: _compile_twin(rec["python"], rec["namespace"])
-                for name, rec in records["expressions"].items()
-                if name in EXPRESSIONS
-            }
+            twins = _compile_twins(records)
         except (SyntaxError, TypeError, AttributeError, KeyError):
             records = None
     if records is None:
         expressions, facts = _derive()
         records = _records(expressions, facts)
-        twins = {
-            name: _compile_twin(rec["python"], rec["namespace"])
-            for name, rec in records["expressions"].items()
-        }
+        twins = _compile_twins(records)
         _STATE["expressions"] = expressions
         try:
             from tfapprox import _io
@@ -621,8 +622,7 @@ def render(name, style="text"):
     """
     if style not in ("text", "latex", "pretty"):
         raise ValueError(f"`style` must be 'text', 'latex' or 'pretty'. Received: style={style!r}")
-    if name not in EXPRESSIONS:
-        raise ValueError(f"`name` must be one of {EXPRESSIONS}. Received: name={name!r}")
+    check_choice("name", name, EXPRESSIONS)
     return _load()["expressions"][name][style]
 
 
@@ -866,10 +866,6 @@ class Bound:
             params_budget=params, value=self.terms(k, m_ff), m_h_opt=self.optimal_m_h(m_ff),
             candidates=candidates,
         )
-
-    def table(self, m_h_values, m_ff):
-        """`BoundValue` rows for the given m_h at one m_FF."""
-        return [self.terms(k, m_ff) for k in m_h_values]
 
 
 def _quadratic_coefficients(count):
@@ -1219,22 +1215,20 @@ def check_errors(
     a = np.array([t.attention_term for t in terms])
     b = np.array([t.ff_term for t in terms])
 
+    # Least squares in relative error: each point's terms divided by its error.
     positive = error > 0
+    a_rel, b_rel = a[positive] / error[positive], b[positive] / error[positive]
+    ones = np.ones(a_rel.size)
     fitted = {"c_alpha": None, "c_beta": None}
     if positive.any():
-        w = 1.0 / error[positive]
-        beta_alpha = _nnls([a[positive] * w, b[positive] * w], np.ones(positive.sum()))
+        beta_alpha = _nnls([a_rel, b_rel], ones)
         fitted = {"c_beta": float(beta_alpha[0]), "c_alpha": float(beta_alpha[1])}
     constants = dict(given)
     source = {key: "given" if given[key] is not None else "fitted" for key in given}
     if given["c_beta"] is not None and given["c_alpha"] is None and positive.any():
-        w = 1.0 / error[positive]
-        rest = np.ones(positive.sum()) - given["c_beta"] * a[positive] * w
-        constants["c_alpha"] = float(_nnls([b[positive] * w], rest)[0])
+        constants["c_alpha"] = float(_nnls([b_rel], ones - given["c_beta"] * a_rel)[0])
     elif given["c_alpha"] is not None and given["c_beta"] is None and positive.any():
-        w = 1.0 / error[positive]
-        rest = np.ones(positive.sum()) - given["c_alpha"] * b[positive] * w
-        constants["c_beta"] = float(_nnls([a[positive] * w], rest)[0])
+        constants["c_beta"] = float(_nnls([a_rel], ones - given["c_alpha"] * b_rel)[0])
     for key in constants:
         if constants[key] is None:
             constants[key] = fitted[key] if fitted[key] is not None else 0.0

@@ -32,10 +32,9 @@ import time
 import warnings
 
 from tfapprox import _io
-from tfapprox._checks import check_positive_int, check_real, check_seed
+from tfapprox._checks import check_bool, check_positive_int, check_real, check_seed
 from tfapprox.budget import Budget
 
-STOP_REASONS = ("max_epochs", "plateau", "non_finite")
 RUN_KEYS = ("budget", "loss", "seed")
 BUDGET_KEYS = ("n", "m_h", "m_v", "m_ff", "ff_depth")
 
@@ -480,8 +479,7 @@ def fit(
         hyperparameters[k] for k in ("reduce_lr_factor", "reduce_lr_patience", "min_learning_rate")
     )
     seed = check_seed("seed", seed)
-    if not isinstance(jit_compile, bool):
-        raise TypeError(f"`jit_compile` must be a bool. Received: jit_compile={jit_compile!r}")
+    jit_compile = check_bool("jit_compile", jit_compile)
     if verbose not in (0, 1, 2):
         raise ValueError(f"`verbose` must be 0, 1 or 2. Received: verbose={verbose!r}")
     validation = None if validation_data is None else _as_dataset(validation_data, "validation_data")
@@ -806,17 +804,15 @@ def sweep(data, budgets, results_path, *, seeds=(0,), progress=True, **fit_kwarg
         **{name: value for name, value in fit_kwargs.items() if name in names}
     )
     plan = [(budget, seed) for budget in budgets for seed in seeds]
+    keys = [
+        run_key({"budget": budget.to_dict(), "seed": seed, "hyperparameters": hyperparameters})
+        for budget, seed in plan
+    ]
     ordered = []
     trained_seconds = []
-    to_train = sum(
-        1
-        for budget, seed in plan
-        if run_key({"budget": budget.to_dict(), "seed": seed, "hyperparameters": hyperparameters})
-        not in done
-    )
-    for index, (budget, seed) in enumerate(plan, start=1):
+    to_train = sum(key not in done for key in keys)
+    for index, ((budget, seed), key) in enumerate(zip(plan, keys), start=1):
         label = f"[{index}/{len(plan)}] {_budget_label(budget.to_dict())} seed={seed}"
-        key = run_key({"budget": budget.to_dict(), "seed": seed, "hyperparameters": hyperparameters})
         if key in done:
             ordered.append(done[key])
             if progress:
@@ -840,6 +836,4 @@ def sweep(data, budgets, results_path, *, seeds=(0,), progress=True, **fit_kwarg
                 file=sys.stderr,
                 flush=True,
             )
-    if not os.path.exists(results_path):
-        _io.atomic_write_json(results_path, results)
     return ordered
