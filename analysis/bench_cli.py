@@ -36,8 +36,20 @@ import tempfile
 import time
 
 BOUND = ["bound", "--tau", "16", "--beta", "1.0", "--alpha", "0.5", "--m-ff", "128"]
-BOUND_PARAMS = ["bound", "--tau", "16", "--beta", "1.0", "--alpha", "0.5", "--params", "50000",
-                "--d", "1", "--json"]
+BOUND_PARAMS = [
+    "bound",
+    "--tau",
+    "16",
+    "--beta",
+    "1.0",
+    "--alpha",
+    "0.5",
+    "--params",
+    "50000",
+    "--d",
+    "1",
+    "--json",
+]
 TARGET_SECONDS = 1.0
 
 
@@ -54,8 +66,9 @@ def _time(command, env, repeats):
     seconds = []
     for _ in range(repeats):
         start = time.perf_counter()
-        done = subprocess.run(command, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
+        done = subprocess.run(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         seconds.append(time.perf_counter() - start)
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}): {done.stderr}")
@@ -63,14 +76,20 @@ def _time(command, env, repeats):
 
 
 def _summary(seconds):
-    return {"median_s": statistics.median(seconds), "min_s": min(seconds),
-            "max_s": max(seconds), "runs": seconds}
+    return {
+        "median_s": statistics.median(seconds),
+        "min_s": min(seconds),
+        "max_s": max(seconds),
+        "runs": seconds,
+    }
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 repeats, 1 empty-cache run.")
-    parser.add_argument("--repeats", type=int, default=None, help="Repeats per command (default 7).")
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="Repeats per command (default 7)."
+    )
     parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
     args = parser.parse_args(argv)
     repeats = args.repeats or (2 if args.quick else 7)
@@ -79,8 +98,11 @@ def main(argv=None):
     tfapprox = _tfapprox_command()
     python = [sys.executable]
     with tempfile.TemporaryDirectory(prefix="tfapprox-bench-") as folder:
-        env = {**os.environ, "TFAPPROX_CACHE_DIR": os.path.join(folder, "warm"),
-               "TF_CPP_MIN_LOG_LEVEL": "3"}
+        env = {
+            **os.environ,
+            "TFAPPROX_CACHE_DIR": os.path.join(folder, "warm"),
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+        }
         # Fill the derivation cache once (not measured).
         subprocess.run(tfapprox + BOUND, env=env, check=True, stdout=subprocess.DEVNULL)
         commands = {
@@ -121,14 +143,18 @@ def main(argv=None):
         print(json.dumps(result, indent=2, sort_keys=True))
         return result
     width = max(len(name) for name in timings)
-    print(f"cold wall time, median of {repeats} fresh processes "
-          f"({os.cpu_count()} CPUs, Python {result['python']})")
+    print(
+        f"cold wall time, median of {repeats} fresh processes "
+        f"({os.cpu_count()} CPUs, Python {result['python']})"
+    )
     print(f"{'command':<{width}}  {'median s':>9}  {'min s':>7}  {'/ import tensorflow':>19}")
     for name, t in timings.items():
         print(f"{name:<{width}}  {t['median_s']:>9.3f}  {t['min_s']:>7.3f}  {ratios[name]:>19.3f}")
     verdict = "within" if result["bound_under_target"] else "OVER"
-    print(f"tfapprox bound: {bound_s:.3f} s, {verdict} the {TARGET_SECONDS:g} s target; "
-          f"{result['speedup_vs_import_tensorflow']:.1f}x faster than importing TensorFlow")
+    print(
+        f"tfapprox bound: {bound_s:.3f} s, {verdict} the {TARGET_SECONDS:g} s target; "
+        f"{result['speedup_vs_import_tensorflow']:.1f}x faster than importing TensorFlow"
+    )
     return result
 
 

@@ -234,13 +234,15 @@ def bench_size(size, batch, repeats, seconds_per_run, steps_per_execution, seed,
     from tfapprox.models import build_transformer
 
     tau = size["tau"]
-    budget = Budget(n=size["n"], m_h=size["m_h"], m_v=size["m_v"], m_ff=size["m_ff"],
-                    ff_depth=FF_DEPTH)
+    budget = Budget(
+        n=size["n"], m_h=size["m_h"], m_v=size["m_v"], m_ff=size["m_ff"], ff_depth=FF_DEPTH
+    )
     dataset = _dataset(tau, batch, num_batches=4, seed=seed)
     models = {}
     keras.utils.set_random_seed(seed)
-    models["ours"] = _compile(build_transformer(budget, tau, INPUT_DIM, OUTPUT_DIM),
-                              steps_per_execution)
+    models["ours"] = _compile(
+        build_transformer(budget, tau, INPUT_DIM, OUTPUT_DIM), steps_per_execution
+    )
     keras.utils.set_random_seed(seed)
     models["stock"] = _compile(build_stock(budget, tau), steps_per_execution)
 
@@ -341,18 +343,33 @@ def format_table(result):
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="one tiny size, few steps, tiny peak matmul (for the tests)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="one tiny size, few steps, tiny peak matmul (for the tests)",
+    )
     parser.add_argument("--json", default=None, metavar="OUT", help="write the result to OUT")
-    parser.add_argument("--sizes", nargs="+", type=parse_size, default=None, metavar="SIZE",
-                        help=f"TAUxN or TAUxNxM_HxM_VxM_FF (default: {' '.join(DEFAULT_SIZES)})")
+    parser.add_argument(
+        "--sizes",
+        nargs="+",
+        type=parse_size,
+        default=None,
+        metavar="SIZE",
+        help=f"TAUxN or TAUxNxM_HxM_VxM_FF (default: {' '.join(DEFAULT_SIZES)})",
+    )
     parser.add_argument("--batch", type=int, default=None, help="batch size (default 64)")
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="timed fits per model (default 15)")
-    parser.add_argument("--seconds", type=float, default=0.2,
-                        help="target seconds of one timed fit (default 0.2)")
-    parser.add_argument("--steps-per-execution", type=int, default=10,
-                        help="Keras steps_per_execution of both models (default 10)")
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="timed fits per model (default 15)"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=0.2, help="target seconds of one timed fit (default 0.2)"
+    )
+    parser.add_argument(
+        "--steps-per-execution",
+        type=int,
+        default=10,
+        help="Keras steps_per_execution of both models (default 10)",
+    )
     parser.add_argument("--peak-size", type=int, default=None, help="N of the peak matmul (2048)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -385,8 +402,15 @@ def main(argv=None):
     load_before = _load_average()
     before = matmul_gflops(args.peak_size, peak_repeats)
     rows = [
-        bench_size(size, args.batch, args.repeats, args.seconds, args.steps_per_execution,
-                   args.seed, args.quick)
+        bench_size(
+            size,
+            args.batch,
+            args.repeats,
+            args.seconds,
+            args.steps_per_execution,
+            args.seed,
+            args.quick,
+        )
         for size in args.sizes
     ]
     # The peak again at the end: a machine that drifted shows two different medians.

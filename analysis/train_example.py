@@ -37,7 +37,9 @@ def build_by_hand(budget, sequence_length, input_dim, output_dim):
 
     inputs = keras.Input(shape=(sequence_length, input_dim), name="x")
     h = layers.PositionEncoding(sequence_length, mode="learned", name="position_encoding")(inputs)
-    h = layers.FeedForward(budget.m_ff, budget.n, depth=budget.ff_depth, name="f_hat")(h)  # (b, tau, n)
+    h = layers.FeedForward(budget.m_ff, budget.n, depth=budget.ff_depth, name="f_hat")(
+        h
+    )  # (b, tau, n)
     h = layers.SingleHeadAttention(budget.m_h, budget.m_v, name="attention")(h)  # (b, tau, m_v)
     outputs = layers.FeedForward(budget.m_ff, output_dim, depth=budget.ff_depth, name="F_hat")(h)
     return keras.Model(inputs, outputs, name="by_hand")
@@ -47,7 +49,9 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for the tests")
     parser.add_argument("--out", default=None, help="output folder (default: a temporary folder)")
-    parser.add_argument("--preset", default="default", help="bundled target preset (default: default)")
+    parser.add_argument(
+        "--preset", default="default", help="bundled target preset (default: default)"
+    )
     parser.add_argument("--samples", type=int, default=4000)
     parser.add_argument("--n", type=int, default=32)
     parser.add_argument("--m-h", type=int, default=4)
@@ -117,7 +121,9 @@ def main(argv=None):
             batch_size=args.batch_size,
             callbacks=[
                 keras.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=10),
-                keras.callbacks.EarlyStopping(monitor="loss", patience=30, restore_best_weights=True),
+                keras.callbacks.EarlyStopping(
+                    monitor="loss", patience=30, restore_best_weights=True
+                ),
             ],
             verbose=0 if args.quick else 2,
         )
@@ -137,8 +143,12 @@ def main(argv=None):
             "count_params": int(model.count_params()),
             "keras_path": keras_path,
             "saved_model_path": saved_path,
-            "keras_max_abs_diff": float(np.abs(reloaded.predict(probe, verbose=0) - predicted).max()),
-            "saved_model_max_abs_diff": float(np.abs(served.serve(probe).numpy() - predicted).max()),
+            "keras_max_abs_diff": float(
+                np.abs(reloaded.predict(probe, verbose=0) - predicted).max()
+            ),
+            "saved_model_max_abs_diff": float(
+                np.abs(served.serve(probe).numpy() - predicted).max()
+            ),
         }
     if not args.quick:
         print(json.dumps(report, indent=2, sort_keys=True))

@@ -120,7 +120,10 @@ def _write_plot(path, summary, title):
         start, stop = summary["fit_range"]
         kk = np.arange(start, stop + 1)
         ax.loglog(
-            kk, summary["c_beta"] * kk ** -summary["beta"], "-", color="C3",
+            kk,
+            summary["c_beta"] * kk ** -summary["beta"],
+            "-",
+            color="C3",
             label=rf"${summary['c_beta']:.3g}\,k^{{-{summary['beta']:.3f}}}$ (fit)",
         )
     ax.set_xlabel("k")
@@ -134,30 +137,80 @@ def _write_plot(path, summary, title):
 @click.command()
 @click.argument("source")
 @click.option(
-    "--data", "data_path", type=click.Path(exists=True, dir_okay=False), default=None,
+    "--data",
+    "data_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
     help="Dataset .npz of real inputs: use the data-driven estimate (τ×τ pre-softmax "
     "matrices averaged over its x) instead of the quadrature grid.",
 )
-@click.option("--order", type=click.IntRange(min=1), default=None,
-              help="Gauss nodes per axis (default: refine automatically).")
-@click.option("--max-points", type=click.IntRange(min=1), default=2048, show_default=True,
-              help="Largest kernel matrix (nodes × positions) for the automatic grid.")
-@click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=1e-4,
-              show_default=True, help="Relative convergence tolerance of the leading values.")
-@click.option("--rank-rtol", type=click.FloatRange(min=0, max=1), default=1e-8,
-              show_default=True, help="Numerical rank: values above RANK_RTOL·σ_1.")
-@click.option("--fit-range", type=(click.IntRange(min=1), click.IntRange(min=1)), default=None,
-              help="1-based inclusive k range START STOP of the fit (default: automatic tail).")
-@click.option("--allow-short", is_flag=True,
-              help="Report rank and spectrum even if fewer than 3 values can be fitted.")
-@click.option("--head", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Singular values printed.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
-              help="Write a log-log spectrum plot (png, pdf or svg).")
+@click.option(
+    "--order",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Gauss nodes per axis (default: refine automatically).",
+)
+@click.option(
+    "--max-points",
+    type=click.IntRange(min=1),
+    default=2048,
+    show_default=True,
+    help="Largest kernel matrix (nodes × positions) for the automatic grid.",
+)
+@click.option(
+    "--tol",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1e-4,
+    show_default=True,
+    help="Relative convergence tolerance of the leading values.",
+)
+@click.option(
+    "--rank-rtol",
+    type=click.FloatRange(min=0, max=1),
+    default=1e-8,
+    show_default=True,
+    help="Numerical rank: values above RANK_RTOL·σ_1.",
+)
+@click.option(
+    "--fit-range",
+    type=(click.IntRange(min=1), click.IntRange(min=1)),
+    default=None,
+    help="1-based inclusive k range START STOP of the fit (default: automatic tail).",
+)
+@click.option(
+    "--allow-short",
+    is_flag=True,
+    help="Report rank and spectrum even if fewer than 3 values can be fitted.",
+)
+@click.option(
+    "--head",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Singular values printed.",
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write a log-log spectrum plot (png, pdf or svg).",
+)
 @click.option("--json", "json_", is_flag=True, help="Print machine-readable JSON.")
 @library_errors
-def estimate(source, data_path, order, max_points, tol, rank_rtol, fit_range, allow_short, head,
-             plot_path, json_):
+def estimate(
+    source,
+    data_path,
+    order,
+    max_points,
+    tol,
+    rank_rtol,
+    fit_range,
+    allow_short,
+    head,
+    plot_path,
+    json_,
+):
     """POD spectrum, β, C_β and numerical rank of a kernel.
 
     SOURCE is a preset name (`tfapprox target list`), a dataset TARGET.npz
@@ -176,7 +229,11 @@ def estimate(source, data_path, order, max_points, tol, rank_rtol, fit_range, al
     kind, obj, description = _resolve(source)
     inputs = _load_inputs(data_path) if data_path else None
     estimator = PODComplexity(
-        order=order, max_points=max_points, tol=tol, rank_rtol=rank_rtol, fit_range=fit_range,
+        order=order,
+        max_points=max_points,
+        tol=tol,
+        rank_rtol=rank_rtol,
+        fit_range=fit_range,
         allow_short=allow_short,
     )
     estimator.fit(obj, inputs=inputs)
@@ -186,8 +243,11 @@ def estimate(source, data_path, order, max_points, tol, rank_rtol, fit_range, al
     if kind == "target":
         summary["target"] = _truth(obj)
     if plot_path:
-        _write_plot(plot_path, {**summary, "all_values": estimator.singular_values_},
-                    f"POD spectrum: {description}")
+        _write_plot(
+            plot_path,
+            {**summary, "all_values": estimator.singular_values_},
+            f"POD spectrum: {description}",
+        )
         summary["plot"] = plot_path
     if json_:
         echo_json(summary)
@@ -215,17 +275,23 @@ def _print_summary(summary, description, head):
     click.echo(f"source: {description} ({summary['source']}; {grid}; {status})")
     values = summary["singular_values"]
     shown = " ".join(f"{v:.4g}" for v in values[:head])
-    click.echo(f"singular values (first {min(head, len(values))} of {len(values)} above "
-               f"noise floor {summary['noise_floor']:.3g}): {shown}")
+    click.echo(
+        f"singular values (first {min(head, len(values))} of {len(values)} above "
+        f"noise floor {summary['noise_floor']:.3g}): {shown}"
+    )
     level = f"{round(100 * summary['confidence'])}%"
     if summary["beta"] is None:
         click.echo("beta, C_beta: not fitted (fewer than 3 values above the noise floor)")
     else:
         start, stop = summary["fit_range"]
-        click.echo(f"beta   = {summary['beta']:.4g}  {level} CI {_interval(summary['beta_ci'])}  "
-                   f"(fit on k = {start}..{stop})")
-        click.echo(f"C_beta = {summary['c_beta']:.4g}  {level} CI {_interval(summary['c_beta_ci'])}"
-                   f"  (envelope max σ_k k^β = {summary['c_envelope']:.4g})")
+        click.echo(
+            f"beta   = {summary['beta']:.4g}  {level} CI {_interval(summary['beta_ci'])}  "
+            f"(fit on k = {start}..{stop})"
+        )
+        click.echo(
+            f"C_beta = {summary['c_beta']:.4g}  {level} CI {_interval(summary['c_beta_ci'])}"
+            f"  (envelope max σ_k k^β = {summary['c_envelope']:.4g})"
+        )
     click.echo(f"numerical rank = {summary['rank']} (rtol {summary['rank_rtol']:g})")
     truth = summary.get("target")
     if truth and any(v is not None for v in truth.values()):

@@ -84,35 +84,94 @@ def list_command(json_):
 
 @target.command("make")
 @click.argument("preset", required=False)
-@click.option("--family", type=click.Choice(["fig5", "positional"]), default=None,
-              help="Target family for a custom target. Defaults to positional when --d > 1, "
-                   "--position-dependent, --n, --d-out or --target-seed is given, else fig5.")
-@click.option("--beta", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="POD decay β of ρ: σ_i = C_β i^-β. Library default 1.0.")
-@click.option("--c-beta", "c_beta", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="POD constant C_β. Library default 1.0.")
-@click.option("--rank", type=RankType(), default=None,
-              help="POD rank r of ρ: a positive int or 'inf'. Library default 6 (fig5), 8 (positional).")
-@click.option("--truncation", type=click.IntRange(min=1), default=None,
-              help="Terms kept for --rank inf. Library default 64.")
-@click.option("--tau", type=click.IntRange(min=1), default=None,
-              help="Sequence length τ. Library default 16.")
-@click.option("--d", "d", type=click.IntRange(min=1), default=None,
-              help="Token dimension d (> 1 selects the positional family). Library default 1 (fig5), 2 (positional).")
-@click.option("--n", "n", type=click.IntRange(min=1), default=None,
-              help="Embedding width n of f (positional family). Library default 4.")
-@click.option("--d-out", "d_out", type=click.IntRange(min=1), default=None,
-              help="Output width (positional family). Library default 1.")
-@click.option("--position-dependent/--position-independent", "position_dependent", default=None,
-              help="Whether ρ depends on positions (positional family). Library default: dependent.")
-@click.option("--target-seed", type=click.IntRange(min=0), default=None,
-              help="Seed of the target's random parts (positional family). Library default 0.")
-@click.option("--samples", type=click.IntRange(min=1), default=2048, show_default=True,
-              help="Number of sequences N to draw.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Sampling seed of the inputs x ~ U[0,1].")
-@click.option("--out", type=click.Path(dir_okay=False, writable=True), required=True,
-              help="Output dataset file (.npz), written atomically.")
+@click.option(
+    "--family",
+    type=click.Choice(["fig5", "positional"]),
+    default=None,
+    help="Target family for a custom target. Defaults to positional when --d > 1, "
+    "--position-dependent, --n, --d-out or --target-seed is given, else fig5.",
+)
+@click.option(
+    "--beta",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="POD decay β of ρ: σ_i = C_β i^-β. Library default 1.0.",
+)
+@click.option(
+    "--c-beta",
+    "c_beta",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="POD constant C_β. Library default 1.0.",
+)
+@click.option(
+    "--rank",
+    type=RankType(),
+    default=None,
+    help="POD rank r of ρ: a positive int or 'inf'. Library default 6 (fig5), 8 (positional).",
+)
+@click.option(
+    "--truncation",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Terms kept for --rank inf. Library default 64.",
+)
+@click.option(
+    "--tau", type=click.IntRange(min=1), default=None, help="Sequence length τ. Library default 16."
+)
+@click.option(
+    "--d",
+    "d",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Token dimension d (> 1 selects the positional family). Library default 1 (fig5), 2 (positional).",
+)
+@click.option(
+    "--n",
+    "n",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Embedding width n of f (positional family). Library default 4.",
+)
+@click.option(
+    "--d-out",
+    "d_out",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Output width (positional family). Library default 1.",
+)
+@click.option(
+    "--position-dependent/--position-independent",
+    "position_dependent",
+    default=None,
+    help="Whether ρ depends on positions (positional family). Library default: dependent.",
+)
+@click.option(
+    "--target-seed",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Seed of the target's random parts (positional family). Library default 0.",
+)
+@click.option(
+    "--samples",
+    type=click.IntRange(min=1),
+    default=2048,
+    show_default=True,
+    help="Number of sequences N to draw.",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Sampling seed of the inputs x ~ U[0,1].",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True),
+    required=True,
+    help="Output dataset file (.npz), written atomically.",
+)
 @click.option("--json", "json_", is_flag=True, help="Print a JSON summary.")
 @library_errors
 def make_command(preset, samples, seed, out, json_, **options):
@@ -127,7 +186,9 @@ def make_command(preset, samples, seed, out, json_, **options):
     given = {name: value for name, value in options.items() if value is not None}
     if preset is not None and given:
         flags = ", ".join("--" + name.replace("_", "-") for name in sorted(given))
-        raise click.UsageError(f"give either a PRESET or target options, not both ({preset} and {flags})")
+        raise click.UsageError(
+            f"give either a PRESET or target options, not both ({preset} and {flags})"
+        )
     if preset is None and not given:
         raise click.UsageError(
             "give a PRESET (see `tfapprox target list`) or target options such as --beta, --rank, --tau"
@@ -150,7 +211,9 @@ def make_command(preset, samples, seed, out, json_, **options):
             extra = sorted(set(given) - {"beta", "c_beta", "rank", "truncation", "tau", "d"})
             if extra or given.get("d", 1) != 1:
                 flags = ", ".join("--" + name.replace("_", "-") for name in extra) or "--d"
-                raise click.UsageError(f"the fig5 family has d = 1 and no {flags}; use --family positional")
+                raise click.UsageError(
+                    f"the fig5 family has d = 1 and no {flags}; use --family positional"
+                )
             given.pop("d", None)
         model = targets.make_target(family, given, seed=target_seed)
     dataset = model.sample(samples, seed=seed)

@@ -7,7 +7,6 @@ cache) sympy.
 
 import json
 import math
-import os
 
 import click
 
@@ -52,8 +51,9 @@ def _read_estimate(path):
         message = " ".join(str(err).split())
         raise click.BadParameter(f"{path} is not valid JSON ({message})", param_hint=hint) from None
     if not isinstance(estimate, dict):
-        raise click.BadParameter(f"{path} must hold a JSON object with `beta` and `c_beta`",
-                                 param_hint=hint)
+        raise click.BadParameter(
+            f"{path} must hold a JSON object with `beta` and `c_beta`", param_hint=hint
+        )
     missing = [key for key in ("beta", "c_beta") if estimate.get(key) is None]
     if missing:
         raise click.BadParameter(
@@ -66,8 +66,9 @@ def _read_estimate(path):
         try:
             values.append(theory.check_parameter(key, estimate[key]))
         except (TypeError, ValueError) as err:
-            raise click.BadParameter(f"{path}: {' '.join(str(err).split())}",
-                                     param_hint=hint) from None
+            raise click.BadParameter(
+                f"{path}: {' '.join(str(err).split())}", param_hint=hint
+            ) from None
     return tuple(values)
 
 
@@ -76,47 +77,146 @@ def _fmt(value):
 
 
 @click.command()
-@click.option("--tau", type=int, required=True, callback=_checked("tau"),
-              help="Sequence length τ (≥ 1).")
-@click.option("--beta", type=float, default=None, callback=_checked("beta"),
-              help="POD decay β of the attention kernel ρ (> 1/2).")
-@click.option("--alpha", type=float, required=True, callback=_checked("alpha"),
-              help="Feed-forward rate α (> 0); 0.5 for sigmoidal networks.")
-@click.option("--c-beta", type=float, default=1.0, show_default=True, callback=_checked("c_beta"),
-              help="POD constant C_β (> 0).")
-@click.option("--c-alpha", type=float, default=1.0, show_default=True,
-              callback=_checked("c_alpha"), help="Feed-forward constant C_α (> 0).")
-@click.option("--c0", "c_0", type=float, default=1.0, show_default=True, callback=_checked("c_0"),
-              help="Constant factor C_0 of the bound (> 0).")
-@click.option("--m-ff", type=click.IntRange(min=1), default=None,
-              help="Feed-forward width m_FF: optimise m_h for it.")
-@click.option("--params", type=click.IntRange(min=1), default=None,
-              help="Total parameter budget P: choose (m_h, m_FF) for it.")
-@click.option("--d", "input_dim", type=click.IntRange(min=1), default=None,
-              help="Token dimension d (with --params).")
-@click.option("--n", type=click.IntRange(min=1), default=None,
-              help="Embedding width n (with --params); omitted: tied, n = 2 m_h + m_v.")
-@click.option("--m-v", type=click.IntRange(min=1), default=None,
-              help="Value width m_v (with --params). Defaults to n, or 32 when n is tied.")
-@click.option("--ff-depth", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Hidden layers of each feed-forward network (with --params).")
-@click.option("--d-out", "output_dim", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Output dimension (with --params).")
-@click.option("--position-encoding", type=click.Choice(POSITION_ENCODINGS),
-              default="learned", show_default=True,
-              help="Position encoding of the model (with --params; a learned one has τ·d weights).")
-@click.option("--m-h", type=click.IntRange(min=1), default=None,
-              help="Evaluate this m_h instead of optimising it.")
-@click.option("--from-estimate", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Read β and C_β from `tfapprox estimate --json` output.")
-@click.option("--rows", type=click.IntRange(min=0), default=3, show_default=True,
-              help="Table rows on each side of the chosen m_h.")
+@click.option(
+    "--tau", type=int, required=True, callback=_checked("tau"), help="Sequence length τ (≥ 1)."
+)
+@click.option(
+    "--beta",
+    type=float,
+    default=None,
+    callback=_checked("beta"),
+    help="POD decay β of the attention kernel ρ (> 1/2).",
+)
+@click.option(
+    "--alpha",
+    type=float,
+    required=True,
+    callback=_checked("alpha"),
+    help="Feed-forward rate α (> 0); 0.5 for sigmoidal networks.",
+)
+@click.option(
+    "--c-beta",
+    type=float,
+    default=1.0,
+    show_default=True,
+    callback=_checked("c_beta"),
+    help="POD constant C_β (> 0).",
+)
+@click.option(
+    "--c-alpha",
+    type=float,
+    default=1.0,
+    show_default=True,
+    callback=_checked("c_alpha"),
+    help="Feed-forward constant C_α (> 0).",
+)
+@click.option(
+    "--c0",
+    "c_0",
+    type=float,
+    default=1.0,
+    show_default=True,
+    callback=_checked("c_0"),
+    help="Constant factor C_0 of the bound (> 0).",
+)
+@click.option(
+    "--m-ff",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Feed-forward width m_FF: optimise m_h for it.",
+)
+@click.option(
+    "--params",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Total parameter budget P: choose (m_h, m_FF) for it.",
+)
+@click.option(
+    "--d",
+    "input_dim",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Token dimension d (with --params).",
+)
+@click.option(
+    "--n",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Embedding width n (with --params); omitted: tied, n = 2 m_h + m_v.",
+)
+@click.option(
+    "--m-v",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Value width m_v (with --params). Defaults to n, or 32 when n is tied.",
+)
+@click.option(
+    "--ff-depth",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Hidden layers of each feed-forward network (with --params).",
+)
+@click.option(
+    "--d-out",
+    "output_dim",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Output dimension (with --params).",
+)
+@click.option(
+    "--position-encoding",
+    type=click.Choice(POSITION_ENCODINGS),
+    default="learned",
+    show_default=True,
+    help="Position encoding of the model (with --params; a learned one has τ·d weights).",
+)
+@click.option(
+    "--m-h",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Evaluate this m_h instead of optimising it.",
+)
+@click.option(
+    "--from-estimate",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Read β and C_β from `tfapprox estimate --json` output.",
+)
+@click.option(
+    "--rows",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Table rows on each side of the chosen m_h.",
+)
 @click.option("--latex", is_flag=True, help="Also print the formulas in LaTeX.")
 @click.option("--json", "json_", is_flag=True, help="Print machine-readable JSON.")
 @click.pass_context
 @library_errors
-def bound(ctx, tau, beta, alpha, c_beta, c_alpha, c_0, m_ff, params, input_dim, n, m_v, ff_depth,
-          output_dim, position_encoding, m_h, from_estimate, rows, latex, json_):
+def bound(
+    ctx,
+    tau,
+    beta,
+    alpha,
+    c_beta,
+    c_alpha,
+    c_0,
+    m_ff,
+    params,
+    input_dim,
+    n,
+    m_v,
+    ff_depth,
+    output_dim,
+    position_encoding,
+    m_h,
+    from_estimate,
+    rows,
+    latex,
+    json_,
+):
     """The error bound, its optimal m_h, and the best (m_h, m_FF) for a budget.
 
     \b
@@ -139,8 +239,11 @@ def bound(ctx, tau, beta, alpha, c_beta, c_alpha, c_0, m_ff, params, input_dim, 
     from tfapprox import theory
 
     if from_estimate is not None:
-        given = [opt for opt, name in (("--beta", "beta"), ("--c-beta", "c_beta"))
-                 if _explicit(ctx, name)]
+        given = [
+            opt
+            for opt, name in (("--beta", "beta"), ("--c-beta", "c_beta"))
+            if _explicit(ctx, name)
+        ]
         if given:
             raise click.UsageError(
                 f"--from-estimate supplies β and C_β; drop {' and '.join(given)}"
@@ -153,8 +256,11 @@ def bound(ctx, tau, beta, alpha, c_beta, c_alpha, c_0, m_ff, params, input_dim, 
             "give exactly one of --m-ff (optimise m_h for a width) and --params "
             "(allocate a parameter budget)"
         )
-    budget_only = [f"--{name.replace('_', '-')}" for name in
-                   ("n", "m_v", "ff_depth", "position_encoding") if _explicit(ctx, name)]
+    budget_only = [
+        f"--{name.replace('_', '-')}"
+        for name in ("n", "m_v", "ff_depth", "position_encoding")
+        if _explicit(ctx, name)
+    ]
     budget_only += ["--d"] if _explicit(ctx, "input_dim") else []
     budget_only += ["--d-out"] if _explicit(ctx, "output_dim") else []
     if m_ff is not None and budget_only:
@@ -166,8 +272,12 @@ def bound(ctx, tau, beta, alpha, c_beta, c_alpha, c_0, m_ff, params, input_dim, 
     allocation = None
     if params is not None:
         options = dict(
-            input_dim=input_dim, n=n, m_v=m_v if (m_v is not None or n is not None) else 32,
-            ff_depth=ff_depth, output_dim=output_dim, position_encoding=position_encoding,
+            input_dim=input_dim,
+            n=n,
+            m_v=m_v if (m_v is not None or n is not None) else 32,
+            ff_depth=ff_depth,
+            output_dim=output_dim,
+            position_encoding=position_encoding,
         )
         try:
             allocation = model.allocate(params, m_h=m_h, **options)
@@ -204,8 +314,11 @@ def bound(ctx, tau, beta, alpha, c_beta, c_alpha, c_0, m_ff, params, input_dim, 
     if json_:
         echo_json(result)
         return
-    table = [value_ for value_ in (row(k) for k in range(max(1, m_h - rows), m_h + rows + 1))
-             if value_ is not None]
+    table = [
+        value_
+        for value_ in (row(k) for k in range(max(1, m_h - rows), m_h + rows + 1))
+        if value_ is not None
+    ]
     _print_bound(theory, model, result, allocation, table)
 
 
@@ -215,8 +328,13 @@ def _latex(theory, model, m_ff):
 
     s = theory.symbols()
     values = {
-        s.tau: model.tau, s.alpha: model.alpha, s.beta: model.beta, s.c_alpha: model.c_alpha,
-        s.c_beta: model.c_beta, s.c_0: model.c_0, s.m_ff: m_ff,
+        s.tau: model.tau,
+        s.alpha: model.alpha,
+        s.beta: model.beta,
+        s.c_alpha: model.c_alpha,
+        s.c_beta: model.c_beta,
+        s.c_0: model.c_0,
+        s.m_ff: m_ff,
     }
     exact = {key: sp.nsimplify(value, rational=True) for key, value in values.items()}
     return {
@@ -229,28 +347,37 @@ def _latex(theory, model, m_ff):
 def _print_bound(theory, model, result, allocation, table):
     echo = click.echo
     echo(f"bound      B = {result['formula']}")
-    echo(f"           (card notation: β = POD decay of ρ, α = feed-forward rate)")
-    echo(f"with       tau = {model.tau}, beta = {_fmt(model.beta)}, alpha = {_fmt(model.alpha)}, "
-         f"C_beta = {_fmt(model.c_beta)}, C_alpha = {_fmt(model.c_alpha)}, C_0 = {_fmt(model.c_0)}")
+    echo("           (card notation: β = POD decay of ρ, α = feed-forward rate)")
+    echo(
+        f"with       tau = {model.tau}, beta = {_fmt(model.beta)}, alpha = {_fmt(model.alpha)}, "
+        f"C_beta = {_fmt(model.c_beta)}, C_alpha = {_fmt(model.c_alpha)}, C_0 = {_fmt(model.c_0)}"
+    )
     if allocation is not None:
-        tie = (f"n = 2 m_h + m_v = {allocation.n}" if allocation.tied else f"n = {allocation.n}")
-        echo(f"budget     {allocation.params_used} of {allocation.params_budget} parameters "
-             f"({tie}, m_v = {allocation.m_v}); best m_FF for m_h = {result['m_h']}: "
-             f"{result['m_ff']}")
+        tie = f"n = 2 m_h + m_v = {allocation.n}" if allocation.tied else f"n = {allocation.n}"
+        echo(
+            f"budget     {allocation.params_used} of {allocation.params_budget} parameters "
+            f"({tie}, m_v = {allocation.m_v}); best m_FF for m_h = {result['m_h']}: "
+            f"{result['m_ff']}"
+        )
     echo(f"optimum    m_h* = {theory.render('optimal_m_h', 'text')}")
-    echo(f"           m_h*(m_FF = {result['m_ff']}) = {_fmt(result['m_h_opt'])}  "
-         "(derived by sympy; B is convex in m_h, so this is the minimum)")
+    echo(
+        f"           m_h*(m_FF = {result['m_ff']}) = {_fmt(result['m_h_opt'])}  "
+        "(derived by sympy; B is convex in m_h, so this is the minimum)"
+    )
     echo(f"choice     m_h = {result['m_h']}, m_FF = {result['m_ff']}")
-    echo(f"bound      B = {_fmt(result['bound'])} = attention term {_fmt(result['attention_term'])}"
-         f" + feed-forward term {_fmt(result['ff_term'])}")
-    echo(f"rate       at m_h*, B ∝ m_FF^{_fmt(model.optimal_rate())}  "
-         "(exponent −α(2β−1)/(2β+α))")
+    echo(
+        f"bound      B = {_fmt(result['bound'])} = attention term {_fmt(result['attention_term'])}"
+        f" + feed-forward term {_fmt(result['ff_term'])}"
+    )
+    echo(f"rate       at m_h*, B ∝ m_FF^{_fmt(model.optimal_rate())}  (exponent −α(2β−1)/(2β+α))")
     echo("")
     echo(f"{'m_h':>6} {'m_FF':>8} {'attention':>12} {'feed-forward':>13} {'bound':>12}")
     for value in table:
         mark = "  <" if int(value.m_h) == result["m_h"] else ""
-        echo(f"{int(value.m_h):>6} {int(value.m_ff):>8} {value.attention_term:>12.5g} "
-             f"{value.ff_term:>13.5g} {value.bound:>12.5g}{mark}")
+        echo(
+            f"{int(value.m_h):>6} {int(value.m_ff):>8} {value.attention_term:>12.5g} "
+            f"{value.ff_term:>13.5g} {value.bound:>12.5g}{mark}"
+        )
     if "latex" in result:
         echo("")
         echo(f"LaTeX bound:      {result['latex']['bound']}")
@@ -284,21 +411,37 @@ def _write_rate_plot(path, report):
             seeds = [e for e in point["errors"] if e > 0]
             ax.scatter([point["m_h"]] * len(seeds), seeds, s=8, color=color, alpha=0.35)
         shown = [p for p in group if p["error"] > 0]
-        ax.loglog([p["m_h"] for p in shown], [p["error"] for p in shown], "o-", ms=4,
-                  color=color, label=f"min over seeds, m_FF={m_ff}")
+        ax.loglog(
+            [p["m_h"] for p in shown],
+            [p["error"] for p in shown],
+            "o-",
+            ms=4,
+            color=color,
+            label=f"min over seeds, m_FF={m_ff}",
+        )
         if constants["c_alpha"] > 0 or constants["c_beta"] > 0:
             grid = np.geomspace(group[0]["m_h"], group[-1]["m_h"], 100)
-            unit = theory.Bound(tau=params["tau"], alpha=params["alpha"], beta=params["beta"],
-                                c_0=params["c_0"])
-            curve = [constants["c_beta"] * unit.terms(k, m_ff).attention_term
-                     + constants["c_alpha"] * unit.terms(k, m_ff).ff_term for k in grid]
+            unit = theory.Bound(
+                tau=params["tau"], alpha=params["alpha"], beta=params["beta"], c_0=params["c_0"]
+            )
+            curve = [
+                constants["c_beta"] * unit.terms(k, m_ff).attention_term
+                + constants["c_alpha"] * unit.terms(k, m_ff).ff_term
+                for k in grid
+            ]
             ax.loglog(grid, curve, "--", color=color, lw=1, label=f"bound, m_FF={m_ff}")
     rate = report.rate
     if rate["slope"] is not None:
         low, high = rate["m_h_range"]
         grid = np.geomspace(low, high, 20)
-        ax.loglog(grid, np.exp(rate["intercept"]) * grid ** rate["slope"], "-", color="black",
-                  lw=1.5, label=f"fit slope {rate['slope']:.3g} (predicted {rate['predicted']:.3g})")
+        ax.loglog(
+            grid,
+            np.exp(rate["intercept"]) * grid ** rate["slope"],
+            "-",
+            color="black",
+            lw=1.5,
+            label=f"fit slope {rate['slope']:.3g} (predicted {rate['predicted']:.3g})",
+        )
     from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter, NullLocator
 
     widths = sorted({point["m_h"] for point in report.points})  # integer ticks, not 2×10^0
@@ -308,39 +451,106 @@ def _write_rate_plot(path, report):
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("m_h")
     ax.set_ylabel("error")
-    ax.set_title(f"errors vs the bound (τ={params['tau']}, β={params['beta']:g}, "
-                 f"α={params['alpha']:g})", fontsize=9)
+    ax.set_title(
+        f"errors vs the bound (τ={params['tau']}, β={params['beta']:g}, α={params['alpha']:g})",
+        fontsize=9,
+    )
     ax.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, path)
 
 
 @click.command()
-@click.option("--results", "results_path", type=click.Path(exists=True, dir_okay=False),
-              required=True, help="Results file written by `tfapprox train` sweeps (JSON).")
-@click.option("--beta", type=float, required=True, callback=_checked("beta"),
-              help="POD decay β of the target's kernel (> 1/2).")
-@click.option("--alpha", type=float, required=True, callback=_checked("alpha"),
-              help="Feed-forward rate α (> 0).")
-@click.option("--tau", type=int, default=None, callback=_checked("tau"),
-              help="Sequence length τ. Defaults to the results' metadata.sequence_length.")
-@click.option("--c-beta", type=float, default=None, callback=_checked("c_beta"),
-              help="C_β to check (default: fitted).")
-@click.option("--c-alpha", type=float, default=None, callback=_checked("c_alpha"),
-              help="C_α to check (default: fitted).")
-@click.option("--c0", "c_0", type=float, default=1.0, show_default=True, callback=_checked("c_0"),
-              help="Constant factor C_0 of the bound.")
-@click.option("--floor-rtol", type=click.FloatRange(min=0, max=1), default=1e-2,
-              show_default=True, help="Errors ≤ FLOOR_RTOL × the largest are the floor.")
-@click.option("--bootstrap", "n_bootstrap", type=click.IntRange(min=0), default=2000,
-              show_default=True, help="Bootstrap resamples for the slope interval.")
+@click.option(
+    "--results",
+    "results_path",
+    type=click.Path(exists=True, dir_okay=False),
+    required=True,
+    help="Results file written by `tfapprox train` sweeps (JSON).",
+)
+@click.option(
+    "--beta",
+    type=float,
+    required=True,
+    callback=_checked("beta"),
+    help="POD decay β of the target's kernel (> 1/2).",
+)
+@click.option(
+    "--alpha",
+    type=float,
+    required=True,
+    callback=_checked("alpha"),
+    help="Feed-forward rate α (> 0).",
+)
+@click.option(
+    "--tau",
+    type=int,
+    default=None,
+    callback=_checked("tau"),
+    help="Sequence length τ. Defaults to the results' metadata.sequence_length.",
+)
+@click.option(
+    "--c-beta",
+    type=float,
+    default=None,
+    callback=_checked("c_beta"),
+    help="C_β to check (default: fitted).",
+)
+@click.option(
+    "--c-alpha",
+    type=float,
+    default=None,
+    callback=_checked("c_alpha"),
+    help="C_α to check (default: fitted).",
+)
+@click.option(
+    "--c0",
+    "c_0",
+    type=float,
+    default=1.0,
+    show_default=True,
+    callback=_checked("c_0"),
+    help="Constant factor C_0 of the bound.",
+)
+@click.option(
+    "--floor-rtol",
+    type=click.FloatRange(min=0, max=1),
+    default=1e-2,
+    show_default=True,
+    help="Errors ≤ FLOOR_RTOL × the largest are the floor.",
+)
+@click.option(
+    "--bootstrap",
+    "n_bootstrap",
+    type=click.IntRange(min=0),
+    default=2000,
+    show_default=True,
+    help="Bootstrap resamples for the slope interval.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
-              help="Write the log-log plot of errors, bound and fitted slope (png, pdf, svg).")
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the log-log plot of errors, bound and fitted slope (png, pdf, svg).",
+)
 @click.option("--json", "json_", is_flag=True, help="Print machine-readable JSON.")
 @library_errors
-def check(results_path, beta, alpha, tau, c_beta, c_alpha, c_0, floor_rtol, n_bootstrap, seed,
-          plot_path, json_):
+def check(
+    results_path,
+    beta,
+    alpha,
+    tau,
+    c_beta,
+    c_alpha,
+    c_0,
+    floor_rtol,
+    n_bootstrap,
+    seed,
+    plot_path,
+    json_,
+):
     """Check trained errors against the bound.
 
     Fits C_β, C_α (non-negative least squares), measures the slope of
@@ -373,8 +583,16 @@ def check(results_path, beta, alpha, tau, c_beta, c_alpha, c_0, floor_rtol, n_bo
             raise ValueError(f"{results_path}: metadata.sequence_length: {err}") from None
     try:
         report = theory.check_errors(
-            results, tau, alpha, beta, c_alpha=c_alpha, c_beta=c_beta, c_0=c_0,
-            floor_rtol=floor_rtol, n_bootstrap=n_bootstrap, seed=seed,
+            results,
+            tau,
+            alpha,
+            beta,
+            c_alpha=c_alpha,
+            c_beta=c_beta,
+            c_0=c_0,
+            floor_rtol=floor_rtol,
+            n_bootstrap=n_bootstrap,
+            seed=seed,
         )
     except (TypeError, ValueError) as err:
         message = str(err).replace("results: ", "", 1)
@@ -397,20 +615,28 @@ def _print_report(path, report):
     m_ffs = sorted({point["m_ff"] for point in points})
     m_hs = sorted({point["m_h"] for point in points})
     runs = sum(point["seeds"] for point in points)
-    echo(f"results    {path}: {len(points)} budgets from {runs} runs "
-         f"(m_h {m_hs[0]}..{m_hs[-1]}, m_FF {', '.join(map(str, m_ffs))})"
-         + (f", {report['skipped']} non-finite skipped" if report["skipped"] else ""))
-    echo(f"theory     tau = {p['tau']}, beta = {p['beta']:g}, alpha = {p['alpha']:g}, "
-         f"C_0 = {p['c_0']:g}; error = min over seeds")
+    echo(
+        f"results    {path}: {len(points)} budgets from {runs} runs "
+        f"(m_h {m_hs[0]}..{m_hs[-1]}, m_FF {', '.join(map(str, m_ffs))})"
+        + (f", {report['skipped']} non-finite skipped" if report["skipped"] else "")
+    )
+    echo(
+        f"theory     tau = {p['tau']}, beta = {p['beta']:g}, alpha = {p['alpha']:g}, "
+        f"C_0 = {p['c_0']:g}; error = min over seeds"
+    )
     fitted = report["fitted"]
     if fitted["c_beta"] is None:
         echo("fitted     no positive errors to fit")
     else:
-        echo(f"fitted     C_beta = {fitted['c_beta']:.4g}, C_alpha = {fitted['c_alpha']:.4g} "
-             "(non-negative least squares, relative residuals)")
+        echo(
+            f"fitted     C_beta = {fitted['c_beta']:.4g}, C_alpha = {fitted['c_alpha']:.4g} "
+            "(non-negative least squares, relative residuals)"
+        )
     constants = report["constants"]
-    echo(f"bound with C_beta = {constants['c_beta']:.4g} ({constants['source']['c_beta']}), "
-         f"C_alpha = {constants['c_alpha']:.4g} ({constants['source']['c_alpha']})")
+    echo(
+        f"bound with C_beta = {constants['c_beta']:.4g} ({constants['source']['c_beta']}), "
+        f"C_alpha = {constants['c_alpha']:.4g} ({constants['source']['c_alpha']})"
+    )
     if report["given_bound_all"] is not None:
         verdict = "yes" if report["given_bound_all"] else "NO"
         echo(f"           given constants bound every point: {verdict}")
@@ -418,13 +644,17 @@ def _print_report(path, report):
         echo(f"           max error/bound = {report['envelope_scale']:.4g}")
     rate = report["rate"]
     if rate["slope"] is None:
-        echo(f"rate       insufficient data: fewer than 3 points before the error floor "
-             f"(best m_FF = {rate['m_ff']}); predicted slope {rate['predicted']:.4g}")
+        echo(
+            f"rate       insufficient data: fewer than 3 points before the error floor "
+            f"(best m_FF = {rate['m_ff']}); predicted slope {rate['predicted']:.4g}"
+        )
     else:
         low, high = rate["ci"]
-        echo(f"rate       slope of log error vs log m_h at m_FF = {rate['m_ff']}, m_h "
-             f"{rate['m_h_range'][0]}..{rate['m_h_range'][1]} ({rate['points']} points): "
-             f"{rate['slope']:.4g}, {round(100 * rate['confidence'])}% CI [{low:.4g}, {high:.4g}]")
+        echo(
+            f"rate       slope of log error vs log m_h at m_FF = {rate['m_ff']}, m_h "
+            f"{rate['m_h_range'][0]}..{rate['m_h_range'][1]} ({rate['points']} points): "
+            f"{rate['slope']:.4g}, {round(100 * rate['confidence'])}% CI [{low:.4g}, {high:.4g}]"
+        )
         echo(f"           predicted −(2β−1) = {rate['predicted']:.4g}: {rate['verdict']}")
     violations = report["violations"]
     if not violations:
@@ -433,8 +663,10 @@ def _print_report(path, report):
         echo(f"violations {len(violations)} point(s) above the bound:")
         echo(f"{'m_h':>6} {'m_FF':>8} {'error':>12} {'bound':>12} {'margin':>12} {'ratio':>8}")
         for v in violations:
-            echo(f"{v['m_h']:>6} {v['m_ff']:>8} {v['error']:>12.4g} {v['bound']:>12.4g} "
-                 f"{v['margin']:>12.4g} {v['ratio']:>8.3g}")
+            echo(
+                f"{v['m_h']:>6} {v['m_ff']:>8} {v['error']:>12.4g} {v['bound']:>12.4g} "
+                f"{v['margin']:>12.4g} {v['ratio']:>8.3g}"
+            )
     echo("optimum    best measured m_h per m_FF vs predicted m_h*:")
     for opt in report["optima"]:
         tested = f"tested {opt['m_h_range'][0]}..{opt['m_h_range'][1]}"
@@ -442,8 +674,10 @@ def _print_report(path, report):
             predicted = "m_h* undefined (a fitted constant is 0)"
         else:
             predicted = f"m_h* = {opt['predicted_m_h_opt']:.4g} → {opt['predicted_m_h']}"
-        echo(f"           m_FF = {opt['m_ff']}: measured {opt['empirical_m_h']} ({tested}); "
-             f"{predicted}")
+        echo(
+            f"           m_FF = {opt['m_ff']}: measured {opt['empirical_m_h']} ({tested}); "
+            f"{predicted}"
+        )
     if report.get("plot"):
         echo(f"plot written to {report['plot']}")
 

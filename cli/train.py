@@ -15,12 +15,14 @@ from tfapprox_cli._common import echo_json, library_errors
 POSITIVE = click.IntRange(min=1)
 EXPORT_FORMATS = ("keras", "saved_model")
 
+
 def _budget_line(budget):
     if budget is None:
         return "budget: (not a tfapprox Transformer)"
     return "budget: " + " ".join(
         f"{key}={budget[key]}" for key in ("n", "m_h", "m_v", "m_ff", "ff_depth")
     )
+
 
 def _training_data(data, samples, data_seed):
     """``(dataset, validation or None, data description)`` for DATA.
@@ -51,11 +53,21 @@ def _training_data(data, samples, data_seed):
 
 @click.command("train")
 @click.argument("data")
-@click.option("--n", "n", type=POSITIVE, required=True, help="Embedding width n (output width of f̂).")
+@click.option(
+    "--n", "n", type=POSITIVE, required=True, help="Embedding width n (output width of f̂)."
+)
 @click.option("--m-h", type=POSITIVE, required=True, help="Query/key width m_h (rank budget of ρ̂).")
 @click.option("--m-v", type=POSITIVE, default=None, help="Value width m_v.  [default: n]")
-@click.option("--m-ff", type=POSITIVE, required=True, help="Width m_FF of the feed-forward networks.")
-@click.option("--ff-depth", type=POSITIVE, default=3, show_default=True, help="Hidden layers per feed-forward network.")
+@click.option(
+    "--m-ff", type=POSITIVE, required=True, help="Width m_FF of the feed-forward networks."
+)
+@click.option(
+    "--ff-depth",
+    type=POSITIVE,
+    default=3,
+    show_default=True,
+    help="Hidden layers per feed-forward network.",
+)
 @click.option(
     "--position-encoding",
     type=click.Choice(POSITION_ENCODINGS),
@@ -77,7 +89,9 @@ def _training_data(data, samples, data_seed):
     show_default=True,
     help="Sampling seed when DATA is a preset (held-out data: DATA_SEED + 1).",
 )
-@click.option("--epochs", type=POSITIVE, default=500, show_default=True, help="Maximum epochs per restart.")
+@click.option(
+    "--epochs", type=POSITIVE, default=500, show_default=True, help="Maximum epochs per restart."
+)
 @click.option("--batch-size", type=POSITIVE, default=64, show_default=True, help="Batch size.")
 @click.option(
     "--learning-rate",
@@ -86,17 +100,59 @@ def _training_data(data, samples, data_seed):
     show_default=True,
     help="Initial Adam learning rate.",
 )
-@click.option("--patience", type=POSITIVE, default=30, show_default=True, help="Epochs without improvement before stopping.")
-@click.option("--restarts", type=POSITIVE, default=1, show_default=True, help="Independent initialisations; the best is kept.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the first restart.")
+@click.option(
+    "--patience",
+    type=POSITIVE,
+    default=30,
+    show_default=True,
+    help="Epochs without improvement before stopping.",
+)
+@click.option(
+    "--restarts",
+    type=POSITIVE,
+    default=1,
+    show_default=True,
+    help="Independent initialisations; the best is kept.",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed of the first restart.",
+)
 @click.option("--no-jit", is_flag=True, help="Do not XLA-compile the training step.")
-@click.option("--log-dir", type=click.Path(file_okay=False), default=None, help="TensorBoard log folder.")
-@click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder for model.keras and result.json.")
+@click.option(
+    "--log-dir", type=click.Path(file_okay=False), default=None, help="TensorBoard log folder."
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="Output folder for model.keras and result.json.",
+)
 @click.option("--json", "json_", is_flag=True, help="Print the result as JSON (no progress bar).")
 @library_errors
 def train(
-    data, n, m_h, m_v, m_ff, ff_depth, position_encoding, samples, data_seed, epochs, batch_size, learning_rate,
-    patience, restarts, seed, no_jit, log_dir, out, json_,
+    data,
+    n,
+    m_h,
+    m_v,
+    m_ff,
+    ff_depth,
+    position_encoding,
+    samples,
+    data_seed,
+    epochs,
+    batch_size,
+    learning_rate,
+    patience,
+    restarts,
+    seed,
+    no_jit,
+    log_dir,
+    out,
+    json_,
 ):
     """Train the one-layer Transformer of budget (n, m_h, m_v, m_FF) on DATA.
 
@@ -163,7 +219,12 @@ def train(
     show_default=True,
     help="keras: a .keras file; saved_model: a TensorFlow SavedModel folder.",
 )
-@click.option("--out", type=click.Path(), required=True, help="Destination (.keras file or SavedModel folder).")
+@click.option(
+    "--out",
+    type=click.Path(),
+    required=True,
+    help="Destination (.keras file or SavedModel folder).",
+)
 @click.option("--json", "json_", is_flag=True, help="Print the verification report as JSON.")
 @library_errors
 def export_command(model_path, format_, out, json_):
@@ -178,7 +239,9 @@ def export_command(model_path, format_, out, json_):
       tfapprox export runs/m4/model.keras --format saved_model --out runs/m4/saved
     """
     if format_ == "keras" and not out.endswith(".keras"):
-        raise click.BadParameter(f"must end with '.keras' for --format keras: {out}", param_hint="--out")
+        raise click.BadParameter(
+            f"must end with '.keras' for --format keras: {out}", param_hint="--out"
+        )
     from tfapprox import export
 
     model = export.load_model(model_path, compile=False)
@@ -190,7 +253,9 @@ def export_command(model_path, format_, out, json_):
     if json_:
         echo_json(report)
         return
-    diffs = ", ".join(f"{diff:.2g} at batch {size}" for size, diff in report["max_abs_diff"].items())
+    diffs = ", ".join(
+        f"{diff:.2g} at batch {size}" for size, diff in report["max_abs_diff"].items()
+    )
     click.echo(f"wrote {out} ({format_}); verified in a fresh process: max |diff| {diffs}")
 
 
@@ -234,7 +299,10 @@ def info(model_path, json_):
             f"position encoding: {description['position_encoding']}"
         )
     click.echo(f"parameters: {description['parameter_count']:,}")
-    rows = [(row["name"], row["type"], str(tuple(row["output_shape"])), f"{row['parameters']:,}") for row in layers]
+    rows = [
+        (row["name"], row["type"], str(tuple(row["output_shape"])), f"{row['parameters']:,}")
+        for row in layers
+    ]
     header = ("layer", "type", "output shape", "parameters")
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
     for row in (header, *rows):

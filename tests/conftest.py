@@ -22,8 +22,7 @@ def pytest_configure(config):
     # still shows in the summary.
     config.addinivalue_line(
         "filterwarnings",
-        "ignore:__array__ implementation doesn't accept a copy keyword"
-        ":DeprecationWarning",
+        "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning",
     )
 
 

@@ -17,7 +17,9 @@ def test_budget_m_v_defaults_to_n():
 def test_budget_rejects_non_positive_values_naming_the_field(field, value):
     kwargs = dict(n=4, m_h=2, m_ff=8)
     kwargs[field] = value
-    with pytest.raises(ValueError, match=f"`{field}` must be a positive int. Received: {field}={value}"):
+    with pytest.raises(
+        ValueError, match=f"`{field}` must be a positive int. Received: {field}={value}"
+    ):
         Budget(**kwargs)
 
 

@@ -43,7 +43,8 @@ def test_tfapprox_warnings_are_shown_once_and_foreign_deprecations_are_not():
     def warn():
         code = compile(
             "import warnings\nfor _ in range(3): warnings.warn('grid did not converge', RuntimeWarning)",
-            tfapprox.budget.__file__, "exec",
+            tfapprox.budget.__file__,
+            "exec",
         )
         exec(code, {})
         # A virtual environment inside the checkout (as CI's .ci/venv) is not tfapprox.

@@ -35,7 +35,10 @@ def imported_packages(args, cache_dir):
     env["TFAPPROX_CACHE_DIR"] = cache_dir
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "tfapprox_cli", *args],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     packages = set()
@@ -60,8 +63,20 @@ def test_bound_imports_no_tensorflow_keras_or_sklearn(cache_dir):
 
 
 def test_bound_params_json_imports_no_tensorflow_keras_or_sklearn(cache_dir):
-    args = ["bound", "--tau", "16", "--beta", "1.0", "--alpha", "0.5", "--params", "50000",
-            "--d", "1", "--json"]
+    args = [
+        "bound",
+        "--tau",
+        "16",
+        "--beta",
+        "1.0",
+        "--alpha",
+        "0.5",
+        "--params",
+        "50000",
+        "--d",
+        "1",
+        "--json",
+    ]
     stdout, packages = imported_packages(args, cache_dir)
     assert '"params_used"' in stdout
     assert not packages & HEAVY, sorted(packages & HEAVY)

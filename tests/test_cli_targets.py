@@ -70,8 +70,9 @@ def test_make_preset_text_output_names_the_file_and_target(tmp_path):
 
 def test_make_json_summary_describes_the_written_file(tmp_path):
     path = tmp_path / "pos.npz"
-    out = run_cli_json("target", "make", "positional-d2", "--samples", "3", "--seed", "1",
-                       "--out", path)
+    out = run_cli_json(
+        "target", "make", "positional-d2", "--samples", "3", "--seed", "1", "--out", path
+    )
     assert out["path"] == str(path) and out["seed"] == 1 and out["num_samples"] == 3
     assert out["x_shape"] == [3, 16, 2] and out["y_shape"] == [3, 16, 1]
     assert out["target"] == json.loads(json.dumps(targets.load_preset("positional-d2").metadata))
@@ -110,8 +111,22 @@ def test_make_creates_missing_output_folders(tmp_path):
 
 def test_make_custom_fig5_records_beta_and_rank(tmp_path):
     path = tmp_path / "custom.npz"
-    make("--beta", "0.7", "--c-beta", "2", "--rank", "3", "--tau", "5", "--samples", "4",
-         "--seed", "2", "--out", path)
+    make(
+        "--beta",
+        "0.7",
+        "--c-beta",
+        "2",
+        "--rank",
+        "3",
+        "--tau",
+        "5",
+        "--samples",
+        "4",
+        "--seed",
+        "2",
+        "--out",
+        path,
+    )
     loaded = datasets.load_dataset(path)
     meta = loaded.metadata
     assert meta["family"] == "fig5"
@@ -124,8 +139,20 @@ def test_make_custom_fig5_records_beta_and_rank(tmp_path):
 
 def test_make_custom_infinite_rank_records_the_truncation(tmp_path):
     path = tmp_path / "inf.npz"
-    make("--beta", "0.55", "--rank", "inf", "--truncation", "7", "--tau", "4", "--samples", "2",
-         "--out", path)
+    make(
+        "--beta",
+        "0.55",
+        "--rank",
+        "inf",
+        "--truncation",
+        "7",
+        "--tau",
+        "4",
+        "--samples",
+        "2",
+        "--out",
+        path,
+    )
     meta = datasets.load_dataset(path).metadata
     assert meta["rank"] == "inf" and meta["truncation"] == 7 and meta["beta"] == 0.55
     assert len(meta["target"]["singular_values"]) == 7
@@ -133,31 +160,49 @@ def test_make_custom_infinite_rank_records_the_truncation(tmp_path):
 
 def test_make_custom_d2_builds_a_positional_target(tmp_path):
     path = tmp_path / "pos.npz"
-    make("--d", "2", "--rank", "4", "--beta", "1.5", "--tau", "6", "--samples", "3",
-         "--out", path)
+    make("--d", "2", "--rank", "4", "--beta", "1.5", "--tau", "6", "--samples", "3", "--out", path)
     loaded = datasets.load_dataset(path)
     meta = loaded.metadata
     assert meta["family"] == "positional" and meta["position_dependent"] is True
     assert (meta["input_dim"], meta["rank"], meta["beta"]) == (2, 4, 1.5)
     assert loaded.x.shape == (3, 6, 2)
     rebuilt = targets.from_dict(meta)
-    np.testing.assert_array_equal(
-        loaded.y, rebuilt(loaded.x.astype(np.float64)).astype(np.float32)
-    )
+    np.testing.assert_array_equal(loaded.y, rebuilt(loaded.x.astype(np.float64)).astype(np.float32))
 
 
 def test_make_custom_position_independent_positional_target(tmp_path):
     path = tmp_path / "pi.npz"
-    make("--family", "positional", "--position-independent", "--rank", "3", "--tau", "4",
-         "--samples", "2", "--out", path)
+    make(
+        "--family",
+        "positional",
+        "--position-independent",
+        "--rank",
+        "3",
+        "--tau",
+        "4",
+        "--samples",
+        "2",
+        "--out",
+        path,
+    )
     meta = datasets.load_dataset(path).metadata
     assert meta["family"] == "positional" and meta["position_dependent"] is False
 
 
 def test_make_target_seed_changes_the_positional_target(tmp_path):
     for seed in (0, 1):
-        make("--d", "2", "--tau", "3", "--target-seed", seed, "--samples", "2",
-             "--out", tmp_path / f"{seed}.npz")
+        make(
+            "--d",
+            "2",
+            "--tau",
+            "3",
+            "--target-seed",
+            seed,
+            "--samples",
+            "2",
+            "--out",
+            tmp_path / f"{seed}.npz",
+        )
     zero, one = (datasets.load_dataset(tmp_path / f"{s}.npz") for s in (0, 1))
     np.testing.assert_array_equal(zero.x, one.x)  # same sampling seed
     assert not np.array_equal(zero.y, one.y)
@@ -221,10 +266,13 @@ def test_make_with_preset_and_options_is_a_usage_error(tmp_path):
     assert not out.exists()
 
 
-@pytest.mark.parametrize(("args", "fragment"), [
-    (["--family", "fig5", "--d", "2"], "--d"),
-    (["--family", "fig5", "--n", "3"], "--n"),
-])
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--family", "fig5", "--d", "2"], "--d"),
+        (["--family", "fig5", "--n", "3"], "--n"),
+    ],
+)
 def test_make_fig5_with_positional_options_is_a_usage_error(tmp_path, args, fragment):
     out = tmp_path / "x.npz"
     result = make(*args, "--out", out, expect_exit=2)

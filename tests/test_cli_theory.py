@@ -3,8 +3,8 @@
 import json
 
 import pytest
-
 from helpers import assert_one_line_error, run_cli, run_cli_json
+
 from tfapprox import _io, theory
 from tfapprox.budget import count_parameters
 
@@ -94,8 +94,9 @@ def test_bound_latex_prints_latex():
 def test_bound_from_estimate_reads_beta_and_c_beta(tmp_path):
     path = tmp_path / "est.json"
     path.write_text(json.dumps({"beta": 0.9, "c_beta": 2.0, "rank": 7}))
-    out = run_cli_json("bound", "--from-estimate", path, "--tau", "16", "--alpha", "0.5",
-                       "--m-ff", "128")
+    out = run_cli_json(
+        "bound", "--from-estimate", path, "--tau", "16", "--alpha", "0.5", "--m-ff", "128"
+    )
     b = theory.Bound(tau=16, alpha=0.5, beta=0.9, c_beta=2.0)
     assert out["m_h_opt"] == pytest.approx(b.optimal_m_h(128), rel=1e-14)
 
@@ -106,15 +107,25 @@ def test_bound_from_estimate_reads_beta_and_c_beta(tmp_path):
         ('{"beta": 0.9', "not valid JSON"),
         ('{"beta": 0.9}', "c_beta"),
         ('{"beta": null, "c_beta": 1.0}', "beta"),
-        ('[1, 2]', "JSON object"),
+        ("[1, 2]", "JSON object"),
         ('{"beta": 0.4, "c_beta": 1.0}', "diverges"),
     ],
 )
 def test_bound_from_bad_estimate_is_a_one_line_error(tmp_path, content, fragment):
     path = tmp_path / "est.json"
     path.write_text(content)
-    result = run_cli("bound", "--from-estimate", path, "--tau", "16", "--alpha", "0.5",
-                     "--m-ff", "128", expect_exit=2)
+    result = run_cli(
+        "bound",
+        "--from-estimate",
+        path,
+        "--tau",
+        "16",
+        "--alpha",
+        "0.5",
+        "--m-ff",
+        "128",
+        expect_exit=2,
+    )
     assert_usage_error(result, fragment)
 
 
@@ -173,8 +184,9 @@ def test_bound_rejects_budget_options_without_params():
 
 
 def test_bound_too_small_budget_says_the_minimum():
-    minimum = count_parameters(n=32, m_h=1, m_v=32, m_ff=1, ff_depth=3,
-                                      sequence_length=16, input_dim=1)
+    minimum = count_parameters(
+        n=32, m_h=1, m_v=32, m_ff=1, ff_depth=3, sequence_length=16, input_dim=1
+    )
     result = run_cli(*BOUND, "--params", minimum - 1, "--d", "1", "--n", "32", expect_exit=2)
     assert_usage_error(result, f"needs at least {minimum} parameters")
     run_cli(*BOUND, "--params", minimum, "--d", "1", "--n", "32")
@@ -191,10 +203,16 @@ def _results_file(path, *, metadata=True, c_beta=2.0, c_alpha=0.5, planted=None)
         for m_h in range(1, 9):
             for seed, factor in enumerate((1.0, 1.1, 1.3)):
                 loss = b(m_h, m_ff) * factor * (planted.get(m_h, 1.0) if planted else 1.0)
-                runs.append({"budget": {"n": 16, "m_h": m_h, "m_v": 16, "m_ff": m_ff,
-                                        "ff_depth": 3}, "loss": loss, "seed": seed})
-    _io.atomic_write_json(path, {"runs": runs,
-                                 "metadata": {"sequence_length": 8} if metadata else {}})
+                runs.append(
+                    {
+                        "budget": {"n": 16, "m_h": m_h, "m_v": 16, "m_ff": m_ff, "ff_depth": 3},
+                        "loss": loss,
+                        "seed": seed,
+                    }
+                )
+    _io.atomic_write_json(
+        path, {"runs": runs, "metadata": {"sequence_length": 8} if metadata else {}}
+    )
     return path
 
 
@@ -211,8 +229,19 @@ def test_check_json_reports_constants_rate_and_optima(tmp_path):
 
 def test_check_flags_violations_of_given_constants(tmp_path):
     path = _results_file(tmp_path / "results.json", planted={4: 3.0})
-    out = run_cli_json("check", "--results", path, "--beta", "1.0", "--alpha", "0.5",
-                       "--c-beta", "2", "--c-alpha", "0.5")
+    out = run_cli_json(
+        "check",
+        "--results",
+        path,
+        "--beta",
+        "1.0",
+        "--alpha",
+        "0.5",
+        "--c-beta",
+        "2",
+        "--c-alpha",
+        "0.5",
+    )
     assert out["given_bound_all"] is False
     assert {(v["m_h"], v["m_ff"]) for v in out["violations"]} == {(4, 32), (4, 512)}
 
@@ -220,8 +249,9 @@ def test_check_flags_violations_of_given_constants(tmp_path):
 def test_check_text_report_and_plot(tmp_path):
     path = _results_file(tmp_path / "results.json")
     plot = tmp_path / "rate.png"
-    out = run_cli("check", "--results", path, "--beta", "1.0", "--alpha", "0.5",
-                  "--plot", plot).output
+    out = run_cli(
+        "check", "--results", path, "--beta", "1.0", "--alpha", "0.5", "--plot", plot
+    ).output
     assert "fitted     C_beta = 2" in out
     assert "slope of log error vs log m_h" in out
     assert "violations none" in out
@@ -244,6 +274,7 @@ def test_check_rejects_beta_at_one_half(tmp_path):
 def test_check_corrupt_results_is_a_one_line_error(tmp_path):
     path = tmp_path / "results.json"
     path.write_text('{"runs": [{"budget": {"m_h": 1}, "loss": 1.0, "seed": 0}]}')
-    result = run_cli("check", "--results", path, "--beta", "1.0", "--alpha", "0.5",
-                     "--tau", "8", expect_exit=1)
+    result = run_cli(
+        "check", "--results", path, "--beta", "1.0", "--alpha", "0.5", "--tau", "8", expect_exit=1
+    )
     assert_one_line_error(result, "results.json", "budget")

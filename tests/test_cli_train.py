@@ -8,8 +8,8 @@ import os
 
 import numpy as np
 import pytest
-
 from helpers import assert_one_line_error, run_cli, run_cli_json
+
 from tfapprox import Budget
 from tfapprox.datasets import save_dataset
 from tfapprox.training import load_results
@@ -84,13 +84,21 @@ def test_info_json_describes_the_model(trained):
     assert info["budget"] == summary["budget"]
     assert info["parameter_count"] == summary["parameter_count"]
     assert info["sequence_length"] == 5 and info["output"] == "sequence"
-    assert [layer["name"] for layer in info["layers"]] == ["x", "position_encoding", "f_hat", "attention", "F_hat"]
+    assert [layer["name"] for layer in info["layers"]] == [
+        "x",
+        "position_encoding",
+        "f_hat",
+        "attention",
+        "F_hat",
+    ]
     assert sum(layer["parameters"] for layer in info["layers"]) == info["parameter_count"]
 
 
 def test_export_saved_model_is_verified(trained, tmp_path):
     out, _ = trained
-    report = run_cli_json("export", out / "model.keras", "--format", "saved_model", "--out", tmp_path / "saved")
+    report = run_cli_json(
+        "export", out / "model.keras", "--format", "saved_model", "--out", tmp_path / "saved"
+    )
     assert report["format"] == "saved_model" and report["tfapprox_imported"] is False
     assert all(diff <= 1e-5 for diff in report["max_abs_diff"].values())
     assert os.path.isfile(tmp_path / "saved" / "saved_model.pb")
@@ -98,7 +106,9 @@ def test_export_saved_model_is_verified(trained, tmp_path):
 
 def test_export_keras_is_verified(trained, tmp_path):
     out, _ = trained
-    result = run_cli("export", out / "model.keras", "--format", "keras", "--out", tmp_path / "copy.keras")
+    result = run_cli(
+        "export", out / "model.keras", "--format", "keras", "--out", tmp_path / "copy.keras"
+    )
     assert "verified in a fresh process" in result.output
     assert os.path.isfile(tmp_path / "copy.keras")
 
@@ -108,13 +118,17 @@ def test_export_keras_is_verified(trained, tmp_path):
 
 
 def test_train_rejects_a_missing_data_file(tmp_path):
-    result = run_cli("train", tmp_path / "missing.npz", *TRAIN, "--out", tmp_path / "o", expect_exit=2)
+    result = run_cli(
+        "train", tmp_path / "missing.npz", *TRAIN, "--out", tmp_path / "o", expect_exit=2
+    )
     assert_one_line_error(result, "missing.npz", "neither a dataset file nor a preset", "default")
 
 
 def test_train_samples_a_preset_and_evaluates_on_held_out_data(tmp_path):
     out = tmp_path / "preset"
-    summary = run_cli_json("train", "fig5b-r2", "--samples", 32, "--data-seed", 4, *TRAIN, "--out", out)
+    summary = run_cli_json(
+        "train", "fig5b-r2", "--samples", 32, "--data-seed", 4, *TRAIN, "--out", out
+    )
     assert summary["metrics"]["val_loss"] >= 0
     results = load_results(out / "result.json")
     assert results["metadata"]["data"] == "preset fig5b-r2 (32 samples, seed 4)"
@@ -130,7 +144,9 @@ def test_train_rejects_a_corrupt_npz(tmp_path):
 
 
 def test_train_rejects_wrong_shapes(tmp_path):
-    path = write_npz(tmp_path / "flat.npz", x=np.zeros((4, 5), "float32"), y=np.zeros((4, 5, 1), "float32"))
+    path = write_npz(
+        tmp_path / "flat.npz", x=np.zeros((4, 5), "float32"), y=np.zeros((4, 5, 1), "float32")
+    )
     result = run_cli("train", path, *TRAIN, "--out", tmp_path / "o", expect_exit=1)
     assert_one_line_error(result, "`x` must have shape (N, tau, d)")
 
@@ -157,13 +173,23 @@ def test_train_rejects_non_positive_budget_values(dataset_path, tmp_path, option
 
 def test_export_rejects_an_unknown_format(trained, tmp_path):
     out, _ = trained
-    result = run_cli("export", out / "model.keras", "--format", "onnx", "--out", tmp_path / "m", expect_exit=2)
+    result = run_cli(
+        "export", out / "model.keras", "--format", "onnx", "--out", tmp_path / "m", expect_exit=2
+    )
     assert_one_line_error(result, "'onnx' is not one of 'keras', 'saved_model'")
 
 
 def test_export_keras_needs_the_keras_extension(trained, tmp_path):
     out, _ = trained
-    result = run_cli("export", out / "model.keras", "--format", "keras", "--out", tmp_path / "m.h5", expect_exit=2)
+    result = run_cli(
+        "export",
+        out / "model.keras",
+        "--format",
+        "keras",
+        "--out",
+        tmp_path / "m.h5",
+        expect_exit=2,
+    )
     assert_one_line_error(result, "must end with '.keras'")
 
 

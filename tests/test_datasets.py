@@ -37,7 +37,10 @@ def test_sequence_dataset_round_trips_arrays_dtypes_and_metadata(tmp_path, seque
     assert loaded.metadata == metadata
     assert loaded.task == "sequence"
     assert (loaded.num_samples, loaded.sequence_length, loaded.input_dim, loaded.output_dim) == (
-        5, 4, 2, 3,
+        5,
+        4,
+        2,
+        3,
     )
 
 
@@ -156,8 +159,19 @@ def test_pickled_object_arrays_are_refused(tmp_path):
         (np.zeros((2, 3, 1)), np.array([1, -1]), "non-negative"),
         (np.zeros((2, 3, 1)), np.array([[["a"]]] * 2).repeat(3, 1), "`y` must hold numbers"),
     ],
-    ids=["nan-x", "inf-y", "mismatched-n", "x-2d", "x-4d", "y-4d", "y-steps", "x-strings",
-         "float-labels", "negative-labels", "y-strings"],
+    ids=[
+        "nan-x",
+        "inf-y",
+        "mismatched-n",
+        "x-2d",
+        "x-4d",
+        "y-4d",
+        "y-steps",
+        "x-strings",
+        "float-labels",
+        "negative-labels",
+        "y-strings",
+    ],
 )
 def test_loader_rejects_invalid_arrays_naming_the_problem(tmp_path, x, y, fragment):
     path = write_raw_npz(tmp_path / "bad.npz", x=x, y=y)
@@ -170,15 +184,20 @@ def test_loader_rejects_invalid_arrays_naming_the_problem(tmp_path, x, y, fragme
 
 
 def test_corrupt_metadata_json_is_a_value_error(tmp_path, sequence_data):
-    path = write_raw_npz(tmp_path / "meta.npz", x=sequence_data[0], y=sequence_data[1],
-                         metadata=np.array("{not json"))
+    path = write_raw_npz(
+        tmp_path / "meta.npz",
+        x=sequence_data[0],
+        y=sequence_data[1],
+        metadata=np.array("{not json"),
+    )
     with pytest.raises(ValueError, match="meta.npz has corrupt `metadata`"):
         datasets.load_dataset(path)
 
 
 def test_metadata_that_is_not_a_json_object_is_a_value_error(tmp_path, sequence_data):
-    path = write_raw_npz(tmp_path / "meta.npz", x=sequence_data[0], y=sequence_data[1],
-                         metadata=np.array("[1, 2]"))
+    path = write_raw_npz(
+        tmp_path / "meta.npz", x=sequence_data[0], y=sequence_data[1], metadata=np.array("[1, 2]")
+    )
     with pytest.raises(ValueError, match="meta.npz has corrupt `metadata`.*list"):
         datasets.load_dataset(path)
 

@@ -51,7 +51,9 @@ def test_keras_file_round_trip_gives_identical_predictions(model, x, tmp_path):
     loaded = load_model(path)
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
     # Sorted JSON: the configs agree up to tuple-versus-list.
-    assert json.dumps(loaded.get_config(), sort_keys=True) == json.dumps(model.get_config(), sort_keys=True)
+    assert json.dumps(loaded.get_config(), sort_keys=True) == json.dumps(
+        model.get_config(), sort_keys=True
+    )
     assert os.listdir(tmp_path) == ["model.keras"]  # no temporary files left behind
 
 
@@ -75,7 +77,9 @@ def test_saved_model_serves_in_a_fresh_process_without_tfapprox(model, saved_mod
 
 def test_verify_export_raises_when_predictions_differ(saved_model_path, x):
     other = make_model(1)  # same architecture, other weights
-    with pytest.raises(ExportVerificationError, match="does not reproduce model.predict at batch size 1"):
+    with pytest.raises(
+        ExportVerificationError, match="does not reproduce model.predict at batch size 1"
+    ):
         verify_export(other, saved_model_path, x)
 
 

@@ -19,11 +19,10 @@ def test_atomic_write_json_round_trips_numpy_values(tmp_path):
 def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     path = tmp_path / "results.json"
     _io.atomic_write_json(path, {"runs": [1]})
-    with pytest.raises(RuntimeError):
-        with _io.atomic_path(path) as tmp:
-            with open(tmp, "w") as f:
-                f.write('{"runs": [')
-            raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError), _io.atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            f.write('{"runs": [')
+        raise RuntimeError("interrupted")
     assert _io.read_json(path) == {"runs": [1]}
     assert os.listdir(tmp_path) == ["results.json"]
 

@@ -130,7 +130,9 @@ def test_learned_position_encoding_adds_embeddings_after_projection(rng):
     kernel, embeddings = [rng.normal(size=w.shape).astype("float32") for w in layer.weights]
     layer.set_weights([kernel, embeddings])
     x = rng.normal(size=(2, 5, 2)).astype("float32")
-    np.testing.assert_allclose(np.asarray(layer(x)), x @ kernel + embeddings[None], rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(
+        np.asarray(layer(x)), x @ kernel + embeddings[None], rtol=RTOL, atol=ATOL
+    )
 
 
 def test_sinusoidal_position_encoding_is_fixed_and_matches_formula(rng):
@@ -140,7 +142,9 @@ def test_sinusoidal_position_encoding_is_fixed_and_matches_formula(rng):
     assert layer.trainable_weights == []
     t, i = 3, 2
     assert out[0, t, i] - x[0, t, i] == pytest.approx(np.sin(t / 10000 ** (i / 4)), abs=1e-6)
-    np.testing.assert_allclose(out - x, np.broadcast_to(sinusoidal_encoding(6, 4), x.shape), atol=1e-6)
+    np.testing.assert_allclose(
+        out - x, np.broadcast_to(sinusoidal_encoding(6, 4), x.shape), atol=1e-6
+    )
 
 
 def test_no_position_encoding_is_identity(rng):
@@ -156,7 +160,10 @@ def test_position_encoding_rejects_longer_sequences():
 LAYERS = [
     (lambda: PositionEncoding(6, mode="learned", projection_dim=3), (2, 6, 4)),
     (lambda: PositionEncoding(6, mode="sinusoidal"), (2, 6, 4)),
-    (lambda: FeedForward(hidden_dim=8, output_dim=3, depth=2, output_activation="sigmoid"), (2, 6, 4)),
+    (
+        lambda: FeedForward(hidden_dim=8, output_dim=3, depth=2, output_activation="sigmoid"),
+        (2, 6, 4),
+    ),
     (lambda: SingleHeadAttention(key_dim=2, value_dim=3, causal=True), (2, 6, 4)),
     (lambda: SingleHeadAttention(key_dim=2), (2, 6, 4)),
 ]
@@ -185,9 +192,17 @@ def test_config_round_trip_rebuilds_identical_layer(make_layer, shape):
 @pytest.mark.parametrize(
     "make, error, message",
     [
-        (lambda: SingleHeadAttention(key_dim=0), ValueError, "`key_dim` must be a positive int. Received: key_dim=0"),
+        (
+            lambda: SingleHeadAttention(key_dim=0),
+            ValueError,
+            "`key_dim` must be a positive int. Received: key_dim=0",
+        ),
         (lambda: SingleHeadAttention(key_dim=2, value_dim=-1), ValueError, "value_dim=-1"),
-        (lambda: SingleHeadAttention(key_dim=2, use_scale="yes"), TypeError, "`use_scale` must be a bool"),
+        (
+            lambda: SingleHeadAttention(key_dim=2, use_scale="yes"),
+            TypeError,
+            "`use_scale` must be a bool",
+        ),
         (lambda: SingleHeadAttention(key_dim=2.5), TypeError, "`key_dim` must be a positive int"),
         (lambda: FeedForward(hidden_dim=0, output_dim=2), ValueError, "hidden_dim=0"),
         (lambda: FeedForward(hidden_dim=4, output_dim=2, depth=0), ValueError, "depth=0"),

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 from tfapprox import Budget
-from tfapprox.models import attention_logits, budget_of, build_transformer, describe, query_key_features
+from tfapprox.models import (
+    attention_logits,
+    budget_of,
+    build_transformer,
+    describe,
+    query_key_features,
+)
 
 BUDGETS = [
     (Budget(n=4, m_h=1, m_ff=3), {}),
@@ -21,7 +27,9 @@ def test_parameter_count_equals_count_params(budget, options):
     sequence_length, input_dim = 7, 3
     model = build_transformer(budget, sequence_length, input_dim, **options)
     count_options = {k: v for k, v in options.items() if k != "output"}
-    assert model.count_params() == budget.parameter_count(sequence_length, input_dim, **count_options)
+    assert model.count_params() == budget.parameter_count(
+        sequence_length, input_dim, **count_options
+    )
 
 
 def numpy_forward(model, x):
@@ -47,7 +55,9 @@ def test_transformer_matches_numpy_composition(rng):
     model = build_transformer(Budget(n=6, m_h=2, m_v=3, m_ff=8, ff_depth=2), 5, 2, output_dim=2)
     x = rng.uniform(size=(4, 5, 2)).astype("float32")
     # float32 through two 3-layer MLPs and a softmax: ~1e-6 relative.
-    np.testing.assert_allclose(model.predict(x, verbose=0), numpy_forward(model, x), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        model.predict(x, verbose=0), numpy_forward(model, x), rtol=1e-4, atol=1e-5
+    )
 
 
 def test_pooled_output_is_time_average_of_sequence_output(rng):
@@ -57,13 +67,18 @@ def test_pooled_output_is_time_average_of_sequence_output(rng):
     pooled.set_weights(sequence.get_weights())
     x = rng.uniform(size=(3, 5, 2)).astype("float32")
     np.testing.assert_allclose(
-        pooled.predict(x, verbose=0), sequence.predict(x, verbose=0).mean(axis=1), rtol=1e-5, atol=1e-6
+        pooled.predict(x, verbose=0),
+        sequence.predict(x, verbose=0).mean(axis=1),
+        rtol=1e-5,
+        atol=1e-6,
     )
 
 
 def test_budget_of_and_describe_recover_the_build_arguments():
     budget = Budget(n=6, m_h=2, m_v=3, m_ff=8, ff_depth=2)
-    model = build_transformer(budget, 5, 2, output_dim=4, output="pooled", position_encoding="sinusoidal")
+    model = build_transformer(
+        budget, 5, 2, output_dim=4, output="pooled", position_encoding="sinusoidal"
+    )
     assert budget_of(model) == budget
     summary = describe(model)
     assert summary == {

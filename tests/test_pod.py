@@ -28,8 +28,15 @@ def fake_target(sigmas, tau=4):
     """A stand-in with the Target interface (position-independent)."""
     rho = sine_kernel(sigmas)
     return types.SimpleNamespace(
-        name="fake", sequence_length=tau, input_dim=1, output_dim=1, position_dependent=False,
-        beta=None, c_beta=None, rank=len(sigmas), metadata={},
+        name="fake",
+        sequence_length=tau,
+        input_dim=1,
+        output_dim=1,
+        position_dependent=False,
+        beta=None,
+        c_beta=None,
+        rank=len(sigmas),
+        metadata={},
         rho=lambda u, v, t=None, s=None: rho(u, v),
     )
 
@@ -86,9 +93,7 @@ def gaussian_kernel_eigenvalues(length, count):
 
 
 def test_gaussian_kernel_matches_hermite_eigenvalues():
-    values = pod.kernel_spectrum(
-        lambda u, v: np.exp(-np.sum((u - v) ** 2, axis=-1) / 2), "normal"
-    )
+    values = pod.kernel_spectrum(lambda u, v: np.exp(-np.sum((u - v) ** 2, axis=-1) / 2), "normal")
     exact = gaussian_kernel_eigenvalues(1.0, 8)
     assert np.max(np.abs(values[:8] - exact) / exact) <= 1e-3
 
@@ -173,7 +178,9 @@ def test_masked_entries_are_replaced_by_zero_or_refused():
     )
     values, info = pod.kernel_spectrum(causal, 1, positions=tau, order=2, return_info=True)
     expected = np.array([[-(t - s) if s <= t else 0.0 for s in range(tau)] for t in range(tau)])
-    np.testing.assert_allclose(values[:tau], np.linalg.svd(expected, compute_uv=False) / tau, atol=1e-12)
+    np.testing.assert_allclose(
+        values[:tau], np.linalg.svd(expected, compute_uv=False) / tau, atol=1e-12
+    )
     assert info["masked_fraction"] == pytest.approx(6 / 16)
     with pytest.raises(ValueError, match="masked"):
         pod.kernel_spectrum(causal, 1, positions=tau, order=2, masked="raise")
@@ -379,10 +386,9 @@ def test_rank_two_preset_two_point_slope_is_beta(targets, name):
 
 @pytest.fixture(scope="module")
 def tiny_model():
-    from tfapprox import models
     import keras
 
-    from tfapprox import Budget
+    from tfapprox import Budget, models
 
     keras.utils.set_random_seed(1)
     # tanh: a random ReLU f̂ of a scalar is often affine on [0, 1] (rank 2 features).
@@ -437,8 +443,15 @@ def test_data_driven_estimate_refuses_mismatched_inputs(tiny_model, rng):
 
 def test_ff_rate_finds_error_falling_with_width():
     result = pod.ff_rate(
-        lambda x: np.sin(2 * np.pi * x[:, 0]), (1, 4, 16), input_dim=1, depth=1,
-        num_samples=256, num_test=256, epochs=60, batch_size=32, learning_rate=2e-2,
+        lambda x: np.sin(2 * np.pi * x[:, 0]),
+        (1, 4, 16),
+        input_dim=1,
+        depth=1,
+        num_samples=256,
+        num_test=256,
+        epochs=60,
+        batch_size=32,
+        learning_rate=2e-2,
     )
     errors = np.asarray(result.errors)
     assert errors.shape == (3, 1)
@@ -468,7 +481,6 @@ def test_pod_module_imports_no_heavy_libraries():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
-
 
 
 def test_pod_docstring_examples_pass():

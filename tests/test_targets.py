@@ -205,7 +205,13 @@ def test_custom_target_from_callables_matches_the_reference(rng):
         return np.stack([z.sum(-1), np.tanh(z[..., 0] - z[..., 4])], axis=-1)  # (..., 2)
 
     target = targets.Target(
-        rho, f, F, sequence_length=5, input_dim=2, output_dim=2, embedding_dim=5,
+        rho,
+        f,
+        F,
+        sequence_length=5,
+        input_dim=2,
+        output_dim=2,
+        embedding_dim=5,
         position_dependent=True,
     )
     x = rng.random((3, 5, 2))
@@ -311,9 +317,16 @@ def test_make_target_with_custom_beta_records_it(rng):
 
 @pytest.mark.parametrize(
     ("kwargs", "name"),
-    [({"beta": 0.0}, "beta"), ({"beta": -1.0}, "beta"), ({"beta": math.nan}, "beta"),
-     ({"c_beta": 0.0}, "c_beta"), ({"rank": 0}, "rank"), ({"tau": 0}, "tau"),
-     ({"rank": "inf", "truncation": 0}, "truncation"), ({"seed": -1}, "seed")],
+    [
+        ({"beta": 0.0}, "beta"),
+        ({"beta": -1.0}, "beta"),
+        ({"beta": math.nan}, "beta"),
+        ({"c_beta": 0.0}, "c_beta"),
+        ({"rank": 0}, "rank"),
+        ({"tau": 0}, "tau"),
+        ({"rank": "inf", "truncation": 0}, "truncation"),
+        ({"seed": -1}, "seed"),
+    ],
 )
 def test_fig5_target_rejects_bad_parameters_naming_them(kwargs, name):
     with pytest.raises(ValueError, match=f"`{name}`"):
@@ -429,9 +442,11 @@ def test_sample_shapes_range_and_labels(name):
     # y is H on the stored (float32) x, evaluated in float64 and rounded once.
     np.testing.assert_array_equal(data.y, target(data.x.astype(np.float64)).astype(np.float32))
     np.testing.assert_allclose(
-        data.y, reference_representation(target, data.x.astype(np.float64)) * (
-            target.normaliser[None, :, None] if not target.exact_representation else 1.0
-        ), rtol=1e-6, atol=1e-6,
+        data.y,
+        reference_representation(target, data.x.astype(np.float64))
+        * (target.normaliser[None, :, None] if not target.exact_representation else 1.0),
+        rtol=1e-6,
+        atol=1e-6,
     )
 
 
@@ -477,8 +492,10 @@ def test_sampled_dataset_metadata_rebuilds_the_same_target(tmp_path, rng):
     np.testing.assert_array_equal(rebuilt(x), targets.load_preset("positional-d2")(x))
 
 
-@pytest.mark.parametrize(("kwargs", "name"), [({"num_samples": 0}, "num_samples"),
-                                              ({"num_samples": 2, "seed": -1}, "seed")])
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [({"num_samples": 0}, "num_samples"), ({"num_samples": 2, "seed": -1}, "seed")],
+)
 def test_sample_rejects_bad_arguments_naming_them(kwargs, name):
     with pytest.raises(ValueError, match=f"`{name}`"):
         targets.load_preset("fig5b-r2").sample(**kwargs)
@@ -547,8 +564,12 @@ def test_target_metadata_round_trips_through_from_dict(name, rng):
 
 def test_custom_target_cannot_be_rebuilt_from_metadata():
     target = targets.Target(
-        lambda u, v: u[..., 0] * v[..., 0], lambda u: u, lambda z: z,
-        sequence_length=3, input_dim=1, output_dim=1,
+        lambda u, v: u[..., 0] * v[..., 0],
+        lambda u: u,
+        lambda z: z,
+        sequence_length=3,
+        input_dim=1,
+        output_dim=1,
     )
     with pytest.raises(ValueError, match="custom"):
         targets.from_dict(target.metadata)

@@ -65,8 +65,15 @@ def test_derived_stationary_point_zeroes_the_first_derivative(fresh):
     expressions, facts = fresh
     s = theory.symbols()
     first = theory.error_bound().diff(s.m_h).subs(s.m_h, expressions["optimal_m_h"])
-    values = {s.tau: 3, s.alpha: sp.Rational(1, 2), s.beta: sp.Rational(7, 10), s.c_alpha: 2,
-              s.c_beta: 5, s.c_0: 1, s.m_ff: 64}
+    values = {
+        s.tau: 3,
+        s.alpha: sp.Rational(1, 2),
+        s.beta: sp.Rational(7, 10),
+        s.c_alpha: 2,
+        s.c_beta: 5,
+        s.c_0: 1,
+        s.m_ff: 64,
+    }
     assert abs(float(first.subs(values).evalf(30))) < 1e-20
     assert facts["stationary_points"] == 1
 
@@ -82,10 +89,16 @@ def test_second_derivative_is_positive_at_sample_points():
     second = theory.second_derivative()
     rng = np.random.default_rng(0)
     for _ in range(20):
-        values = {s.tau: 1 + rng.integers(1, 32), s.alpha: rng.uniform(0.05, 3),
-                  s.beta: rng.uniform(0.51, 3), s.c_alpha: rng.uniform(0.01, 10),
-                  s.c_beta: rng.uniform(0.01, 10), s.c_0: 1, s.m_ff: rng.uniform(1, 1e4),
-                  s.m_h: rng.uniform(0.1, 100)}
+        values = {
+            s.tau: 1 + rng.integers(1, 32),
+            s.alpha: rng.uniform(0.05, 3),
+            s.beta: rng.uniform(0.51, 3),
+            s.c_alpha: rng.uniform(0.01, 10),
+            s.c_beta: rng.uniform(0.01, 10),
+            s.c_0: 1,
+            s.m_ff: rng.uniform(1, 1e4),
+            s.m_h: rng.uniform(0.1, 100),
+        }
         assert float(second.subs(values)) > 0
 
 
@@ -134,7 +147,9 @@ def test_numeric_twin_matches_numpy_lambdify():
     names = (s.m_h, s.m_ff, s.tau, s.alpha, s.beta, s.c_alpha, s.c_beta, s.c_0)
     numpy_twin = sp.lambdify(names, theory.optimal_m_h(), modules="numpy")
     args = (1.0, 128.0, 16, 0.5, 1.0, 1.0, 1.0, 1.0)
-    assert theory._twins()["optimal_m_h"](*args) == pytest.approx(float(numpy_twin(*args)), rel=1e-14)
+    assert theory._twins()["optimal_m_h"](*args) == pytest.approx(
+        float(numpy_twin(*args)), rel=1e-14
+    )
 
 
 def test_render_gives_text_latex_and_pretty():
@@ -218,9 +233,13 @@ def test_unwritable_cache_folder_still_works(tmp_path, monkeypatch, fresh):
 def test_bound_matches_direct_formula(setting):
     b = theory.Bound(**setting)
     m_h, m_ff = 3.5, 77
-    direct = setting["c_0"] * setting["tau"] ** 2 * (
-        setting["c_beta"] / m_h ** (2 * setting["beta"] - 1)
-        + setting["c_alpha"] * m_h ** (setting["alpha"] + 1) / m_ff ** setting["alpha"]
+    direct = (
+        setting["c_0"]
+        * setting["tau"] ** 2
+        * (
+            setting["c_beta"] / m_h ** (2 * setting["beta"] - 1)
+            + setting["c_alpha"] * m_h ** (setting["alpha"] + 1) / m_ff ** setting["alpha"]
+        )
     )
     assert b(m_h, m_ff) == pytest.approx(direct, rel=1e-13)
 
@@ -306,8 +325,15 @@ def _brute_force(b, params, *, input_dim, n, m_v, ff_depth, tied):
     for m_h in range(1, 200):
         width = 2 * m_h + m_v if tied else n
         for m_ff in range(1, 2000):
-            count = count_parameters(n=width, m_h=m_h, m_v=m_v, m_ff=m_ff, ff_depth=ff_depth,
-                                     sequence_length=b.tau, input_dim=input_dim)
+            count = count_parameters(
+                n=width,
+                m_h=m_h,
+                m_v=m_v,
+                m_ff=m_ff,
+                ff_depth=ff_depth,
+                sequence_length=b.tau,
+                input_dim=input_dim,
+            )
             if count > params:
                 break
             value = b(m_h, m_ff)
@@ -344,10 +370,12 @@ def test_allocation_with_tied_n_matches_brute_force(setting, params, ff_depth):
 def test_allocation_params_used_is_the_exact_count():
     b = theory.Bound(tau=16, alpha=0.5, beta=1.0)
     got = b.allocate(50_000, input_dim=1, n=32, m_v=32)
-    assert got.params_used == count_parameters(n=32, m_h=got.m_h, m_v=32, m_ff=got.m_ff,
-                                               ff_depth=3, sequence_length=16, input_dim=1)
-    over = count_parameters(n=32, m_h=got.m_h, m_v=32, m_ff=got.m_ff + 1, ff_depth=3,
-                            sequence_length=16, input_dim=1)
+    assert got.params_used == count_parameters(
+        n=32, m_h=got.m_h, m_v=32, m_ff=got.m_ff, ff_depth=3, sequence_length=16, input_dim=1
+    )
+    over = count_parameters(
+        n=32, m_h=got.m_h, m_v=32, m_ff=got.m_ff + 1, ff_depth=3, sequence_length=16, input_dim=1
+    )
     assert over > 50_000
 
 
@@ -356,14 +384,19 @@ def test_allocation_with_given_m_h_takes_the_largest_m_ff():
     got = b.allocate(50_000, input_dim=1, n=32, m_v=32, m_h=7)
     assert got.m_h == 7
     assert got.params_used <= 50_000
-    assert count_parameters(n=32, m_h=7, m_v=32, m_ff=got.m_ff + 1, ff_depth=3,
-                            sequence_length=16, input_dim=1) > 50_000
+    assert (
+        count_parameters(
+            n=32, m_h=7, m_v=32, m_ff=got.m_ff + 1, ff_depth=3, sequence_length=16, input_dim=1
+        )
+        > 50_000
+    )
 
 
 def test_allocation_rejects_budget_below_the_minimum_and_names_it():
     b = theory.Bound(tau=16, alpha=0.5, beta=1.0)
-    minimum = count_parameters(n=32, m_h=1, m_v=32, m_ff=1, ff_depth=3, sequence_length=16,
-                               input_dim=1)
+    minimum = count_parameters(
+        n=32, m_h=1, m_v=32, m_ff=1, ff_depth=3, sequence_length=16, input_dim=1
+    )
     with pytest.raises(ValueError, match=f"needs at least {minimum} parameters"):
         b.allocate(minimum - 1, input_dim=1, n=32, m_v=32)
     assert b.allocate(minimum, input_dim=1, n=32, m_v=32).m_ff == 1
@@ -392,28 +425,41 @@ def test_count_coefficients_match_the_sympy_polynomial(tied, ff_depth):
     n = 2 * 5 + 8 if tied else 32
 
     def count(m_ff):
-        return count_parameters(n=n, m_h=5, m_v=8, m_ff=m_ff, ff_depth=ff_depth,
-                                sequence_length=16, input_dim=3)
+        return count_parameters(
+            n=n, m_h=5, m_v=8, m_ff=m_ff, ff_depth=ff_depth, sequence_length=16, input_dim=3
+        )
 
     a, b, c = theory._quadratic_coefficients(count)
     coeffs = [int(v) for v in poly.all_coeffs()]
-    assert [a, b, c][3 - len(coeffs):] == coeffs and sum([a, b, c][: 3 - len(coeffs)]) == 0
+    assert [a, b, c][3 - len(coeffs) :] == coeffs and sum([a, b, c][: 3 - len(coeffs)]) == 0
 
 
 # --------------------------------------------------------------------------
 # check_errors
 
 
-def _law_runs(c_beta, c_alpha, *, tau=16, alpha=0.5, beta=1.0, m_hs=range(1, 11),
-              m_ffs=(64, 1024), noise=0.0, seeds=1, rng=None):
+def _law_runs(
+    c_beta,
+    c_alpha,
+    *,
+    tau=16,
+    alpha=0.5,
+    beta=1.0,
+    m_hs=range(1, 11),
+    m_ffs=(64, 1024),
+    noise=0.0,
+    seeds=1,
+    rng=None,
+):
     b = theory.Bound(tau=tau, alpha=alpha, beta=beta, c_alpha=c_alpha, c_beta=c_beta)
     runs = []
     for m_ff in m_ffs:
         for m_h in m_hs:
             for seed in range(seeds):
                 factor = 1.0 if noise == 0 else math.exp(noise * rng.standard_normal())
-                runs.append({"m_h": m_h, "m_ff": m_ff, "error": b(m_h, m_ff) * factor,
-                             "seed": seed})
+                runs.append(
+                    {"m_h": m_h, "m_ff": m_ff, "error": b(m_h, m_ff) * factor, "seed": seed}
+                )
     return runs
 
 
@@ -428,8 +474,9 @@ def test_check_errors_recovers_exact_constants():
 
 def test_check_errors_recovers_slope_from_noisy_seeds(rng):
     # Attention-dominated law (tiny C_α): log error vs log m_h has slope −(2β−1) = −0.6.
-    runs = _law_runs(1.0, 1e-6, beta=0.8, m_hs=range(1, 17), m_ffs=(128,), noise=0.05,
-                     seeds=3, rng=rng)
+    runs = _law_runs(
+        1.0, 1e-6, beta=0.8, m_hs=range(1, 17), m_ffs=(128,), noise=0.05, seeds=3, rng=rng
+    )
     report = theory.check_errors(runs, 16, 0.5, 0.8, seed=1)
     rate = report.rate
     assert rate["verdict"] == "consistent"
@@ -501,8 +548,10 @@ def test_nnls_matches_a_grid_search(rng):
 
 def test_check_errors_leaves_out_the_error_floor():
     # Rank-4 kernel: the error falls like m_h^-1 and drops to a floor from m_h = 4.
-    runs = [{"m_h": k, "m_ff": 128, "error": 5.0 / k if k < 4 else 1e-7 * (1 + 0.1 * k)}
-            for k in range(1, 11)]
+    runs = [
+        {"m_h": k, "m_ff": 128, "error": 5.0 / k if k < 4 else 1e-7 * (1 + 0.1 * k)}
+        for k in range(1, 11)
+    ]
     runs += [{"m_h": k, "m_ff": 128, "error": 5.0 / k, "seed": 1} for k in range(1, 4)]
     report = theory.check_errors(runs, 16, 0.5, 1.0, n_bootstrap=200)
     assert report.rate["m_h_range"] == [1, 3]
@@ -534,8 +583,12 @@ def test_check_errors_uses_minimum_over_seeds_and_skips_non_finite():
 def test_check_errors_reads_a_training_results_file(tmp_path):
     b = theory.Bound(tau=8, alpha=0.5, beta=1.0, c_alpha=0.5, c_beta=2.0)
     runs = [
-        {"budget": {"n": 32, "m_h": k, "m_v": 32, "m_ff": 64, "ff_depth": 3},
-         "loss": b(k, 64), "seed": 0, "epochs": 10}
+        {
+            "budget": {"n": 32, "m_h": k, "m_v": 32, "m_ff": 64, "ff_depth": 3},
+            "loss": b(k, 64),
+            "seed": 0,
+            "epochs": 10,
+        }
         for k in range(1, 7)
     ]
     path = tmp_path / "results.json"
@@ -601,7 +654,9 @@ def test_bundled_derivation_is_current_and_equals_a_fresh_derivation(fresh):
 def test_empty_user_cache_reads_the_bundled_derivation_without_deriving(tmp_path, monkeypatch):
     monkeypatch.setenv("TFAPPROX_CACHE_DIR", str(tmp_path / "empty"))
     monkeypatch.setattr(theory, "_STATE", {})
-    monkeypatch.setattr(theory, "_derive", lambda: pytest.fail("derived instead of reading the bundle"))
+    monkeypatch.setattr(
+        theory, "_derive", lambda: pytest.fail("derived instead of reading the bundle")
+    )
     bound = theory.Bound(tau=16, alpha=0.5, beta=1.0)
     assert bound(2, 128) == pytest.approx(16**2 * (1 / 2 + 2**1.5 / math.sqrt(128)))
 
@@ -609,4 +664,6 @@ def test_empty_user_cache_reads_the_bundled_derivation_without_deriving(tmp_path
 def test_write_bundled_derivation_writes_a_readable_cache(tmp_path, monkeypatch, fresh):
     monkeypatch.setattr(theory, "_derive", lambda: fresh)
     path = theory.write_bundled_derivation(tmp_path / "bundle.json")
-    assert theory._read_cache(path)["expressions"]["optimal_m_h"]["text"] == str(fresh[0]["optimal_m_h"])
+    assert theory._read_cache(path)["expressions"]["optimal_m_h"]["text"] == str(
+        fresh[0]["optimal_m_h"]
+    )

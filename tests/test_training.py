@@ -80,7 +80,11 @@ def test_fit_result_records_budget_seed_and_hyperparameters(data, trained):
     assert trained.hyperparameters["epochs"] == 8
     assert trained.hyperparameters["batch_size"] == 32
     assert trained.data == {
-        "sequence_length": 6, "input_dim": 1, "output_dim": 1, "task": "sequence", "num_samples": 256,
+        "sequence_length": 6,
+        "input_dim": 1,
+        "output_dim": 1,
+        "task": "sequence",
+        "num_samples": 256,
     }
 
 
@@ -120,7 +124,12 @@ def test_fit_stops_on_nan_and_keeps_the_best_weights_so_far(data):
 
     with pytest.warns(RuntimeWarning, match="training loss is nan"):
         result = fit(
-            BUDGET, data, epochs=5, batch_size=32, jit_compile=False, verbose=0,
+            BUDGET,
+            data,
+            epochs=5,
+            batch_size=32,
+            jit_compile=False,
+            verbose=0,
             callbacks=[PoisonAtEpoch3()],
         )
     assert result.stopped == "non_finite"
@@ -136,7 +145,12 @@ def test_fit_trains_a_pooled_classifier_on_labels():
     x = rng.uniform(size=(128, 4, 2)).astype("float32")
     labels = (x[:, :, 0].mean(axis=1) > 0.5).astype("int64") + 2 * (x[:, 0, 1] > 0.5)
     result = fit(
-        BUDGET, (x, labels), epochs=2, batch_size=32, jit_compile=False, verbose=0,
+        BUDGET,
+        (x, labels),
+        epochs=2,
+        batch_size=32,
+        jit_compile=False,
+        verbose=0,
         validation_data=(x[:32], labels[:32]),
     )
     assert result.model.output_shape == (None, 4)  # 4 classes → 4 logits, pooled
@@ -216,11 +230,23 @@ def test_load_results_reads_what_write_results_wrote(tmp_path):
     [
         ("{not json", "is not valid JSON"),
         ('{"metadata": {}}', '{"runs": [...]'),
-        (json.dumps({"runs": [{"budget": BUDGET.to_dict(), "seed": 0}]}), "run 0 lacks the keys ['loss']"),
-        (json.dumps({"runs": [run_dict(), run_dict(loss="low")]}), "run 1: `loss` must be a number"),
+        (
+            json.dumps({"runs": [{"budget": BUDGET.to_dict(), "seed": 0}]}),
+            "run 0 lacks the keys ['loss']",
+        ),
+        (
+            json.dumps({"runs": [run_dict(), run_dict(loss="low")]}),
+            "run 1: `loss` must be a number",
+        ),
         (json.dumps({"runs": [run_dict(seed=1.5)]}), "`seed` must be an int"),
-        (json.dumps({"runs": [run_dict(budget={"n": 4, "m_h": 2, "m_ff": 8})]}), "lacks the keys ['m_v', 'ff_depth']"),
-        (json.dumps({"runs": [run_dict(budget={**BUDGET.to_dict(), "m_h": 0})]}), "`m_h` must be a positive int"),
+        (
+            json.dumps({"runs": [run_dict(budget={"n": 4, "m_h": 2, "m_ff": 8})]}),
+            "lacks the keys ['m_v', 'ff_depth']",
+        ),
+        (
+            json.dumps({"runs": [run_dict(budget={**BUDGET.to_dict(), "m_h": 0})]}),
+            "`m_h` must be a positive int",
+        ),
     ],
 )
 def test_load_results_names_the_problem(tmp_path, content, fragment):
@@ -274,7 +300,9 @@ def test_sweep_resumes_without_retraining_finished_runs(data, tmp_path, monkeypa
 def test_sweep_key_includes_the_hyperparameters():
     base = run_dict(hyperparameters={"epochs": 2, "learning_rate": 0.001})
     assert run_key(base) == run_key(json.loads(json.dumps(base)))
-    assert run_key(base) != run_key({**base, "hyperparameters": {"epochs": 3, "learning_rate": 0.001}})
+    assert run_key(base) != run_key(
+        {**base, "hyperparameters": {"epochs": 3, "learning_rate": 0.001}}
+    )
     assert run_key(base) != run_key({**base, "seed": 1})
 
 
@@ -291,5 +319,7 @@ def test_training_module_imports_without_tensorflow():
         "print(any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules))"
     )
     env = {**os.environ, "TFAPPROX_LAZY_IMPORT": "1"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "False"

@@ -55,9 +55,8 @@ def atomic_path(path):
 
 def atomic_write_bytes(path, data):
     """Write `data` (bytes) to `path` atomically."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
 
 
 def atomic_write_text(path, text):

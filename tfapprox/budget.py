@@ -145,5 +145,7 @@ class Budget:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(config) - names)
         if unknown:
-            raise ValueError(f"Unknown budget fields {unknown}; expected a subset of {sorted(names)}")
+            raise ValueError(
+                f"Unknown budget fields {unknown}; expected a subset of {sorted(names)}"
+            )
         return cls(**config)

@@ -24,6 +24,7 @@ import numpy as np
 
 from tfapprox import _io
 
+
 @dataclasses.dataclass
 class Dataset:
     """Input sequences ``x`` and targets ``y`` with their metadata.

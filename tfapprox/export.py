@@ -27,6 +27,7 @@ import numpy as np
 
 from tfapprox import _io
 
+
 class ExportVerificationError(ValueError):
     """An exported model does not reproduce the original model's predictions."""
 
@@ -90,7 +91,14 @@ def load_model(path, compile=True):
 
     try:
         return keras.saving.load_model(path, compile=compile)
-    except (zipfile.BadZipFile, ValueError, KeyError, TypeError, OSError, json.JSONDecodeError) as err:
+    except (
+        zipfile.BadZipFile,
+        ValueError,
+        KeyError,
+        TypeError,
+        OSError,
+        json.JSONDecodeError,
+    ) as err:
         detail = " ".join(str(err).split())[:300]
         raise ValueError(f"{path} is not a readable .keras model file ({detail})") from None
 

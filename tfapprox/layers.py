@@ -147,9 +147,7 @@ class PositionEncoding(keras.layers.Layer):
                 "sequence_length": self.sequence_length,
                 "mode": self.mode,
                 "projection_dim": self.projection_dim,
-                "embeddings_initializer": keras.initializers.serialize(
-                    self.embeddings_initializer
-                ),
+                "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             }
         )
@@ -216,7 +214,9 @@ class FeedForward(keras.layers.Layer):
             dtype=self.dtype_policy,
         )
         self.hidden_layers = [
-            keras.layers.Dense(self.hidden_dim, activation=self.activation, name=f"hidden_{i}", **dense)
+            keras.layers.Dense(
+                self.hidden_dim, activation=self.activation, name=f"hidden_{i}", **dense
+            )
             for i in range(self.depth)
         ]
         self.output_layer = keras.layers.Dense(
@@ -387,7 +387,9 @@ class SingleHeadAttention(keras.layers.Layer):
         return (*input_shape[:-1], value_dim)
 
     def compute_output_spec(self, inputs, mask=None, return_attention_logits=False):
-        output = keras.KerasTensor(self.compute_output_shape(inputs.shape), dtype=self.compute_dtype)
+        output = keras.KerasTensor(
+            self.compute_output_shape(inputs.shape), dtype=self.compute_dtype
+        )
         if not return_attention_logits:
             return output
         batch, tau = inputs.shape[0], inputs.shape[1]

@@ -82,7 +82,10 @@ def build_transformer(
 
     inputs = keras.Input(shape=(sequence_length, input_dim), name="x")
     hidden = PositionEncoding(
-        sequence_length, mode=position_encoding, projection_dim=projection_dim, name="position_encoding"
+        sequence_length,
+        mode=position_encoding,
+        projection_dim=projection_dim,
+        name="position_encoding",
     )(inputs)  # (batch, tau, d')
     hidden = FeedForward(
         budget.m_ff, budget.n, depth=budget.ff_depth, activation=activation, name="f_hat"

@@ -75,7 +75,9 @@ def _parse_domain(domain):
     """
     if isinstance(domain, numbers.Integral) and not isinstance(domain, bool):
         if domain < 1:
-            raise ValueError(f"`domain` as an int is the dimension d >= 1. Received: domain={domain!r}")
+            raise ValueError(
+                f"`domain` as an int is the dimension d >= 1. Received: domain={domain!r}"
+            )
         return [(0.0, 1.0)] * int(domain)
     if isinstance(domain, str):
         domain = [domain]
@@ -228,7 +230,9 @@ def _finite_kernel(values, masked, what):
     """Check a kernel matrix: NaN/+inf refused; −inf (masked pairs) handled."""
     values = np.asarray(values, dtype=np.float64)
     if np.any(np.isnan(values)) or np.any(values == np.inf):
-        raise ValueError(f"{what} returned NaN or +inf values; a kernel must be finite or -inf (masked)")
+        raise ValueError(
+            f"{what} returned NaN or +inf values; a kernel must be finite or -inf (masked)"
+        )
     masked_pairs = values == -np.inf
     count = int(masked_pairs.sum())
     if count:
@@ -303,8 +307,20 @@ def _relative_change(old, new, check_rtol):
     return float(np.max(diff / new[:count])), diff
 
 
-def _spectrum(build, axes, positions, *, method, order, num_points, tol, check_rtol,
-              max_points, replicas, seed):
+def _spectrum(
+    build,
+    axes,
+    positions,
+    *,
+    method,
+    order,
+    num_points,
+    tol,
+    check_rtol,
+    max_points,
+    replicas,
+    seed,
+):
     """Refine a quadrature until the leading singular values converge.
 
     ``build(nodes)`` returns ``(matrix, masked_count)`` with the unweighted
@@ -353,11 +369,17 @@ def _spectrum(build, axes, positions, *, method, order, num_points, tol, check_r
             # bounds the final error far more tightly, so use it.
             below, _ = weighted(*gauss_rule(axes, current - 1))
             change, errors = _relative_change(below, values, check_rtol)
-            info["history"].append({"order": current, "relative_change": change,
-                                    "compared_with_order": current - 1})
+            info["history"].append(
+                {"order": current, "relative_change": change, "compared_with_order": current - 1}
+            )
         converged = order is not None or change <= tol
-        info.update(order=current, num_points=len(nodes), converged=bool(converged),
-                    error_estimate=change, masked_fraction=masked_fraction)
+        info.update(
+            order=current,
+            num_points=len(nodes),
+            converged=bool(converged),
+            error_estimate=change,
+            masked_fraction=masked_fraction,
+        )
         info["value_errors"] = errors
         if not converged:
             warnings.warn(
@@ -376,7 +398,9 @@ def _spectrum(build, axes, positions, *, method, order, num_points, tol, check_r
         sizes = [num_points]
     else:
         if largest < 4:
-            raise ValueError(f"`max_points`={max_points} leaves fewer than 4 QMC points per position")
+            raise ValueError(
+                f"`max_points`={max_points} leaves fewer than 4 QMC points per position"
+            )
         sizes, current = [], min(_FIRST_QMC_POINTS, largest)
         while current < largest:
             sizes.append(current)
@@ -398,8 +422,15 @@ def _spectrum(build, axes, positions, *, method, order, num_points, tol, check_r
         if change <= tol:
             break
     converged = change <= tol
-    info.update(order=None, num_points=current, replicas=replicas, converged=bool(converged),
-                error_estimate=change, masked_fraction=masked_fraction, value_errors=errors)
+    info.update(
+        order=None,
+        num_points=current,
+        replicas=replicas,
+        converged=bool(converged),
+        error_estimate=change,
+        masked_fraction=masked_fraction,
+        value_errors=errors,
+    )
     return values, info
 
 
@@ -483,8 +514,15 @@ def kernel_spectrum(
         raise TypeError(f"`rho` must be callable. Received: rho of type {type(rho).__name__}")
     axes = _parse_domain(domain)
     options = _check_spectrum_options(
-        positions=positions, method=method, order=order, num_points=num_points, tol=tol,
-        check_rtol=check_rtol, max_points=max_points, replicas=replicas, masked=masked,
+        positions=positions,
+        method=method,
+        order=order,
+        num_points=num_points,
+        tol=tol,
+        check_rtol=check_rtol,
+        max_points=max_points,
+        replicas=replicas,
+        masked=masked,
     )
 
     def build(nodes):
@@ -494,8 +532,9 @@ def kernel_spectrum(
     return (values, info) if return_info else values
 
 
-def _check_spectrum_options(*, positions, method, order, num_points, tol, check_rtol,
-                            max_points, replicas, masked):
+def _check_spectrum_options(
+    *, positions, method, order, num_points, tol, check_rtol, max_points, replicas, masked
+):
     return dict(
         positions=check_int("positions", positions, allow_none=True),
         method=check_choice("method", method, METHODS),
@@ -510,8 +549,10 @@ def _check_spectrum_options(*, positions, method, order, num_points, tol, check_
 
 
 def _engine(options):
-    return {k: options[k] for k in ("method", "order", "num_points", "tol", "check_rtol",
-                                    "max_points", "replicas")}
+    return {
+        k: options[k]
+        for k in ("method", "order", "num_points", "tol", "check_rtol", "max_points", "replicas")
+    }
 
 
 def _is_target(obj):
@@ -605,8 +646,15 @@ def model_spectrum(
     positions = tau if positional else None
     batch_size = check_int("batch_size", batch_size)
     options = _check_spectrum_options(
-        positions=positions, method=method, order=order, num_points=num_points, tol=tol,
-        check_rtol=check_rtol, max_points=max_points, replicas=replicas, masked="zero",
+        positions=positions,
+        method=method,
+        order=order,
+        num_points=num_points,
+        tol=tol,
+        check_rtol=check_rtol,
+        max_points=max_points,
+        replicas=replicas,
+        masked="zero",
     )
 
     def build(nodes):
@@ -844,9 +892,7 @@ def numerical_rank(singular_values, rtol=1e-8):
 def _check_spectrum(singular_values):
     values = np.asarray(singular_values, dtype=np.float64)
     if values.ndim != 1:
-        raise ValueError(
-            f"`singular_values` must be 1-D. Received shape {values.shape}"
-        )
+        raise ValueError(f"`singular_values` must be 1-D. Received shape {values.shape}")
     if not np.all(np.isfinite(values)) or np.any(values < 0):
         raise ValueError("`singular_values` must be finite and non-negative")
     return np.sort(values)[::-1]
@@ -931,13 +977,26 @@ def fit_decay(
     k = np.arange(start, stop + 1, dtype=np.float64)
     rng = np.random.default_rng(seed)
     fit = _power_law(
-        k, values[start - 1 : stop], None, n_bootstrap=n_bootstrap, confidence=confidence,
-        rng=rng, fit_range=(int(start), int(stop)), noise_floor=floor,
+        k,
+        values[start - 1 : stop],
+        None,
+        n_bootstrap=n_bootstrap,
+        confidence=confidence,
+        rng=rng,
+        fit_range=(int(start), int(stop)),
+        noise_floor=floor,
     )
     return DecayFit(
-        beta=fit.rate, c_beta=fit.constant, beta_ci=fit.rate_ci, c_beta_ci=fit.constant_ci,
-        fit_range=fit.fit_range, num_used=fit.num_used, noise_floor=fit.noise_floor,
-        c_envelope=fit.envelope, residual_std=fit.residual_std, confidence=fit.confidence,
+        beta=fit.rate,
+        c_beta=fit.constant,
+        beta_ci=fit.rate_ci,
+        c_beta_ci=fit.constant_ci,
+        fit_range=fit.fit_range,
+        num_used=fit.num_used,
+        noise_floor=fit.noise_floor,
+        c_envelope=fit.envelope,
+        residual_std=fit.residual_std,
+        confidence=fit.confidence,
     )
 
 
@@ -1005,9 +1064,23 @@ class PODComplexity:
     """
 
     _PARAMS = (
-        "domain", "positions", "method", "order", "num_points", "tol", "max_points", "replicas",
-        "masked", "rank_rtol", "noise_rtol", "fit_range", "n_bootstrap", "confidence",
-        "allow_short", "batch_size", "random_state",
+        "domain",
+        "positions",
+        "method",
+        "order",
+        "num_points",
+        "tol",
+        "max_points",
+        "replicas",
+        "masked",
+        "rank_rtol",
+        "noise_rtol",
+        "fit_range",
+        "n_bootstrap",
+        "confidence",
+        "allow_short",
+        "batch_size",
+        "random_state",
     )
 
     def __init__(
@@ -1102,13 +1175,26 @@ class PODComplexity:
         check_scalar(self.rank_rtol, "rank_rtol", numbers.Real, min_val=0.0, max_val=1.0)
         check_scalar(self.noise_rtol, "noise_rtol", numbers.Real, min_val=0.0, max_val=1.0)
         check_scalar(self.n_bootstrap, "n_bootstrap", numbers.Integral, min_val=1)
-        check_scalar(self.confidence, "confidence", numbers.Real, min_val=0.0, max_val=1.0,
-                     include_boundaries="neither")
+        check_scalar(
+            self.confidence,
+            "confidence",
+            numbers.Real,
+            min_val=0.0,
+            max_val=1.0,
+            include_boundaries="neither",
+        )
         check_scalar(self.batch_size, "batch_size", numbers.Integral, min_val=1)
         rng = check_random_state(self.random_state)
         seed = int(rng.integers(2**31)) if hasattr(rng, "integers") else int(rng.randint(2**31))
-        grid = dict(method=self.method, order=self.order, num_points=self.num_points, tol=self.tol,
-                    max_points=self.max_points, replicas=self.replicas, seed=seed)
+        grid = dict(
+            method=self.method,
+            order=self.order,
+            num_points=self.num_points,
+            tol=self.tol,
+            max_points=self.max_points,
+            replicas=self.replicas,
+            seed=seed,
+        )
 
         if not (_is_model(X) or _is_target(X) or callable(X)):
             raise TypeError(
@@ -1120,18 +1206,29 @@ class PODComplexity:
 
             array = np.asarray(inputs)
             if array.ndim != 3:
-                raise ValueError(f"`inputs` must have shape (N, tau, d). Received shape {array.shape}")
+                raise ValueError(
+                    f"`inputs` must have shape (N, tau, d). Received shape {array.shape}"
+                )
             check_array(array.reshape(len(array), -1), ensure_min_samples=1)
             values = attention_spectrum(X, array, batch_size=self.batch_size, masked=self.masked)
-            info, source = {"method": "data", "num_samples": int(len(array)),
-                            "positions": int(array.shape[1]), "converged": True}, "data"
+            info, source = (
+                {
+                    "method": "data",
+                    "num_samples": int(len(array)),
+                    "positions": int(array.shape[1]),
+                    "converged": True,
+                },
+                "data",
+            )
         elif _is_model(X):
-            values, info = model_spectrum(X, domain=self.domain, batch_size=self.batch_size,
-                                          return_info=True, **grid)
+            values, info = model_spectrum(
+                X, domain=self.domain, batch_size=self.batch_size, return_info=True, **grid
+            )
             source = "model"
         elif _is_target(X):
-            values, info = target_spectrum(X, domain=self.domain, masked=self.masked,
-                                           return_info=True, **grid)
+            values, info = target_spectrum(
+                X, domain=self.domain, masked=self.masked, return_info=True, **grid
+            )
             source = "target"
         else:  # a kernel callable
             if self.domain is None:
@@ -1139,14 +1236,26 @@ class PODComplexity:
                     "`domain` is required when fitting a kernel callable, e.g. "
                     "PODComplexity(domain=1) for [0, 1]. Received: domain=None"
                 )
-            values, info = kernel_spectrum(X, self.domain, positions=self.positions,
-                                           masked=self.masked, return_info=True, **grid)
+            values, info = kernel_spectrum(
+                X,
+                self.domain,
+                positions=self.positions,
+                masked=self.masked,
+                return_info=True,
+                **grid,
+            )
             source = "kernel"
 
         rank = numerical_rank(values, self.rank_rtol)
         try:
-            decay = fit_decay(values, fit_range=self.fit_range, noise_rtol=self.noise_rtol,
-                              n_bootstrap=self.n_bootstrap, confidence=self.confidence, seed=rng)
+            decay = fit_decay(
+                values,
+                fit_range=self.fit_range,
+                noise_rtol=self.noise_rtol,
+                n_bootstrap=self.n_bootstrap,
+                confidence=self.confidence,
+                seed=rng,
+            )
         except ValueError:
             if not self.allow_short or usable_count(values, self.noise_rtol) >= 3:
                 raise
@@ -1187,7 +1296,8 @@ class PODComplexity:
             "fit_range": None if decay is None else list(decay.fit_range),
             "confidence": self.confidence,
             "noise_floor": float(self.noise_rtol * self.singular_values_[0])
-            if self.singular_values_.size else 0.0,
+            if self.singular_values_.size
+            else 0.0,
             "rank": int(self.rank_),
             "rank_rtol": self.rank_rtol,
             "singular_values": [float(v) for v in self.singular_values_[: min(usable, max_values)]],
@@ -1303,12 +1413,16 @@ def ff_rate(
     except TypeError as err:
         if "widths" in str(err):
             raise
-        raise TypeError(f"`widths` must be a sequence of ints. Received: widths={widths!r}") from None
+        raise TypeError(
+            f"`widths` must be a sequence of ints. Received: widths={widths!r}"
+        ) from None
     if len(set(widths)) < 2:
         raise ValueError(f"`widths` needs at least 2 distinct widths. Received: widths={widths!r}")
     if domain is None:
         if input_dim is None:
-            raise ValueError("`input_dim` is required when `domain` is None. Received: input_dim=None")
+            raise ValueError(
+                "`input_dim` is required when `domain` is None. Received: input_dim=None"
+            )
         axes = _parse_domain(check_int("input_dim", input_dim))
     else:
         axes = _parse_domain(domain)
@@ -1376,8 +1490,13 @@ def ff_rate(
                 kernel.assign(draw(tuple(kernel.shape)))
             schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=1e-2)
             network.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse")
-            network.fit(scaled(x_train), ((y_train - y_mean) / y_scale).astype("float32"),
-                        epochs=epochs, batch_size=batch_size, verbose=verbose)
+            network.fit(
+                scaled(x_train),
+                ((y_train - y_mean) / y_scale).astype("float32"),
+                epochs=epochs,
+                batch_size=batch_size,
+                verbose=verbose,
+            )
             prediction = keras.ops.convert_to_numpy(network(scaled(x_test), training=False))
             prediction = prediction.astype(np.float64) * y_scale + y_mean
             errors[i, r] = math.sqrt(float(np.mean((prediction - y_test) ** 2)))
@@ -1392,19 +1511,38 @@ def ff_rate(
         picks = boot_rng.integers(0, repeats, size=(n_bootstrap, len(widths), repeats))
         samples = np.take_along_axis(log_errors[None].repeat(n_bootstrap, 0), picks, 2).mean(axis=2)
     fit = _power_law(
-        np.asarray(widths, dtype=np.float64), mean_errors, samples, n_bootstrap=n_bootstrap,
-        confidence=confidence, rng=boot_rng, fit_range=(1, len(widths)), noise_floor=0.0,
+        np.asarray(widths, dtype=np.float64),
+        mean_errors,
+        samples,
+        n_bootstrap=n_bootstrap,
+        confidence=confidence,
+        rng=boot_rng,
+        fit_range=(1, len(widths)),
+        noise_floor=0.0,
     )
     rate_ci, constant_ci = fit.rate_ci, fit.constant_ci
     if repeats < 2 and len(widths) < 3:
         rate_ci = constant_ci = (math.nan, math.nan)
     settings = dict(
-        depth=depth, activation=str(activation), num_samples=num_samples, num_test=num_test,
-        epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, repeats=repeats,
-        optimizer="adam+cosine", error="rms", seed=seed, domain=[list(a) for a in axes],
+        depth=depth,
+        activation=str(activation),
+        num_samples=num_samples,
+        num_test=num_test,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        repeats=repeats,
+        optimizer="adam+cosine",
+        error="rms",
+        seed=seed,
+        domain=[list(a) for a in axes],
     )
     return FFRate(
-        alpha=fit.rate, c_alpha=fit.constant, alpha_ci=rate_ci, c_alpha_ci=constant_ci,
-        widths=widths, errors=tuple(tuple(float(e) for e in row) for row in errors),
+        alpha=fit.rate,
+        c_alpha=fit.constant,
+        alpha_ci=rate_ci,
+        c_alpha_ci=constant_ci,
+        widths=widths,
+        errors=tuple(tuple(float(e) for e in row) for row in errors),
         settings=settings,
     )

@@ -348,7 +348,9 @@ class Target:
         positions = np.arange(self.sequence_length)
         t, s = (positions[:, None], positions[None, :]) if self.position_dependent else (None, None)
         out = self._rho(x[:, :, None, :], x[:, None, :, :], t, s)
-        return np.broadcast_to(np.asarray(out, dtype=np.float64), x.shape[:1] + (self.sequence_length,) * 2)
+        return np.broadcast_to(
+            np.asarray(out, dtype=np.float64), x.shape[:1] + (self.sequence_length,) * 2
+        )
 
     def _chunk_rows(self):
         tau = self.sequence_length
@@ -766,8 +768,7 @@ class _PositionalTarget(_SeparableTarget):
         self._pairing = pairing
         self._pairs = pairs
         self._init_common(
-            name=name
-            or f"positional(d={d},tau={tau},beta={beta:g},rank={_rank_to_json(rank)})",
+            name=name or f"positional(d={d},tau={tau},beta={beta:g},rank={_rank_to_json(rank)})",
             description=description,
             sequence_length=tau,
             input_dim=d,
@@ -986,7 +987,9 @@ class _LinearMemoryTarget(Target):
     def _rho(self, u, v, t, s):
         # ρ(t, s) = log m(t − s) for s ≤ t, −inf otherwise (values ignored).
         lag = np.asarray(t) - np.asarray(s)
-        out = np.where(lag >= 0, self._log_memory[np.clip(lag, 0, self.sequence_length - 1)], -np.inf)
+        out = np.where(
+            lag >= 0, self._log_memory[np.clip(lag, 0, self.sequence_length - 1)], -np.inf
+        )
         return np.broadcast_to(out, np.broadcast_shapes(u.shape[:-1], v.shape[:-1], out.shape))
 
     def _f(self, u):
@@ -1124,7 +1127,9 @@ def _preset_recipes():
         try:
             recipe = json.loads(entry.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"bundled data file {entry.name} is corrupt ({err}); reinstall tfapprox") from None
+            raise ValueError(
+                f"bundled data file {entry.name} is corrupt ({err}); reinstall tfapprox"
+            ) from None
         if isinstance(recipe, dict) and recipe.get("format") == PRESET_FORMAT:
             recipes[recipe["name"]] = recipe
     return dict(sorted(recipes.items()))

@@ -152,8 +152,17 @@ def symbols():
     )
     n, m_v, d = sp.symbols("n m_v d", positive=True, integer=True)
     return types.SimpleNamespace(
-        tau=tau, m_h=m_h, m_ff=m_ff, alpha=alpha, beta=beta, c_alpha=c_alpha,
-        c_beta=c_beta, c_0=c_0, n=n, m_v=m_v, d=d,
+        tau=tau,
+        m_h=m_h,
+        m_ff=m_ff,
+        alpha=alpha,
+        beta=beta,
+        c_alpha=c_alpha,
+        c_beta=c_beta,
+        c_0=c_0,
+        n=n,
+        m_v=m_v,
+        d=d,
     )
 
 
@@ -193,8 +202,13 @@ def _bound_parts():
     s = symbols()
     attention = s.c_0 * s.tau**2 * s.c_beta / s.m_h ** (2 * s.beta - 1)
     ff = s.c_0 * s.tau**2 * s.c_alpha * s.m_h ** (s.alpha + 1) / s.m_ff**s.alpha
-    bound = s.c_0 * s.tau**2 * (
-        s.c_beta / s.m_h ** (2 * s.beta - 1) + s.c_alpha * s.m_h ** (s.alpha + 1) / s.m_ff**s.alpha
+    bound = (
+        s.c_0
+        * s.tau**2
+        * (
+            s.c_beta / s.m_h ** (2 * s.beta - 1)
+            + s.c_alpha * s.m_h ** (s.alpha + 1) / s.m_ff**s.alpha
+        )
     )
     return attention, ff, bound
 
@@ -215,10 +229,14 @@ def _derive():
     # positive factor: the product is a sum of two powers of m_h, which
     # `solve` handles in a fraction of the time it takes on ∂B/∂m_h itself.
     # All symbols are positive, so `solve` returns the positive real roots only.
-    stationarity = sp.powsimp(sp.expand(first * s.m_h ** (2 * s.beta) * s.m_ff**s.alpha / (s.c_0 * s.tau**2)))
+    stationarity = sp.powsimp(
+        sp.expand(first * s.m_h ** (2 * s.beta) * s.m_ff**s.alpha / (s.c_0 * s.tau**2))
+    )
     roots = sp.solve(sp.Eq(stationarity, 0), s.m_h)
     if len(roots) != 1:
-        raise RuntimeError(f"expected one stationary point of the bound in m_h, sympy found {roots}")
+        raise RuntimeError(
+            f"expected one stationary point of the bound in m_h, sympy found {roots}"
+        )
     m_star = roots[0]
     second = sp.diff(bound, s.m_h, 2)
     # Strict convexity for every m_h > 0: write β = (1 + δ)/2 with δ > 0.
@@ -598,8 +616,15 @@ def parameter_count_expression(
     s = symbols()
     n = 2 * s.m_h + s.m_v if tied else s.n
     return count_parameters(
-        n=n, m_h=s.m_h, m_v=s.m_v, m_ff=s.m_ff, ff_depth=ff_depth, sequence_length=s.tau,
-        input_dim=s.d, output_dim=output_dim, position_encoding=position_encoding,
+        n=n,
+        m_h=s.m_h,
+        m_v=s.m_v,
+        m_ff=s.m_ff,
+        ff_depth=ff_depth,
+        sequence_length=s.tau,
+        input_dim=s.d,
+        output_dim=output_dim,
+        position_encoding=position_encoding,
         projection_dim=projection_dim,
     )
 
@@ -727,8 +752,13 @@ class Bound:
         m_ff = check_real("m_ff", m_ff, low=0, low_open=True)
         attention = self._call("attention_term", m_h, m_ff)
         ff = self._call("ff_term", m_h, m_ff)
-        return BoundValue(m_h=m_h, m_ff=m_ff, attention_term=attention, ff_term=ff,
-                          bound=self._call("error_bound", m_h, m_ff))
+        return BoundValue(
+            m_h=m_h,
+            m_ff=m_ff,
+            attention_term=attention,
+            ff_term=ff,
+            bound=self._call("error_bound", m_h, m_ff),
+        )
 
     def __call__(self, m_h, m_ff):
         """``B(m_h, m_FF)``."""
@@ -862,8 +892,15 @@ class Bound:
                 k += 1
         k, m_ff = best
         return Allocation(
-            m_h=k, m_ff=m_ff, n=width(k), m_v=m_v, tied=tied, params_used=count(k, m_ff),
-            params_budget=params, value=self.terms(k, m_ff), m_h_opt=self.optimal_m_h(m_ff),
+            m_h=k,
+            m_ff=m_ff,
+            n=width(k),
+            m_v=m_v,
+            tied=tied,
+            params_used=count(k, m_ff),
+            params_budget=params,
+            value=self.terms(k, m_ff),
+            m_h_opt=self.optimal_m_h(m_ff),
             candidates=candidates,
         )
 
@@ -948,7 +985,9 @@ def load_points(results):
     metadata = {}
     if isinstance(results, dict):
         if not isinstance(results.get("runs"), list):
-            raise ValueError(f'{source} must be a JSON object {{"runs": [...], "metadata": {{...}}}}')
+            raise ValueError(
+                f'{source} must be a JSON object {{"runs": [...], "metadata": {{...}}}}'
+            )
         metadata = results.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise ValueError(f"{source}: `metadata` must be a JSON object")
@@ -991,7 +1030,9 @@ def load_points(results):
             continue
         if error < 0:
             raise ValueError(f"{where}: the error must be >= 0. Received: {error!r}")
-        group = groups.setdefault((m_ff, m_h), {"m_h": m_h, "m_ff": m_ff, "errors": [], "seeds": []})
+        group = groups.setdefault(
+            (m_ff, m_h), {"m_h": m_h, "m_ff": m_ff, "errors": [], "seeds": []}
+        )
         group["errors"].append(error)
         group["seeds"].append(run.get("seed"))
     points = [groups[key] for key in sorted(groups)]
@@ -1105,8 +1146,14 @@ def _rate_for(group, predicted, floor_rtol, rng, n_bootstrap, confidence):
     errors = np.array([p["error"] for p in group])
     m_ff = group[0]["m_ff"]
     result = {
-        "m_ff": m_ff, "m_h_range": None, "points": 0, "slope": None, "intercept": None,
-        "ci": None, "confidence": confidence, "predicted": predicted,
+        "m_ff": m_ff,
+        "m_h_range": None,
+        "points": 0,
+        "slope": None,
+        "intercept": None,
+        "ci": None,
+        "confidence": confidence,
+        "predicted": predicted,
         "verdict": "insufficient data",
     }
     if errors.size == 0 or errors.max() <= 0:
@@ -1122,8 +1169,11 @@ def _rate_for(group, predicted, floor_rtol, rng, n_bootstrap, confidence):
     log_e = np.log(errors[keep])
     slope, intercept, ci, verdict = _slope(log_m, log_e, rng, n_bootstrap, confidence, predicted)
     result.update(
-        m_h_range=[group[keep[0]]["m_h"], group[keep[-1]]["m_h"]], slope=slope,
-        intercept=intercept, ci=ci, verdict=verdict,
+        m_h_range=[group[keep[0]]["m_h"], group[keep[-1]]["m_h"]],
+        slope=slope,
+        intercept=intercept,
+        ci=ci,
+        verdict=verdict,
     )
     return result
 
@@ -1237,17 +1287,28 @@ def check_errors(
     violations = []
     rows = []
     for point, e, bnd in zip(points, error, bound):
-        rows.append({
-            "m_h": point["m_h"], "m_ff": point["m_ff"], "error": float(e),
-            "error_max": float(max(point["errors"])), "seeds": len(point["errors"]),
-            "errors": [float(v) for v in point["errors"]], "bound": float(bnd),
-        })
+        rows.append(
+            {
+                "m_h": point["m_h"],
+                "m_ff": point["m_ff"],
+                "error": float(e),
+                "error_max": float(max(point["errors"])),
+                "seeds": len(point["errors"]),
+                "errors": [float(v) for v in point["errors"]],
+                "bound": float(bnd),
+            }
+        )
         if e > bnd * (1 + 1e-12):
-            violations.append({
-                "m_h": point["m_h"], "m_ff": point["m_ff"], "error": float(e),
-                "bound": float(bnd), "margin": float(e - bnd),
-                "ratio": float(e / bnd) if bnd > 0 else math.inf,
-            })
+            violations.append(
+                {
+                    "m_h": point["m_h"],
+                    "m_ff": point["m_ff"],
+                    "error": float(e),
+                    "bound": float(bnd),
+                    "margin": float(e - bnd),
+                    "ratio": float(e / bnd) if bnd > 0 else math.inf,
+                }
+            )
     given_bound_all = None
     if given["c_alpha"] is not None and given["c_beta"] is not None:
         given_bound_all = not violations
@@ -1269,26 +1330,42 @@ def check_errors(
     optima = []
     numeric = None
     if constants["c_alpha"] > 0 and constants["c_beta"] > 0:
-        numeric = Bound(tau=tau, alpha=alpha, beta=beta, c_alpha=constants["c_alpha"],
-                        c_beta=constants["c_beta"], c_0=c_0)
+        numeric = Bound(
+            tau=tau,
+            alpha=alpha,
+            beta=beta,
+            c_alpha=constants["c_alpha"],
+            c_beta=constants["c_beta"],
+            c_0=c_0,
+        )
     for m_ff, group in sorted(by_m_ff.items()):
         best = min(group, key=lambda r: (r["error"], r["m_h"]))
         tested = [min(r["m_h"] for r in group), max(r["m_h"] for r in group)]
         m_star = numeric.optimal_m_h(m_ff) if numeric else None
-        optima.append({
-            "m_ff": m_ff, "empirical_m_h": best["m_h"], "empirical_error": best["error"],
-            "predicted_m_h_opt": m_star,
-            "predicted_m_h": numeric.integer_m_h(m_ff) if numeric else None,
-            "m_h_range": tested,
-            "within_range": None if m_star is None else tested[0] <= m_star <= tested[1],
-        })
+        optima.append(
+            {
+                "m_ff": m_ff,
+                "empirical_m_h": best["m_h"],
+                "empirical_error": best["error"],
+                "predicted_m_h_opt": m_star,
+                "predicted_m_h": numeric.integer_m_h(m_ff) if numeric else None,
+                "m_h_range": tested,
+                "within_range": None if m_star is None else tested[0] <= m_star <= tested[1],
+            }
+        )
 
     return CheckReport(
         parameters={"tau": tau, "alpha": alpha, "beta": beta, "c_0": c_0},
-        points=rows, skipped=skipped, fitted=fitted,
-        constants={**constants, "source": source}, given_bound_all=given_bound_all,
-        envelope_scale=envelope, violations=violations, rate=headline,
-        rate_by_m_ff=rate_by_m_ff, optima=optima,
+        points=rows,
+        skipped=skipped,
+        fitted=fitted,
+        constants={**constants, "source": source},
+        given_bound_all=given_bound_all,
+        envelope_scale=envelope,
+        violations=violations,
+        rate=headline,
+        rate_by_m_ff=rate_by_m_ff,
+        optima=optima,
     )
 
 

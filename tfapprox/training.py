@@ -119,7 +119,9 @@ class FitResult:
         names = {f.name for f in dataclasses.fields(cls)} - {"model"}
         unknown = sorted(set(config) - names)
         if unknown:
-            raise ValueError(f"Unknown FitResult fields {unknown}; expected a subset of {sorted(names)}")
+            raise ValueError(
+                f"Unknown FitResult fields {unknown}; expected a subset of {sorted(names)}"
+            )
         required = [
             f.name
             for f in dataclasses.fields(cls)
@@ -471,7 +473,9 @@ def fit(
         model_kwargs=model_kwargs,
     )
     # The validated values (ints as ints, floats as floats).
-    epochs, batch_size, restarts = (hyperparameters[k] for k in ("epochs", "batch_size", "restarts"))
+    epochs, batch_size, restarts = (
+        hyperparameters[k] for k in ("epochs", "batch_size", "restarts")
+    )
     learning_rate, patience, min_delta, min_rel_delta = (
         hyperparameters[k] for k in ("learning_rate", "patience", "min_delta", "min_rel_delta")
     )
@@ -482,7 +486,9 @@ def fit(
     jit_compile = check_bool("jit_compile", jit_compile)
     if verbose not in (0, 1, 2):
         raise ValueError(f"`verbose` must be 0, 1 or 2. Received: verbose={verbose!r}")
-    validation = None if validation_data is None else _as_dataset(validation_data, "validation_data")
+    validation = (
+        None if validation_data is None else _as_dataset(validation_data, "validation_data")
+    )
     if log_dir is not None:
         import importlib.util
 
@@ -572,7 +578,9 @@ def fit(
         ]
         if log_dir is not None:
             restart_callbacks.append(
-                keras.callbacks.TensorBoard(log_dir=os.path.join(os.fspath(log_dir), f"seed_{restart_seed}"))
+                keras.callbacks.TensorBoard(
+                    log_dir=os.path.join(os.fspath(log_dir), f"seed_{restart_seed}")
+                )
             )
         restart_callbacks.extend(callbacks or [])
         if verbose and restarts > 1:
@@ -663,9 +671,7 @@ def validate_results(results, source="results"):
     Raises `ValueError` naming ``source`` and the offending run.
     """
     if not isinstance(results, dict) or not isinstance(results.get("runs"), list):
-        raise ValueError(
-            f"{source} must be a JSON object {{\"runs\": [...], \"metadata\": {{...}}}}"
-        )
+        raise ValueError(f'{source} must be a JSON object {{"runs": [...], "metadata": {{...}}}}')
     if not isinstance(results.get("metadata", {}), dict):
         raise ValueError(f"{source}: `metadata` must be a JSON object")
     for index, run in enumerate(results["runs"]):
@@ -775,12 +781,16 @@ def sweep(data, budgets, results_path, *, seeds=(0,), progress=True, **fit_kwarg
     budgets = [Budget.from_dict(b) if isinstance(b, dict) else b for b in budgets]
     for budget in budgets:
         if not isinstance(budget, Budget):
-            raise TypeError(f"`budgets` must hold tfapprox.Budget objects. Received: {type(budget).__name__}")
+            raise TypeError(
+                f"`budgets` must hold tfapprox.Budget objects. Received: {type(budget).__name__}"
+            )
     seeds = [check_seed("seed", seed) for seed in seeds]
     if not budgets or not seeds:
         raise ValueError("`budgets` and `seeds` must not be empty")
     if "model_or_budget" in fit_kwargs or "seed" in fit_kwargs:
-        raise TypeError("`sweep` sets `model_or_budget` and `seed` itself; use `budgets` and `seeds`")
+        raise TypeError(
+            "`sweep` sets `model_or_budget` and `seed` itself; use `budgets` and `seeds`"
+        )
     fit_kwargs.setdefault("verbose", 0)
     results_path = os.fspath(results_path)
 
@@ -816,7 +826,11 @@ def sweep(data, budgets, results_path, *, seeds=(0,), progress=True, **fit_kwarg
         if key in done:
             ordered.append(done[key])
             if progress:
-                print(f"{label}: already in results (loss {done[key]['loss']:.4g})", file=sys.stderr, flush=True)
+                print(
+                    f"{label}: already in results (loss {done[key]['loss']:.4g})",
+                    file=sys.stderr,
+                    flush=True,
+                )
             continue
         # Train with exactly the recorded hyperparameters, so the run's key
         # matches the file whatever defaults `fit` has.
