@@ -10,10 +10,34 @@ import os
 import click
 
 from tfapprox.budget import POSITION_ENCODINGS
+from tfapprox.config import TrainingConfig, cli_options
 from tfapprox_cli._common import echo_json, library_errors
 
 POSITIVE = click.IntRange(min=1)
 EXPORT_FORMATS = ("keras", "saved_model")
+
+
+def training_options(command):
+    """Add one option per `TrainingConfig` setting (help, range, default from the config)."""
+    for spec in reversed(cli_options()):
+        if spec["kind"] == "int":
+            kind = click.IntRange(min=spec.get("minimum", 1))
+        else:
+            kind = click.FloatRange(
+                min=spec.get("low"),
+                max=spec.get("high"),
+                min_open=spec.get("low_open", False),
+                max_open=spec.get("high_open", False),
+            )
+        command = click.option(
+            spec["flag"],
+            spec["name"],
+            type=kind,
+            default=spec["default"],
+            show_default=spec["default"] is not None,
+            help=spec["help"],
+        )(command)
+    return command
 
 
 def _budget_line(budget):
@@ -89,31 +113,7 @@ def _training_data(data, samples, data_seed):
     show_default=True,
     help="Sampling seed when DATA is a preset (held-out data: DATA_SEED + 1).",
 )
-@click.option(
-    "--epochs", type=POSITIVE, default=500, show_default=True, help="Maximum epochs per restart."
-)
-@click.option("--batch-size", type=POSITIVE, default=64, show_default=True, help="Batch size.")
-@click.option(
-    "--learning-rate",
-    type=click.FloatRange(min=0, min_open=True),
-    default=1e-3,
-    show_default=True,
-    help="Initial Adam learning rate.",
-)
-@click.option(
-    "--patience",
-    type=POSITIVE,
-    default=30,
-    show_default=True,
-    help="Epochs without improvement before stopping.",
-)
-@click.option(
-    "--restarts",
-    type=POSITIVE,
-    default=1,
-    show_default=True,
-    help="Independent initialisations; the best is kept.",
-)
+@training_options
 @click.option(
     "--seed",
     type=click.IntRange(min=0),
@@ -143,16 +143,12 @@ def train(
     position_encoding,
     samples,
     data_seed,
-    epochs,
-    batch_size,
-    learning_rate,
-    patience,
-    restarts,
     seed,
     no_jit,
     log_dir,
     out,
     json_,
+    **settings,
 ):
     """Train the one-layer Transformer of budget (n, m_h, m_v, m_FF) on DATA.
 
@@ -166,33 +162,29 @@ def train(
       tfapprox train default --n 16 --m-h 2 --m-ff 32 --out runs/quickstart
       tfapprox train fig5b.npz --n 32 --m-h 4 --m-ff 128 --out runs/m4
     """
-    from tfapprox import export, training
+    from tfapprox import export, results, training
     from tfapprox.budget import Budget
 
+    config = TrainingConfig(**settings, model_kwargs={"position_encoding": position_encoding})
     dataset, held_out, source = _training_data(data, samples, data_seed)
     budget = Budget(n=n, m_h=m_h, m_v=m_v, m_ff=m_ff, ff_depth=ff_depth)
     result = training.fit(
         budget,
         dataset,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        patience=patience,
-        restarts=restarts,
+        config=config,
         seed=seed,
         jit_compile=not no_jit,
         log_dir=log_dir,
         validation_data=held_out,
-        model_kwargs={"position_encoding": position_encoding},
         verbose=0 if json_ else 1,
     )
     model_path = os.path.join(out, "model.keras")
     result_path = os.path.join(out, "result.json")
     export.save_model(result.model, model_path)
-    metadata = {**training.results_metadata(dataset), "data": source}
+    metadata = {**results.metadata_for(dataset), "data": source}
     if held_out is None:
         metadata["data_path"] = source
-    training.write_results(result_path, [result], metadata)
+    results.write(result_path, [result], metadata)
     if json_:
         echo_json({**result.to_dict(), "model_path": model_path, "result_path": result_path})
         return

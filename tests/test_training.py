@@ -1,4 +1,4 @@
-"""tfapprox.training: fit (restarts, seeds, NaN handling), results files, sweeps.
+"""tfapprox.training: fit (restarts, seeds, NaN handling, configs).
 
 Graph compilation dominates the cost of a fit, so the tests share one
 trained result (`trained`) and keep every other fit tiny and un-jitted.
@@ -15,7 +15,7 @@ import pytest
 
 from tfapprox import Budget
 from tfapprox.datasets import Dataset
-from tfapprox.training import FitResult, fit, load_results, run_key, sweep, write_results
+from tfapprox.training import FitResult, fit
 
 BUDGET = Budget(n=4, m_h=2, m_ff=8)
 FIT = dict(epochs=8, batch_size=32, verbose=0)
@@ -207,110 +207,29 @@ def test_fit_reports_nan_in_the_data():
         fit(BUDGET, (x, np.zeros((4, 3, 1))), epochs=1)
 
 
-# ----------------------------------------------------------------------------
-# Results files and sweeps
+def test_fit_takes_a_training_config_and_keyword_overrides(data, trained):
+    from tfapprox.config import TrainingConfig
+
+    config = TrainingConfig(epochs=50, batch_size=32)
+    again = fit(BUDGET, data, config=config, epochs=8, seed=0, verbose=0)
+    # The keyword argument overrides the config; the rest comes from it.
+    assert again.hyperparameters == {**trained.hyperparameters, "restarts": 1}
+    # Restart 0 of `trained` is the same run; allow only float32 round-off.
+    assert again.loss == pytest.approx(trained.restart_losses[0], rel=1e-6, abs=1e-9)
 
 
-def run_dict(**overrides):
-    run = {"budget": BUDGET.to_dict(), "loss": 0.5, "seed": 0}
-    run.update(overrides)
-    return run
+def test_fit_rejects_an_unknown_keyword(data):
+    with pytest.raises(TypeError, match="speed"):
+        fit(BUDGET, data, speed=2)
 
 
-def test_load_results_reads_what_write_results_wrote(tmp_path):
-    path = tmp_path / "results.json"
-    write_results(path, [run_dict(), run_dict(seed=1)], {"sequence_length": 6})
-    results = load_results(path)
-    assert [run["seed"] for run in results["runs"]] == [0, 1]
-    assert results["metadata"] == {"sequence_length": 6}
+def test_old_names_stay_importable_from_training():
+    from tfapprox import results, sweeps, training
 
-
-@pytest.mark.parametrize(
-    "content, fragment",
-    [
-        ("{not json", "is not valid JSON"),
-        ('{"metadata": {}}', '{"runs": [...]'),
-        (
-            json.dumps({"runs": [{"budget": BUDGET.to_dict(), "seed": 0}]}),
-            "run 0 lacks the keys ['loss']",
-        ),
-        (
-            json.dumps({"runs": [run_dict(), run_dict(loss="low")]}),
-            "run 1: `loss` must be a number",
-        ),
-        (json.dumps({"runs": [run_dict(seed=1.5)]}), "`seed` must be an int"),
-        (
-            json.dumps({"runs": [run_dict(budget={"n": 4, "m_h": 2, "m_ff": 8})]}),
-            "lacks the keys ['m_v', 'ff_depth']",
-        ),
-        (
-            json.dumps({"runs": [run_dict(budget={**BUDGET.to_dict(), "m_h": 0})]}),
-            "`m_h` must be a positive int",
-        ),
-    ],
-)
-def test_load_results_names_the_problem(tmp_path, content, fragment):
-    path = tmp_path / "results.json"
-    path.write_text(content)
-    with pytest.raises(ValueError) as info:
-        load_results(path)
-    assert fragment in str(info.value) and str(path) in str(info.value)
-
-
-def test_load_results_reports_a_missing_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="results file not found"):
-        load_results(tmp_path / "nope.json")
-
-
-def test_sweep_resumes_without_retraining_finished_runs(data, tmp_path, monkeypatch, capsys):
-    import tfapprox.training as training
-
-    calls = []
-    real_fit = training.fit
-
-    def counting_fit(budget, *args, **kwargs):
-        calls.append((budget, kwargs["seed"]))
-        return real_fit(budget, *args, **kwargs)
-
-    monkeypatch.setattr(training, "fit", counting_fit)
-    small, other = Budget(n=4, m_h=1, m_ff=8), Budget(n=4, m_h=2, m_ff=8)
-    options = dict(epochs=2, batch_size=64, jit_compile=False)
-    path = tmp_path / "sweep.json"
-
-    # "Interrupted" sweep: only the first budget finished.
-    sweep(data, [small], path, seeds=(0,), **options)
-    first = load_results(path)["runs"]
-    assert len(first) == 1 and len(calls) == 1
-
-    runs = sweep(data, [small, other], path, seeds=(0,), **options)
-    assert calls == [(small, 0), (other, 0)]  # the finished run was not retrained
-    results = load_results(path)
-    assert results["runs"][0] == first[0]
-    assert [run["budget"]["m_h"] for run in runs] == [1, 2]
-    assert results["metadata"]["sequence_length"] == 6
-    assert len({run_key(run) for run in results["runs"]}) == 2
-
-    sweep(data, [small, other], path, seeds=(0,), **options)
-    assert len(calls) == 2  # everything already done
-    progress = capsys.readouterr().err
-    assert "[2/2] n=4 m_h=2 m_v=4 m_ff=8 ff_depth=3 seed=0: loss" in progress and "ETA" in progress
-    assert "[1/2] n=4 m_h=1 m_v=4 m_ff=8 ff_depth=3 seed=0: already in results" in progress
-
-
-def test_sweep_key_includes_the_hyperparameters():
-    base = run_dict(hyperparameters={"epochs": 2, "learning_rate": 0.001})
-    assert run_key(base) == run_key(json.loads(json.dumps(base)))
-    assert run_key(base) != run_key(
-        {**base, "hyperparameters": {"epochs": 3, "learning_rate": 0.001}}
-    )
-    assert run_key(base) != run_key({**base, "seed": 1})
-
-
-def test_sweep_refuses_a_results_file_of_other_data(data, tmp_path):
-    path = tmp_path / "sweep.json"
-    write_results(path, [], {"data_sha256": "0" * 64})
-    with pytest.raises(ValueError, match="holds runs on different data"):
-        sweep(data, [BUDGET], path, epochs=1)
+    assert training.load_results is results.read
+    assert training.write_results is results.write
+    assert training.run_key is results.run_key
+    assert training.sweep is sweeps.sweep
 
 
 def test_training_module_imports_without_tensorflow():

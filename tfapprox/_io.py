@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import tempfile
 import zipfile
 
@@ -53,6 +54,29 @@ def atomic_path(path):
             os.remove(tmp)
 
 
+@contextlib.contextmanager
+def atomic_directory(path):
+    """Yield a staging folder next to ``path``; move it onto ``path`` on success.
+
+    An existing folder at ``path`` is replaced (moved aside first, then
+    deleted); on an exception ``path`` is untouched.
+    """
+    path = os.path.abspath(os.fspath(path))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"`path` exists and is not a folder. Received: path={path!r}")
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    work = tempfile.mkdtemp(dir=parent, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        staged = os.path.join(work, "new")
+        yield staged
+        if os.path.exists(path):
+            os.replace(path, os.path.join(work, "old"))
+        os.replace(staged, path)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def atomic_write_bytes(path, data):
     """Write `data` (bytes) to `path` atomically."""
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
@@ -64,8 +88,20 @@ def atomic_write_text(path, text):
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def to_json(obj):
-    """Serialise `obj` the tfapprox way: indented, sorted keys, NumPy-aware."""
+def to_json(obj, *, allow_nan=True):
+    """Serialise `obj` the tfapprox way: indented, sorted keys, NumPy-aware.
+
+    With ``allow_nan=False`` a non-finite float raises `ValueError` instead of
+    being written as the non-standard ``NaN``/``Infinity`` (strict JSON).
+
+    >>> print(to_json({"b": 1, "a": [0.5]}))
+    {
+      "a": [
+        0.5
+      ],
+      "b": 1
+    }
+    """
 
     def default(value):
         if isinstance(value, np.ndarray):
@@ -76,12 +112,12 @@ def to_json(obj):
             return value.to_dict()
         raise TypeError(f"Object of type {type(value).__name__} is not JSON serialisable")
 
-    return json.dumps(obj, indent=2, sort_keys=True, default=default, allow_nan=True)
+    return json.dumps(obj, indent=2, sort_keys=True, default=default, allow_nan=allow_nan)
 
 
-def atomic_write_json(path, obj):
+def atomic_write_json(path, obj, *, allow_nan=True):
     """Write `obj` as JSON to `path` atomically (see `to_json`)."""
-    atomic_write_text(path, to_json(obj) + "\n")
+    atomic_write_text(path, to_json(obj, allow_nan=allow_nan) + "\n")
 
 
 def npz_bytes(**arrays):

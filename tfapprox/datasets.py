@@ -87,6 +87,45 @@ class Dataset:
         return Dataset(self.x[indices], self.y[indices], dict(self.metadata))
 
 
+def as_dataset(data, name="data"):
+    """A validated `Dataset` from a Dataset, an ``(x, y)`` pair or a dataset file path.
+
+    Raises `TypeError` naming ``name`` for anything else, and `ValueError`
+    (naming ``name``) for arrays that do not form a dataset.
+
+    >>> as_dataset((np.zeros((2, 3, 1)), np.zeros((2, 3, 1)))).sequence_length
+    3
+    """
+    if isinstance(data, Dataset):
+        return data
+    if isinstance(data, (str, os.PathLike)):
+        return load_dataset(data)
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        try:
+            return Dataset(data[0], data[1])
+        except ValueError as err:
+            raise ValueError(f"`{name}`: {err}") from None
+    raise TypeError(
+        f"`{name}` must be a tfapprox Dataset, an (x, y) pair or a dataset file path. "
+        f"Received: {type(data).__name__}"
+    )
+
+
+def summary(dataset):
+    """The shape of a dataset as a JSON-ready dict.
+
+    >>> summary(Dataset(np.zeros((2, 3, 1)), np.zeros((2, 3, 1))))
+    {'sequence_length': 3, 'input_dim': 1, 'output_dim': 1, 'task': 'sequence', 'num_samples': 2}
+    """
+    return {
+        "sequence_length": int(dataset.sequence_length),
+        "input_dim": int(dataset.input_dim),
+        "output_dim": int(dataset.output_dim),
+        "task": dataset.task,
+        "num_samples": int(dataset.num_samples),
+    }
+
+
 def _validate(x, y):
     x = np.asarray(x)
     y = np.asarray(y)

@@ -14,10 +14,8 @@ Both writers are atomic: the export is written next to its destination and
 moved into place, so a reader never sees a half-written model.
 """
 
-import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -103,29 +101,6 @@ def load_model(path, compile=True):
         raise ValueError(f"{path} is not a readable .keras model file ({detail})") from None
 
 
-@contextlib.contextmanager
-def _atomic_directory(path):
-    """Yield a staging folder next to ``path``; move it onto ``path`` on success.
-
-    An existing folder at ``path`` is replaced (moved aside first, then
-    deleted); on an exception ``path`` is untouched.
-    """
-    path = os.path.abspath(os.fspath(path))
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise ValueError(f"`path` exists and is not a folder. Received: path={path!r}")
-    parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
-    work = tempfile.mkdtemp(dir=parent, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        staged = os.path.join(work, "new")
-        yield staged
-        if os.path.exists(path):
-            os.replace(path, os.path.join(work, "old"))
-        os.replace(staged, path)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
 def export_saved_model(model, path):
     """Export ``model`` as a TensorFlow SavedModel folder, atomically.
 
@@ -142,7 +117,7 @@ def export_saved_model(model, path):
     """
     _check_model(model)
     path = os.fspath(path)
-    with _atomic_directory(path) as staged:
+    with _io.atomic_directory(path) as staged:
         model.export(staged, format="tf_saved_model", verbose=False)
     return path
 

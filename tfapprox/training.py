@@ -1,42 +1,34 @@
-"""Training: `fit` with restarts, sweeps over budgets, and results files.
+"""Training: `fit` with restarts, and its result `FitResult`.
 
 Jiang & Li (2024) measure the approximation error of a budget by the
 *training* error of a model trained until the loss plateaus: the error is an
 infimum over the hypothesis space, and the smallest training loss found is
 its proxy. `fit` trains one model that way (Adam, learning-rate reduction and
 early stopping on plateaus of the training loss, ``restarts`` independent
-initialisations keeping the best) and returns a `FitResult`. `sweep` trains
-one model per (budget, seed) and appends each finished run to a *results
-file*, the JSON the theory checker reads::
+initialisations keeping the best), as a `tfapprox.config.TrainingConfig`
+says, and returns a `FitResult`.
 
-    {"runs": [FitResult.to_dict(), ...],
-     "metadata": {"sequence_length": ..., "input_dim": ..., "data_sha256": ...}}
+Sweeps over budgets live in `tfapprox.sweeps` and the results files they
+write in `tfapprox.results`; ``tfapprox.training.sweep``, ``load_results``,
+``write_results``, ``validate_results``, ``results_metadata``, ``run_key``
+and ``data_fingerprint`` are kept here as aliases.
 
-Every run holds at least ``"budget"`` (``n``, ``m_h``, ``m_v``, ``m_ff``,
-``ff_depth``), ``"loss"`` (the training loss of the returned model) and
-``"seed"``.
-
-This module imports TensorFlow and Keras only inside the functions that train,
-so `load_results` and `FitResult` are cheap to import.
+This module imports TensorFlow and Keras only inside `fit`, so `FitResult`
+is cheap to import.
 """
 
 import dataclasses
-import hashlib
-import inspect
-import json
 import math
-import numbers
 import os
-import sys
 import time
 import warnings
 
-from tfapprox import _io
-from tfapprox._checks import check_bool, check_positive_int, check_real, check_seed
+from tfapprox import results as _results
+from tfapprox._checks import check_bool, check_seed
 from tfapprox.budget import Budget
-
-RUN_KEYS = ("budget", "loss", "seed")
-BUDGET_KEYS = ("n", "m_h", "m_v", "m_ff", "ff_depth")
+from tfapprox.config import TrainingConfig
+from tfapprox.datasets import as_dataset as _as_dataset
+from tfapprox.datasets import summary as _data_summary
 
 
 @dataclasses.dataclass
@@ -140,55 +132,12 @@ class FitResult:
 # Argument checks
 
 
-def _as_dataset(data, name="data"):
-    """A validated `tfapprox.datasets.Dataset` from a Dataset, (x, y) or path."""
-    from tfapprox.datasets import Dataset, load_dataset
-
-    if isinstance(data, Dataset):
-        return data
-    if isinstance(data, (str, os.PathLike)):
-        return load_dataset(data)
-    if isinstance(data, (tuple, list)) and len(data) == 2:
-        try:
-            return Dataset(data[0], data[1])
-        except ValueError as err:
-            raise ValueError(f"`{name}`: {err}") from None
-    raise TypeError(
-        f"`{name}` must be a tfapprox Dataset, an (x, y) pair or a dataset file path. "
-        f"Received: {type(data).__name__}"
-    )
-
-
 def _arrays(dataset):
     """``(x, y)`` as the dtypes Keras trains on (float32; int32 labels)."""
     x = dataset.x.astype("float32", copy=False)
     if dataset.task == "labels":
         return x, dataset.y.astype("int32", copy=False)
     return x, dataset.y.astype("float32", copy=False)
-
-
-def _data_summary(dataset):
-    return {
-        "sequence_length": int(dataset.sequence_length),
-        "input_dim": int(dataset.input_dim),
-        "output_dim": int(dataset.output_dim),
-        "task": dataset.task,
-        "num_samples": int(dataset.num_samples),
-    }
-
-
-def data_fingerprint(data):
-    """SHA-256 of a dataset's arrays (shapes, dtypes and bytes).
-
-    A results file records it, so `sweep` refuses to mix runs on different
-    data into one file.
-    """
-    dataset = _as_dataset(data)
-    digest = hashlib.sha256()
-    for array in (dataset.x, dataset.y):
-        digest.update(f"{array.dtype.str}{array.shape}".encode())
-        digest.update(array.tobytes(order="C"))
-    return digest.hexdigest()
 
 
 def _check_model_matches(model, dataset):
@@ -225,60 +174,12 @@ def _check_model_matches(model, dataset):
 # fit
 
 
-def training_hyperparameters(
-    *,
-    epochs=500,
-    batch_size=64,
-    learning_rate=1e-3,
-    restarts=1,
-    patience=30,
-    min_delta=0.0,
-    min_rel_delta=1e-3,
-    reduce_lr_factor=0.5,
-    reduce_lr_patience=None,
-    min_learning_rate=1e-6,
-    model_kwargs=None,
-):
-    """Validate `fit`'s training hyperparameters; return them as a JSON-ready dict.
+def training_hyperparameters(**settings):
+    """Validate training settings; return them as results files record them.
 
-    The defaults are `fit`'s. The dict, with the budget and the seed,
-    identifies a run in a results file (see `run_key`).
+    Kept for compatibility: ``TrainingConfig(**settings).to_dict()``.
     """
-    epochs = check_positive_int("epochs", epochs)
-    batch_size = check_positive_int("batch_size", batch_size)
-    restarts = check_positive_int("restarts", restarts)
-    patience = check_positive_int("patience", patience)
-    learning_rate = check_real("learning_rate", learning_rate, low=0, low_open=True)
-    min_delta = check_real("min_delta", min_delta, low=0)
-    min_rel_delta = check_real("min_rel_delta", min_rel_delta, low=0)
-    if min_rel_delta >= 1.0:
-        raise ValueError(f"`min_rel_delta` must be < 1. Received: min_rel_delta={min_rel_delta!r}")
-    reduce_lr_factor = check_real("reduce_lr_factor", reduce_lr_factor, low=0, low_open=True)
-    if reduce_lr_factor >= 1.0:
-        raise ValueError(
-            f"`reduce_lr_factor` must be < 1. Received: reduce_lr_factor={reduce_lr_factor!r}"
-        )
-    if reduce_lr_patience is None:
-        reduce_lr_patience = max(1, patience // 3)
-    reduce_lr_patience = check_positive_int("reduce_lr_patience", reduce_lr_patience)
-    min_learning_rate = check_real("min_learning_rate", min_learning_rate, low=0)
-    if model_kwargs is not None and not isinstance(model_kwargs, dict):
-        raise TypeError(f"`model_kwargs` must be a dict. Received: {type(model_kwargs).__name__}")
-    return _normalise(
-        {
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "learning_rate": learning_rate,
-            "restarts": restarts,
-            "patience": patience,
-            "min_delta": min_delta,
-            "min_rel_delta": min_rel_delta,
-            "reduce_lr_factor": reduce_lr_factor,
-            "reduce_lr_patience": reduce_lr_patience,
-            "min_learning_rate": min_learning_rate,
-            "model_kwargs": dict(model_kwargs or {}),
-        }
-    )
+    return TrainingConfig(**settings).to_dict()
 
 
 def _pipeline(x, y, batch_size, shuffle_seed=None):
@@ -373,23 +274,14 @@ def fit(
     model_or_budget,
     data,
     *,
-    epochs=500,
-    batch_size=64,
-    learning_rate=1e-3,
-    restarts=1,
+    config=None,
     seed=0,
     jit_compile=True,
-    patience=30,
-    min_delta=0.0,
-    min_rel_delta=1e-3,
-    reduce_lr_factor=0.5,
-    reduce_lr_patience=None,
-    min_learning_rate=1e-6,
     validation_data=None,
     log_dir=None,
     callbacks=None,
-    model_kwargs=None,
     verbose=1,
+    **settings,
 ):
     """Train until the training loss plateaus; keep the best of ``restarts``.
 
@@ -415,27 +307,11 @@ def fit(
             (``output="pooled"`` for labels and vector targets).
         data: `tfapprox.datasets.Dataset`, an ``(x, y)`` pair or a dataset
             ``.npz`` path.
-        epochs: int. Maximum epochs per restart. Defaults to 500.
-        batch_size: int. Defaults to 64.
-        learning_rate: float. Initial Adam learning rate. Defaults to 1e-3.
-        restarts: int. Independent initialisations. Defaults to 1.
+        config: `tfapprox.config.TrainingConfig`, a dict of its settings, or
+            None (the defaults). How to train: epochs, batch size, learning
+            rate and its reduction, patience, restarts, ``model_kwargs``.
         seed: int. Seed of restart 0. Defaults to 0.
         jit_compile: bool. XLA-compile the training step. Defaults to True.
-        patience: int. Epochs without improvement before stopping. Defaults
-            to 30.
-        min_delta: float. Smallest absolute loss decrease that counts as
-            an improvement. Defaults to 0.0.
-        min_rel_delta: float in [0, 1). Smallest relative decrease that
-            counts: an epoch improves on the reference loss L when its loss
-            is below ``L · (1 − min_rel_delta) − min_delta``. Defaults to
-            1e-3, so a loss that creeps down by less than 0.1% in
-            ``patience`` epochs counts as a plateau.
-        reduce_lr_factor: float in (0, 1). Learning-rate factor on a plateau.
-            Defaults to 0.5.
-        reduce_lr_patience: int or None. Epochs without improvement before
-            reducing the learning rate. Defaults to ``max(1, patience // 3)``.
-        min_learning_rate: float. Floor of the learning rate. Defaults to
-            1e-6.
         validation_data: Optional data in any form ``data`` accepts; its
             loss is reported (``metrics["val_loss"]``) but does not steer
             training. Defaults to None.
@@ -443,45 +319,46 @@ def fit(
             ``seed_<s>`` per restart). Defaults to None.
         callbacks: list of `keras.callbacks.Callback` or None. Extra
             callbacks for every restart. Defaults to None.
-        model_kwargs: dict or None. Extra `build_transformer` arguments
-            (e.g. ``position_encoding``) when given a budget. Defaults to None.
         verbose: 0, 1 or 2. Keras' progress output. Defaults to 1 (bar).
+        **settings: `TrainingConfig` settings by name (``epochs=50``,
+            ``learning_rate=1e-2``, ...), overriding those of ``config``.
 
     Returns:
         `FitResult`, with the trained model as ``result.model``.
 
     Example:
 
-    >>> result = fit(Budget(n=8, m_h=2, m_ff=16), (x, y), epochs=50)  # doctest: +SKIP
-    >>> result.loss, result.model.count_params()  # doctest: +SKIP
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).uniform(size=(32, 4, 1))
+    >>> y = np.cumsum(x, axis=1) / 4  # the running mean up to each token, times t/4
+    >>> result = fit(Budget(n=4, m_h=1, m_ff=4), (x, y), epochs=2, jit_compile=False, verbose=0)
+    >>> result.epochs, result.hyperparameters["epochs"], result.stopped
+    (2, 2, 'max_epochs')
     """
     start = time.perf_counter()
+    if config is None:
+        config = TrainingConfig()
+    elif isinstance(config, dict):
+        config = TrainingConfig.from_dict(config)
+    elif not isinstance(config, TrainingConfig):
+        raise TypeError(
+            "`config` must be a tfapprox TrainingConfig, a dict or None. "
+            f"Received: {type(config).__name__}"
+        )
+    unknown = sorted(set(settings) - set(TrainingConfig.names()))
+    if unknown:
+        raise TypeError(f"fit() got unexpected keyword arguments {unknown}")
+    config = config.replace(**settings)
     dataset = _as_dataset(data)
     if dataset.num_samples == 0:
         raise ValueError("`data` holds no samples")
-    hyperparameters = training_hyperparameters(
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        restarts=restarts,
-        patience=patience,
-        min_delta=min_delta,
-        min_rel_delta=min_rel_delta,
-        reduce_lr_factor=reduce_lr_factor,
-        reduce_lr_patience=reduce_lr_patience,
-        min_learning_rate=min_learning_rate,
-        model_kwargs=model_kwargs,
-    )
-    # The validated values (ints as ints, floats as floats).
-    epochs, batch_size, restarts = (
-        hyperparameters[k] for k in ("epochs", "batch_size", "restarts")
-    )
-    learning_rate, patience, min_delta, min_rel_delta = (
-        hyperparameters[k] for k in ("learning_rate", "patience", "min_delta", "min_rel_delta")
-    )
-    reduce_lr_factor, reduce_lr_patience, min_learning_rate = (
-        hyperparameters[k] for k in ("reduce_lr_factor", "reduce_lr_patience", "min_learning_rate")
-    )
+    hyperparameters = config.to_dict()
+    epochs, batch_size, restarts = config.epochs, config.batch_size, config.restarts
+    learning_rate, patience = config.learning_rate, config.patience
+    min_delta, min_rel_delta = config.min_delta, config.min_rel_delta
+    reduce_lr_factor, min_learning_rate = config.reduce_lr_factor, config.min_learning_rate
+    reduce_lr_patience = config.effective_reduce_lr_patience
+    model_kwargs = config.model_kwargs
     seed = check_seed("seed", seed)
     jit_compile = check_bool("jit_compile", jit_compile)
     if verbose not in (0, 1, 2):
@@ -638,216 +515,22 @@ def fit(
 
 
 # ----------------------------------------------------------------------------
-# Results files
+# Aliases of the names that moved to tfapprox.results and tfapprox.sweeps
+
+RUN_KEYS = _results.RUN_KEYS
+BUDGET_KEYS = _results.BUDGET_KEYS
+validate_results = _results.validate
+load_results = _results.read
+write_results = _results.write
+results_metadata = _results.metadata_for
+run_key = _results.run_key
+data_fingerprint = _results.data_fingerprint
 
 
-def _check_run(run, where):
-    if not isinstance(run, dict):
-        raise ValueError(f"{where} must be a JSON object. Received: {type(run).__name__}")
-    missing = [key for key in RUN_KEYS if key not in run]
-    if missing:
-        raise ValueError(f"{where} lacks the keys {missing}; every run needs {list(RUN_KEYS)}")
-    budget = run["budget"]
-    if not isinstance(budget, dict):
-        raise ValueError(f"{where}: `budget` must be an object with keys {list(BUDGET_KEYS)}")
-    missing = [key for key in BUDGET_KEYS if key not in budget]
-    if missing:
-        raise ValueError(f"{where}: `budget` lacks the keys {missing}")
-    try:
-        Budget.from_dict(budget)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{where}: bad `budget`: {err}") from None
-    loss = run["loss"]
-    if isinstance(loss, bool) or not isinstance(loss, numbers.Real):
-        raise ValueError(f"{where}: `loss` must be a number. Received: loss={loss!r}")
-    seed = run["seed"]
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise ValueError(f"{where}: `seed` must be an int. Received: seed={seed!r}")
+def __getattr__(name):
+    # `tfapprox.sweeps` imports this module, so `sweep` is looked up lazily.
+    if name == "sweep":
+        from tfapprox.sweeps import sweep
 
-
-def validate_results(results, source="results"):
-    """Check the structure of a results dict; return it unchanged.
-
-    Raises `ValueError` naming ``source`` and the offending run.
-    """
-    if not isinstance(results, dict) or not isinstance(results.get("runs"), list):
-        raise ValueError(f'{source} must be a JSON object {{"runs": [...], "metadata": {{...}}}}')
-    if not isinstance(results.get("metadata", {}), dict):
-        raise ValueError(f"{source}: `metadata` must be a JSON object")
-    for index, run in enumerate(results["runs"]):
-        _check_run(run, f"{source}: run {index}")
-    return results
-
-
-def load_results(path):
-    """Read and validate a results file.
-
-    Returns:
-        dict ``{"runs": [...], "metadata": {...}}`` (``metadata`` is ``{}``
-        when the file has none).
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        ValueError: the file is not JSON, or a run lacks ``budget`` (with
-            ``n``, ``m_h``, ``m_v``, ``m_ff``, ``ff_depth``), ``loss`` or
-            ``seed``; the message names the file and the run.
-    """
-    path = os.fspath(path)
-    results = _io.read_json(path, what="results file")
-    validate_results(results, source=f"results file {path}")
-    results.setdefault("metadata", {})
-    return results
-
-
-def write_results(path, runs, metadata=None):
-    """Validate ``runs`` and write ``{"runs": runs, "metadata": metadata}`` atomically."""
-    runs = [run.to_dict() if isinstance(run, FitResult) else run for run in runs]
-    results = {"runs": runs, "metadata": dict(metadata or {})}
-    validate_results(results, source=f"results for {os.fspath(path)}")
-    _io.atomic_write_json(path, results)
-    return results
-
-
-def results_metadata(data):
-    """The metadata a results file records about its training data."""
-    from tfapprox import __version__
-
-    dataset = _as_dataset(data)
-    return {
-        **_data_summary(dataset),
-        "data_sha256": data_fingerprint(dataset),
-        "data_metadata": dataset.metadata,
-        "tfapprox_version": __version__,
-    }
-
-
-def _normalise(obj):
-    """``obj`` after a JSON round trip (so keys compare equal to a file's)."""
-    return json.loads(_io.to_json(obj))
-
-
-def run_key(run):
-    """The identity of a run in a sweep: budget, seed and hyperparameters."""
-    return json.dumps(
-        _normalise(
-            {
-                "budget": run["budget"],
-                "seed": run["seed"],
-                "hyperparameters": run.get("hyperparameters", {}),
-            }
-        ),
-        sort_keys=True,
-    )
-
-
-def _format_seconds(seconds):
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m{seconds:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
-
-
-def _budget_label(budget):
-    return " ".join(f"{key}={budget[key]}" for key in BUDGET_KEYS)
-
-
-def sweep(data, budgets, results_path, *, seeds=(0,), progress=True, **fit_kwargs):
-    """Train one model per (budget, seed), appending each run to a results file.
-
-    Each finished run is appended to ``results_path`` at once (atomically), so
-    an interrupted sweep loses at most the run in progress; running the same
-    sweep again skips the runs already in the file (same budget, seed and
-    training hyperparameters) and trains only the rest. The file records the
-    data's fingerprint; a sweep on other data refuses to write into it.
-
-    Args:
-        data: Training data, as `fit` accepts it.
-        budgets: iterable of `Budget` (or `Budget.to_dict()` dicts).
-        results_path: str. The results file (created if missing).
-        seeds: iterable of int. Seeds per budget. Defaults to ``(0,)``.
-        progress: bool. Print one line per run with an ETA to stderr.
-            Defaults to True.
-        **fit_kwargs: Passed to `fit` (``verbose`` defaults to 0 here).
-
-    Returns:
-        list of run dicts (`FitResult.to_dict()`), one per (budget, seed) in
-        sweep order, whether trained now or read from the file.
-    """
-    dataset = _as_dataset(data)
-    budgets = [Budget.from_dict(b) if isinstance(b, dict) else b for b in budgets]
-    for budget in budgets:
-        if not isinstance(budget, Budget):
-            raise TypeError(
-                f"`budgets` must hold tfapprox.Budget objects. Received: {type(budget).__name__}"
-            )
-    seeds = [check_seed("seed", seed) for seed in seeds]
-    if not budgets or not seeds:
-        raise ValueError("`budgets` and `seeds` must not be empty")
-    if "model_or_budget" in fit_kwargs or "seed" in fit_kwargs:
-        raise TypeError(
-            "`sweep` sets `model_or_budget` and `seed` itself; use `budgets` and `seeds`"
-        )
-    fit_kwargs.setdefault("verbose", 0)
-    results_path = os.fspath(results_path)
-
-    metadata = results_metadata(dataset)
-    if os.path.exists(results_path):
-        results = load_results(results_path)
-        recorded = results["metadata"].get("data_sha256")
-        if recorded is not None and recorded != metadata["data_sha256"]:
-            raise ValueError(
-                f"results file {results_path} holds runs on different data "
-                f"(data_sha256 {recorded[:12]}…, this data {metadata['data_sha256'][:12]}…); "
-                "use another results file"
-            )
-        results["metadata"] = {**metadata, **results["metadata"]}
-    else:
-        results = {"runs": [], "metadata": metadata}
-    done = {run_key(run): run for run in results["runs"]}
-
-    names = set(inspect.signature(training_hyperparameters).parameters)
-    hyperparameters = training_hyperparameters(
-        **{name: value for name, value in fit_kwargs.items() if name in names}
-    )
-    plan = [(budget, seed) for budget in budgets for seed in seeds]
-    keys = [
-        run_key({"budget": budget.to_dict(), "seed": seed, "hyperparameters": hyperparameters})
-        for budget, seed in plan
-    ]
-    ordered = []
-    trained_seconds = []
-    to_train = sum(key not in done for key in keys)
-    for index, ((budget, seed), key) in enumerate(zip(plan, keys), start=1):
-        label = f"[{index}/{len(plan)}] {_budget_label(budget.to_dict())} seed={seed}"
-        if key in done:
-            ordered.append(done[key])
-            if progress:
-                print(
-                    f"{label}: already in results (loss {done[key]['loss']:.4g})",
-                    file=sys.stderr,
-                    flush=True,
-                )
-            continue
-        # Train with exactly the recorded hyperparameters, so the run's key
-        # matches the file whatever defaults `fit` has.
-        result = fit(budget, dataset, seed=seed, **{**fit_kwargs, **hyperparameters})
-        run = _normalise(result.to_dict())
-        results["runs"].append(run)
-        _io.atomic_write_json(results_path, results)
-        done[run_key(run)] = run
-        ordered.append(run)
-        trained_seconds.append(result.seconds)
-        if progress:
-            remaining = to_train - len(trained_seconds)
-            eta = remaining * sum(trained_seconds) / len(trained_seconds)
-            print(
-                f"{label}: loss {result.loss:.4g}, {result.epochs} epochs, "
-                f"{result.seconds:.1f}s; ETA {_format_seconds(eta)}",
-                file=sys.stderr,
-                flush=True,
-            )
-    return ordered
+        return sweep
+    raise AttributeError(f"module 'tfapprox.training' has no attribute {name!r}")

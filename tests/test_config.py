@@ -1,0 +1,98 @@
+"""tfapprox.config: TrainingConfig defaults, validation, dict round trip and CLI options."""
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tfapprox.config import TrainingConfig, cli_options
+
+
+def test_defaults_are_fits_documented_defaults():
+    config = TrainingConfig()
+    assert (config.epochs, config.batch_size, config.learning_rate) == (500, 64, 1e-3)
+    assert (config.restarts, config.patience) == (1, 30)
+    assert (config.min_delta, config.min_rel_delta) == (0.0, 1e-3)
+    assert (config.reduce_lr_factor, config.min_learning_rate) == (0.5, 1e-6)
+    assert config.reduce_lr_patience is None and config.effective_reduce_lr_patience == 10
+    assert config.model_kwargs == {}
+
+
+def test_config_is_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        TrainingConfig().epochs = 3
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, fragment",
+    [
+        ({"epochs": 0}, ValueError, "`epochs` must be a positive int. Received: epochs=0"),
+        ({"batch_size": 2.5}, TypeError, "`batch_size` must be a positive int"),
+        ({"restarts": True}, TypeError, "`restarts` must be a positive int"),
+        ({"learning_rate": -1.0}, ValueError, "`learning_rate` must be > 0"),
+        ({"min_delta": -0.1}, ValueError, "`min_delta` must be >= 0"),
+        ({"min_rel_delta": 1.0}, ValueError, "`min_rel_delta` must be < 1"),
+        ({"reduce_lr_factor": 1.5}, ValueError, "`reduce_lr_factor` must be < 1"),
+        ({"reduce_lr_patience": 0}, ValueError, "`reduce_lr_patience` must be a positive int"),
+        ({"min_learning_rate": float("nan")}, ValueError, "`min_learning_rate` must be a finite"),
+        ({"model_kwargs": [1]}, TypeError, "`model_kwargs` must be a dict"),
+    ],
+)
+def test_bad_settings_are_refused_naming_them(kwargs, error, fragment):
+    with pytest.raises(error, match=fragment.replace("(", r"\(").replace(".", r"\.")):
+        TrainingConfig(**kwargs)
+
+
+def test_values_are_normalised():
+    config = TrainingConfig(learning_rate=1, model_kwargs=None)
+    assert isinstance(config.learning_rate, float) and config.model_kwargs == {}
+
+
+def test_to_dict_from_dict_round_trip():
+    config = TrainingConfig(epochs=7, reduce_lr_patience=4, model_kwargs={"output": "pooled"})
+    assert TrainingConfig.from_dict(config.to_dict()) == config
+    # The derived patience is recorded as the number it resolves to.
+    derived = TrainingConfig(patience=9)
+    assert derived.to_dict()["reduce_lr_patience"] == 3
+    assert TrainingConfig.from_dict(derived.to_dict()).to_dict() == derived.to_dict()
+
+
+def test_from_dict_rejects_unknown_keys_naming_them():
+    with pytest.raises(ValueError, match=r"\['speed', 'warmup'\]"):
+        TrainingConfig.from_dict({"epochs": 5, "speed": 1, "warmup": 2})
+
+
+def test_replace_validates_and_rejects_unknown_settings():
+    config = TrainingConfig()
+    assert config.replace(epochs=3).epochs == 3 and config.epochs == 500
+    with pytest.raises(ValueError, match="`epochs`"):
+        config.replace(epochs=0)
+    with pytest.raises(TypeError, match="speed"):
+        config.replace(speed=1)
+
+
+def test_derived_reduce_lr_patience_follows_a_replaced_patience():
+    assert TrainingConfig().replace(patience=60).effective_reduce_lr_patience == 20
+
+
+def test_cli_options_cover_every_numeric_setting_with_help():
+    options = {option["name"]: option for option in cli_options()}
+    numeric = [name for name in TrainingConfig.names() if name != "model_kwargs"]
+    assert list(options) == numeric
+    for name, option in options.items():
+        assert option["help"] and option["flag"] == "--" + name.replace("_", "-")
+        assert option["default"] == TrainingConfig.__dataclass_fields__[name].default
+
+
+def test_config_module_imports_only_the_standard_library():
+    code = (
+        "import sys; import tfapprox.config; "
+        "print(sorted(m for m in ('numpy', 'tensorflow', 'keras') if m in sys.modules))"
+    )
+    env = {**os.environ, "TFAPPROX_LAZY_IMPORT": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
