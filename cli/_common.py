@@ -75,22 +75,3 @@ def echo_json(obj):
     from tfapprox import _io
 
     click.echo(_io.to_json(obj))
-
-
-def save_figure(fig, path):
-    """Write a matplotlib figure atomically, in the format of ``path``'s suffix, and close it."""
-    import io
-
-    import matplotlib.pyplot as plt
-
-    from tfapprox import _io
-
-    suffix = os.path.splitext(path)[1].lstrip(".").lower() or "png"
-    buffer = io.BytesIO()
-    try:
-        fig.savefig(buffer, format=suffix, dpi=120)
-    except ValueError as err:
-        raise ValueError(f"cannot write plot {path}: {err}") from None
-    finally:
-        plt.close(fig)
-    _io.atomic_write_bytes(path, buffer.getvalue())

@@ -5,7 +5,7 @@ import os
 
 import click
 
-from tfapprox_cli._common import echo_json, library_errors, save_figure
+from tfapprox_cli._common import echo_json, library_errors
 
 MODEL_SUFFIX = ".keras"
 DATA_SUFFIX = ".npz"
@@ -101,37 +101,6 @@ def _truth(target):
         "c_beta": _plain(getattr(target, "c_beta", None)),
         "rank": _plain(getattr(target, "rank", None)),
     }
-
-
-def _write_plot(path, summary, title):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    values = np.asarray(summary["all_values"])
-    k = np.arange(1, values.size + 1)
-    positive = values > 0
-    fig, ax = plt.subplots(figsize=(5.5, 4.0))
-    ax.loglog(k[positive], values[positive], "o", ms=3, label=r"$\sigma_k$")
-    ax.axhline(summary["noise_floor"], color="grey", ls=":", lw=1, label="noise floor")
-    if summary["beta"] is not None:
-        start, stop = summary["fit_range"]
-        kk = np.arange(start, stop + 1)
-        ax.loglog(
-            kk,
-            summary["c_beta"] * kk ** -summary["beta"],
-            "-",
-            color="C3",
-            label=rf"${summary['c_beta']:.3g}\,k^{{-{summary['beta']:.3f}}}$ (fit)",
-        )
-    ax.set_xlabel("k")
-    ax.set_ylabel(r"singular value $\sigma_k$")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    save_figure(fig, path)
 
 
 @click.command()
@@ -243,7 +212,9 @@ def estimate(
     if kind == "target":
         summary["target"] = _truth(obj)
     if plot_path:
-        _write_plot(
+        from tfapprox import plots
+
+        plots.spectrum_plot(
             plot_path,
             {**summary, "all_values": estimator.singular_values_},
             f"POD spectrum: {description}",

@@ -11,7 +11,7 @@ import math
 import click
 
 from tfapprox.budget import POSITION_ENCODINGS
-from tfapprox_cli._common import echo_json, library_errors, save_figure
+from tfapprox_cli._common import echo_json, library_errors
 
 EXPLICIT = ("COMMANDLINE", "ENVIRONMENT")
 
@@ -389,77 +389,6 @@ def _print_bound(theory, model, result, allocation, table):
 # check
 
 
-def _write_rate_plot(path, report):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from tfapprox import theory
-
-    params = report.parameters
-    constants = report.constants
-    groups = {}
-    for point in report.points:
-        groups.setdefault(point["m_ff"], []).append(point)
-    fig, ax = plt.subplots(figsize=(6.0, 4.2))
-    for index, (m_ff, group) in enumerate(sorted(groups.items())):
-        color = f"C{index % 10}"
-        group = sorted(group, key=lambda p: p["m_h"])
-        for point in group:
-            seeds = [e for e in point["errors"] if e > 0]
-            ax.scatter([point["m_h"]] * len(seeds), seeds, s=8, color=color, alpha=0.35)
-        shown = [p for p in group if p["error"] > 0]
-        ax.loglog(
-            [p["m_h"] for p in shown],
-            [p["error"] for p in shown],
-            "o-",
-            ms=4,
-            color=color,
-            label=f"min over seeds, m_FF={m_ff}",
-        )
-        if constants["c_alpha"] > 0 or constants["c_beta"] > 0:
-            grid = np.geomspace(group[0]["m_h"], group[-1]["m_h"], 100)
-            unit = theory.Bound(
-                tau=params["tau"], alpha=params["alpha"], beta=params["beta"], c_0=params["c_0"]
-            )
-            curve = [
-                constants["c_beta"] * unit.terms(k, m_ff).attention_term
-                + constants["c_alpha"] * unit.terms(k, m_ff).ff_term
-                for k in grid
-            ]
-            ax.loglog(grid, curve, "--", color=color, lw=1, label=f"bound, m_FF={m_ff}")
-    rate = report.rate
-    if rate["slope"] is not None:
-        low, high = rate["m_h_range"]
-        grid = np.geomspace(low, high, 20)
-        ax.loglog(
-            grid,
-            np.exp(rate["intercept"]) * grid ** rate["slope"],
-            "-",
-            color="black",
-            lw=1.5,
-            label=f"fit slope {rate['slope']:.3g} (predicted {rate['predicted']:.3g})",
-        )
-    from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter, NullLocator
-
-    widths = sorted({point["m_h"] for point in report.points})  # integer ticks, not 2×10^0
-    ax.xaxis.set_major_locator(FixedLocator(widths))
-    ax.xaxis.set_major_formatter(FixedFormatter([str(m) for m in widths]))
-    ax.xaxis.set_minor_locator(NullLocator())
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("m_h")
-    ax.set_ylabel("error")
-    ax.set_title(
-        f"errors vs the bound (τ={params['tau']}, β={params['beta']:g}, α={params['alpha']:g})",
-        fontsize=9,
-    )
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    save_figure(fig, path)
-
-
 @click.command()
 @click.option(
     "--results",
@@ -559,8 +488,8 @@ def check(
     measured m_h at each m_FF with m_h*. The error of a budget is the
     minimum over its seeds.
 
-    RESULTS.json is {"runs": [...], "metadata": {...}} as training writes it
-    (each run with budget, loss, seed), or runs with m_h, m_ff, error.
+    RESULTS.json is a results file as training and sweeps write it
+    ({"runs": [...], "metadata": {...}}, each run with budget, loss, seed).
 
     \b
     Examples:
@@ -568,22 +497,19 @@ def check(
       tfapprox check --results runs/sweep.json --beta 1.0 --alpha 0.5 --c-beta 2 --c-alpha 1
       tfapprox check --results runs/sweep.json --beta 1.0 --alpha 0.5 --plot rate.png --json
     """
-    from tfapprox import _io, theory
+    from tfapprox import check as checker
+    from tfapprox import results
 
-    results = _io.read_json(results_path, what="results file")
+    runs = results.read(results_path)
     if tau is None:
-        metadata = results.get("metadata") if isinstance(results, dict) else None
-        if not isinstance(metadata, dict) or metadata.get("sequence_length") is None:
+        tau = results.sequence_length(runs, source=results_path)
+        if tau is None:
             raise click.UsageError(
                 f"--tau is required: {results_path} records no metadata.sequence_length"
             )
-        try:
-            tau = theory.check_parameter("tau", metadata["sequence_length"])
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"{results_path}: metadata.sequence_length: {err}") from None
     try:
-        report = theory.check_errors(
-            results,
+        report = checker.check_errors(
+            runs,
             tau,
             alpha,
             beta,
@@ -598,7 +524,9 @@ def check(
         message = str(err).replace("results: ", "", 1)
         raise ValueError(f"{results_path}: {message}") from None
     if plot_path:
-        _write_rate_plot(plot_path, report)
+        from tfapprox import plots
+
+        plots.rate_plot(plot_path, report)
     output = report.to_dict()
     if plot_path:
         output["plot"] = plot_path

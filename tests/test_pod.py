@@ -6,7 +6,7 @@ import types
 import numpy as np
 import pytest
 
-from tfapprox import pod
+from tfapprox import pod, quadrature
 
 PRESETS_WITH_BETA = ("fig5a-r6", "fig5a-rinf", "fig5b-r6", "fig5b-rinf")
 
@@ -210,21 +210,6 @@ def test_bad_method_is_refused_naming_it():
         pod.kernel_spectrum(lambda u, v: u[..., 0], 1, method="svd")
 
 
-def test_gauss_rule_integrates_polynomials_exactly():
-    nodes, weights = pod.gauss_rule([(0, 2), (-1, 1)], 4)
-    # ∫_0^2 x^7 dx · ∫_{-1}^1 y^6 dy = 2^8/8 · 2/7
-    assert weights @ (nodes[:, 0] ** 7 * nodes[:, 1] ** 6) == pytest.approx(32 * 2 / 7, rel=1e-13)
-
-
-def test_halton_shift_is_reproducible_and_in_the_unit_cube():
-    a, b = pod.halton(100, 3, seed=1), pod.halton(100, 3, seed=1)
-    np.testing.assert_array_equal(a, b)
-    assert a.min() >= 0 and a.max() < 1
-    # Low discrepancy: every eighth of each axis holds 100/8 ± 2 points.
-    counts = np.stack([np.histogram(a[:, j], bins=8, range=(0, 1))[0] for j in range(3)])
-    assert np.all(np.abs(counts - 12.5) <= 2)
-
-
 # ---------------------------------------------------------------- fit_decay
 
 
@@ -406,7 +391,7 @@ def test_model_grid_spectrum_has_at_most_m_h_nonzero_values(tiny_model):
 def test_model_grid_spectrum_matches_a_numpy_reference(tiny_model):
     from tfapprox import models
 
-    nodes, weights = pod.gauss_rule(1, 6)
+    nodes, weights = quadrature.gauss_rule(1, 6)
     x = np.repeat(nodes[:, None, :], 4, axis=1).astype("float32")
     q, k = models.query_key_features(tiny_model, x)
     rows_q = np.concatenate([q[:, t] for t in range(4)]).astype(float)  # rows (t, i)
@@ -438,37 +423,11 @@ def test_data_driven_estimate_refuses_mismatched_inputs(tiny_model, rng):
         pod.attention_spectrum(tiny_model, rng.random((2, 5, 1)))
 
 
-# ---------------------------------------------------------------- ff_rate
+def test_moved_names_stay_importable_from_pod():
+    from tfapprox import ffrate, quadrature
 
-
-def test_ff_rate_finds_error_falling_with_width():
-    result = pod.ff_rate(
-        lambda x: np.sin(2 * np.pi * x[:, 0]),
-        (1, 4, 16),
-        input_dim=1,
-        depth=1,
-        num_samples=256,
-        num_test=256,
-        epochs=60,
-        batch_size=32,
-        learning_rate=2e-2,
-    )
-    errors = np.asarray(result.errors)
-    assert errors.shape == (3, 1)
-    assert errors[-1, 0] < errors[0, 0]
-    assert result.alpha > 0
-    assert result.alpha_ci[0] <= result.alpha_ci[1]
-    assert result.settings["epochs"] == 60
-
-
-def test_ff_rate_refuses_a_single_width():
-    with pytest.raises(ValueError, match="widths"):
-        pod.ff_rate(lambda x: x[:, 0], (8, 8), input_dim=1)
-
-
-def test_ff_rate_needs_the_input_dimension():
-    with pytest.raises(ValueError, match="input_dim"):
-        pod.ff_rate(lambda x: x[:, 0], (2, 8))
+    assert pod.ff_rate is ffrate.ff_rate and pod.FFRate is ffrate.FFRate
+    assert pod.gauss_rule is quadrature.gauss_rule and pod.halton is quadrature.halton
 
 
 def test_pod_module_imports_no_heavy_libraries():

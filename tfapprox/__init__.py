@@ -8,7 +8,9 @@ Transformer by
 tfapprox implements that hypothesis space as Keras layers (`tfapprox.layers`,
 `tfapprox.models`), targets with a controlled POD spectrum
 (`tfapprox.targets`), complexity estimators (`tfapprox.pod`), the bound in
-sympy (`tfapprox.theory`), training and export.
+sympy (`tfapprox.theory`) and the check of measured errors against it
+(`tfapprox.check`), training (`tfapprox.config`, `tfapprox.training`,
+`tfapprox.sweeps`, `tfapprox.results`) and export.
 
 Importing tfapprox registers its Keras layers, so ``keras.saving.load_model``
 reads tfapprox models after ``import tfapprox``. With the environment variable
@@ -25,11 +27,19 @@ from tfapprox.budget import Budget
 __version__ = "0.1.0"
 
 _SUBMODULES = (
+    "check",
+    "config",
     "datasets",
     "export",
+    "ffrate",
+    "fits",
     "layers",
     "models",
+    "plots",
     "pod",
+    "quadrature",
+    "results",
+    "sweeps",
     "targets",
     "theory",
     "training",
@@ -42,6 +52,7 @@ _EXPORTS = {
     "load_dataset": "datasets",
     "load_model": "export",
     "load_preset": "targets",
+    "TrainingConfig": "config",
 }
 
 __all__ = ["Budget", "__version__", *_SUBMODULES, *_EXPORTS]

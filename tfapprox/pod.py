@@ -52,7 +52,9 @@ import warnings
 
 import numpy as np
 
+from tfapprox import fits
 from tfapprox._checks import check_choice, check_int, check_real
+from tfapprox.quadrature import gauss_rule, halton, parse_domain, qmc_rule  # noqa: F401 (halton re-exported)
 
 METHODS = ("auto", "gauss", "qmc")
 MASKED = ("zero", "min", "raise")
@@ -60,166 +62,6 @@ MASKED = ("zero", "min", "raise")
 # First Gauss order tried by the automatic rule, per axis, for d = 1, 2, 3+.
 _FIRST_ORDER = {1: 8, 2: 4}
 _FIRST_QMC_POINTS = 256
-
-
-# --------------------------------------------------------------------------
-# Domains and quadrature rules
-
-
-def _parse_domain(domain):
-    """A list of axes, each ``(a, b)`` (an interval) or ``"normal"``.
-
-    Accepted forms: an int d (``[0, 1]^d``); a pair ``(a, b)`` (one
-    interval); the string ``"normal"`` (R with the N(0, 1) measure); a
-    sequence of pairs and/or ``"normal"`` strings (a product domain).
-    """
-    if isinstance(domain, numbers.Integral) and not isinstance(domain, bool):
-        if domain < 1:
-            raise ValueError(
-                f"`domain` as an int is the dimension d >= 1. Received: domain={domain!r}"
-            )
-        return [(0.0, 1.0)] * int(domain)
-    if isinstance(domain, str):
-        domain = [domain]
-    try:
-        items = list(domain)
-    except TypeError:
-        raise TypeError(
-            "`domain` must be an int d ([0,1]^d), a pair (a, b), 'normal', or a sequence of "
-            f"pairs / 'normal'. Received: domain={domain!r}"
-        ) from None
-    if len(items) == 2 and all(
-        isinstance(v, numbers.Real) and not isinstance(v, bool) for v in items
-    ):
-        items = [tuple(items)]
-    if not items:
-        raise ValueError(f"`domain` must have at least one axis. Received: domain={domain!r}")
-    axes = []
-    for item in items:
-        if isinstance(item, str):
-            if item != "normal":
-                raise ValueError(
-                    f"`domain` axes must be (a, b) pairs or 'normal'. Received axis {item!r} "
-                    f"in domain={domain!r}"
-                )
-            axes.append("normal")
-            continue
-        try:
-            a, b = (float(v) for v in item)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"`domain` axes must be (a, b) pairs or 'normal'. Received axis {item!r} "
-                f"in domain={domain!r}"
-            ) from None
-        if not (math.isfinite(a) and math.isfinite(b) and a < b):
-            raise ValueError(
-                f"`domain` intervals need finite a < b. Received axis {item!r} in domain={domain!r}"
-            )
-        axes.append((a, b))
-    return axes
-
-
-def _axis_rule(axis, order):
-    """Gauss–Legendre (interval, Lebesgue) or Gauss–Hermite (normal) nodes, weights."""
-    if axis == "normal":
-        nodes, weights = np.polynomial.hermite_e.hermegauss(order)
-        return nodes, weights / math.sqrt(2.0 * math.pi)  # ∫ dN(0,1) = 1
-    a, b = axis
-    nodes, weights = np.polynomial.legendre.leggauss(order)
-    return a + (b - a) * (nodes + 1.0) / 2.0, weights * (b - a) / 2.0
-
-
-def gauss_rule(domain, order):
-    """Tensor Gauss rule on a product domain: nodes ``(order^d, d)``, weights.
-
-    ``∫ g dμ ≈ Σ_i w_i g(u_i)``, exact for polynomials of degree ``2·order−1``
-    in each variable: Gauss–Legendre on intervals (Lebesgue measure),
-    Gauss–Hermite on ``"normal"`` axes (standard Gaussian measure).
-
-    Args:
-        domain: int, pair, ``"normal"`` or sequence of axes (see
-            `kernel_spectrum`).
-        order: int. Nodes per axis.
-
-    Returns:
-        ``(nodes, weights)``: float64 arrays ``(order^d, d)`` and ``(order^d,)``.
-
-    Example:
-
-    >>> nodes, weights = gauss_rule((0, 1), 3)
-    >>> float(round(weights.sum(), 12)), float(round(weights @ nodes[:, 0] ** 5, 12))
-    (1.0, 0.166666666667)
-    """
-    axes = _parse_domain(domain)
-    order = check_int("order", order)
-    rules = [_axis_rule(axis, order) for axis in axes]
-    grids = np.meshgrid(*[r[0] for r in rules], indexing="ij")
-    wgrids = np.meshgrid(*[r[1] for r in rules], indexing="ij")
-    nodes = np.stack([g.ravel() for g in grids], axis=-1)
-    weights = np.prod(np.stack([g.ravel() for g in wgrids], axis=-1), axis=-1)
-    return nodes, weights
-
-
-def _first_primes(count):
-    primes, candidate = [], 2
-    while len(primes) < count:
-        if all(candidate % p for p in primes if p * p <= candidate):
-            primes.append(candidate)
-        candidate += 1
-    return primes
-
-
-def halton(num_points, dim, *, seed=None):
-    """The Halton sequence in ``[0, 1)^dim``, optionally randomly shifted.
-
-    Point i (from 1) has coordinate j equal to the radical inverse of i in
-    the j-th prime base: ``Σ_l a_l p^{−l−1}`` for ``i = Σ_l a_l p^l``. With a
-    ``seed``, a uniform shift ``Δ`` is added modulo 1 (Cranley–Patterson
-    rotation): every point set is then uniformly distributed, so independent
-    shifts give an unbiased error estimate.
-
-    Args:
-        num_points: int. Number of points.
-        dim: int. Dimension.
-        seed: int, `numpy.random.Generator` or None. Shift seed; None means
-            no shift. Defaults to None.
-
-    Returns:
-        float64 array ``(num_points, dim)``.
-
-    Example:
-
-    >>> halton(4, 2).tolist()
-    [[0.5, 0.3333333333333333], [0.25, 0.6666666666666666], [0.75, 0.1111111111111111], [0.125, 0.4444444444444444]]
-    """
-    num_points = check_int("num_points", num_points)
-    dim = check_int("dim", dim)
-    index = np.arange(1, num_points + 1)
-    points = np.empty((num_points, dim))
-    for j, base in enumerate(_first_primes(dim)):
-        value = np.zeros(num_points)
-        scale = 1.0 / base
-        rest = index.copy()
-        while np.any(rest):
-            value += (rest % base) * scale
-            rest //= base
-            scale /= base
-        points[:, j] = value
-    if seed is not None:
-        rng = np.random.default_rng(seed)
-        points = (points + rng.random(dim)) % 1.0
-    return points
-
-
-def _qmc_rule(axes, num_points, rng):
-    if any(axis == "normal" for axis in axes):
-        raise ValueError(
-            "`method='qmc'` supports interval axes only; use method='gauss' for 'normal' axes"
-        )
-    unit = halton(num_points, len(axes), seed=rng)
-    low = np.array([a for a, _ in axes])
-    width = np.array([b - a for a, b in axes])
-    return low + unit * width, np.full(num_points, float(np.prod(width)) / num_points)
 
 
 # --------------------------------------------------------------------------
@@ -409,7 +251,7 @@ def _spectrum(
     for current in sizes:
         runs = []
         for _ in range(replicas):
-            nodes, weights = _qmc_rule(axes, current, rng)
+            nodes, weights = qmc_rule(axes, current, rng)
             values, masked_fraction = weighted(nodes, weights)
             runs.append(values)
         runs = np.stack(runs)
@@ -512,7 +354,7 @@ def kernel_spectrum(
     """
     if not callable(rho):
         raise TypeError(f"`rho` must be callable. Received: rho of type {type(rho).__name__}")
-    axes = _parse_domain(domain)
+    axes = parse_domain(domain)
     options = _check_spectrum_options(
         positions=positions,
         method=method,
@@ -640,7 +482,7 @@ def model_spectrum(
     from tfapprox import models
 
     tau, dim, positional, scale = _model_parts(model)
-    axes = _parse_domain(dim if domain is None else domain)
+    axes = parse_domain(dim if domain is None else domain)
     if len(axes) != dim:
         raise ValueError(f"`domain` has {len(axes)} axes but the model's tokens have d={dim}")
     positions = tau if positional else None
@@ -742,92 +584,7 @@ def attention_spectrum(source, x, *, batch_size=256, normalize=True, masked="zer
 
 
 # --------------------------------------------------------------------------
-# Power-law fits
-
-
-@dataclasses.dataclass(frozen=True)
-class PowerLawFit:
-    """A fit ``y ≈ C x^{−rate}`` in log-log space with bootstrap intervals.
-
-    Attributes:
-        rate: float. The exponent (β for spectra, α for feed-forward errors).
-        constant: float. C.
-        rate_ci: tuple. Bootstrap percentile interval of the rate.
-        constant_ci: tuple. Bootstrap percentile interval of C.
-        fit_range: tuple ``(start, stop)``. 1-based inclusive indices used.
-        num_used: int. Number of points in the fit.
-        noise_floor: float. Values at or below it were excluded.
-        envelope: float. ``max_k y_k x_k^{rate}`` over the fit range: the
-            smallest C with ``y ≤ C x^{−rate}`` there.
-        residual_std: float. Standard deviation of the log residuals.
-        confidence: float. Interval level.
-    """
-
-    rate: float
-    constant: float
-    rate_ci: tuple
-    constant_ci: tuple
-    fit_range: tuple
-    num_used: int
-    noise_floor: float
-    envelope: float
-    residual_std: float
-    confidence: float
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
-
-def _ols(log_x, log_y, counts=None):
-    """Weighted least squares of log_y = a − b log_x; returns (b, a), batched over counts."""
-    if counts is None:
-        counts = np.ones((1, log_x.size))
-    total = counts.sum(axis=1)
-    mean_x = counts @ log_x / total
-    mean_y = counts @ log_y / total
-    dx = log_x[None, :] - mean_x[:, None]
-    sxx = np.sum(counts * dx * dx, axis=1)
-    sxy = np.sum(counts * dx * (log_y[None, :] - mean_y[:, None]), axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        slope = sxy / sxx
-    return -slope, mean_y - slope * mean_x, sxx > 1e-12 * max(1.0, float(np.max(sxx)))
-
-
-def _power_law(x, y, log_y_samples, *, n_bootstrap, confidence, rng, fit_range, noise_floor):
-    log_x, log_y = np.log(x), np.log(y)
-    rate, intercept, _ = _ols(log_x, log_y)
-    rate, intercept = float(rate[0]), float(intercept[0])
-    residual = log_y - (intercept - rate * log_x)
-    if log_y_samples is None:
-        # Pairs bootstrap: resample the points with replacement.
-        counts = rng.multinomial(x.size, np.full(x.size, 1.0 / x.size), size=n_bootstrap)
-        rates, intercepts, ok = _ols(log_x, log_y, counts.astype(np.float64))
-    else:
-        # Resample repeats per point: log_y_samples (n_bootstrap, num_points).
-        rates, intercepts, ok = [], [], []
-        for row in log_y_samples:
-            r, a, good = _ols(log_x, row)
-            rates.append(r[0]), intercepts.append(a[0]), ok.append(good[0])
-        rates, intercepts, ok = map(np.asarray, (rates, intercepts, ok))
-    rates, constants = rates[ok], np.exp(intercepts[ok])
-    tail = (1.0 - confidence) / 2.0 * 100.0
-    if rates.size:
-        rate_ci = tuple(float(v) for v in np.percentile(rates, [tail, 100.0 - tail]))
-        constant_ci = tuple(float(v) for v in np.percentile(constants, [tail, 100.0 - tail]))
-    else:
-        rate_ci = constant_ci = (math.nan, math.nan)
-    return PowerLawFit(
-        rate=rate,
-        constant=float(math.exp(intercept)),
-        rate_ci=rate_ci,
-        constant_ci=constant_ci,
-        fit_range=fit_range,
-        num_used=int(x.size),
-        noise_floor=float(noise_floor),
-        envelope=float(np.max(y * x**rate)),
-        residual_std=float(np.std(residual)),
-        confidence=float(confidence),
-    )
+# Decay fits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -975,14 +732,12 @@ def fit_decay(
             + (" A finite-rank kernel has no power-law tail." if 0 < usable < 3 else "")
         )
     k = np.arange(start, stop + 1, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    fit = _power_law(
+    fit = fits.power_law(
         k,
         values[start - 1 : stop],
-        None,
         n_bootstrap=n_bootstrap,
         confidence=confidence,
-        rng=rng,
+        seed=np.random.default_rng(seed),
         fit_range=(int(start), int(stop)),
         noise_floor=floor,
     )
@@ -1318,231 +1073,13 @@ def _plain(value):
     return None if math.isnan(value) else value
 
 
-# --------------------------------------------------------------------------
-# Feed-forward rate
+def __getattr__(name):
+    # Names that moved: the feed-forward rate trains networks, so it has its
+    # own module (`tfapprox.ffrate`); the power-law fit is `tfapprox.fits`.
+    if name in ("ff_rate", "FFRate"):
+        from tfapprox import ffrate
 
-
-@dataclasses.dataclass(frozen=True)
-class FFRate:
-    """``error(m_FF) ≈ C_α m_FF^{−α}`` fitted over widths (see `ff_rate`).
-
-    Attributes:
-        alpha, c_alpha: float. The fit.
-        alpha_ci, c_alpha_ci: tuple. Bootstrap percentile intervals.
-        widths: tuple of int. The widths m_FF trained.
-        errors: tuple of tuples. RMS test error per width and repeat.
-        settings: dict. Training settings (for the record).
-    """
-
-    alpha: float
-    c_alpha: float
-    alpha_ci: tuple
-    c_alpha_ci: tuple
-    widths: tuple
-    errors: tuple
-    settings: dict
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
-
-def ff_rate(
-    func,
-    widths,
-    *,
-    input_dim=None,
-    domain=None,
-    depth=3,
-    activation="relu",
-    num_samples=1024,
-    num_test=1024,
-    epochs=200,
-    batch_size=64,
-    learning_rate=1e-2,
-    repeats=1,
-    n_bootstrap=1000,
-    confidence=0.95,
-    seed=0,
-    verbose=0,
-):
-    """Feed-forward rate: fit `FeedForward` networks of several widths to ``func``.
-
-    For each width ``m`` a ``tfapprox.layers.FeedForward(m, k, depth)``
-    network is trained (Adam, cosine-decayed learning rate, MSE; inputs
-    mapped affinely to ``[−1, 1]^d`` and outputs standardised, which the
-    first and last layers absorb) on ``num_samples`` uniform points of the
-    domain and its RMS error
-    ``e(m) = (mean ‖func(x) − FF(x)‖²)^{1/2}`` is measured on ``num_test``
-    fresh points. Then ``log e = log C_α − α log m`` is fitted by least
-    squares. Intervals: with ``repeats ≥ 2`` (independent initialisations)
-    the repeats of each width are resampled; otherwise the widths are
-    (pairs bootstrap, needs ≥ 3 widths; NaN intervals with 2).
-
-    Jiang & Li (2024), Thm 4.2: the second term of the bound is
-    ``C_α m_h^{α+1} / m_FF^α``; α = 1/2 for Barron-class targets.
-
-    Args:
-        func: callable. NumPy ``(N, d) → (N,)`` or ``(N, k)``: F, f or a POD
-            basis function.
-        widths: sequence of int. At least 2 distinct widths m_FF.
-        input_dim: int or None. d; needed unless ``domain`` gives it.
-        domain: Domain of the inputs (intervals only). Defaults to
-            ``[0, 1]^d``.
-        depth: int. Hidden layers. Defaults to 3.
-        activation: Hidden activation. Defaults to ``"relu"``.
-        num_samples: int. Training points. Defaults to 1024.
-        num_test: int. Test points. Defaults to 1024.
-        epochs: int. Defaults to 200.
-        batch_size: int. Defaults to 64.
-        learning_rate: float. Initial Adam learning rate. Defaults to 1e-2.
-        repeats: int. Initialisations per width. Defaults to 1.
-        n_bootstrap: int. Defaults to 1000.
-        confidence: float. Defaults to 0.95.
-        seed: int. Seeds the data and the initialisations (Keras' shuffling
-            uses its global seed: call ``keras.utils.set_random_seed`` for
-            bitwise reproducibility). Defaults to 0.
-        verbose: int. Keras verbosity. Defaults to 0.
-
-    Returns:
-        `FFRate`.
-    """
-    if not callable(func):
-        raise TypeError(f"`func` must be callable. Received: func of type {type(func).__name__}")
-    try:
-        widths = tuple(check_int("widths", w) for w in widths)
-    except TypeError as err:
-        if "widths" in str(err):
-            raise
-        raise TypeError(
-            f"`widths` must be a sequence of ints. Received: widths={widths!r}"
-        ) from None
-    if len(set(widths)) < 2:
-        raise ValueError(f"`widths` needs at least 2 distinct widths. Received: widths={widths!r}")
-    if domain is None:
-        if input_dim is None:
-            raise ValueError(
-                "`input_dim` is required when `domain` is None. Received: input_dim=None"
-            )
-        axes = _parse_domain(check_int("input_dim", input_dim))
-    else:
-        axes = _parse_domain(domain)
-        if input_dim is not None and check_int("input_dim", input_dim) != len(axes):
-            raise ValueError(
-                f"`input_dim`={input_dim} does not match the {len(axes)} axes of `domain`={domain!r}"
-            )
-    if any(axis == "normal" for axis in axes):
-        raise ValueError("`domain` of ff_rate must be a box of intervals. Received: 'normal' axis")
-    depth = check_int("depth", depth)
-    num_samples = check_int("num_samples", num_samples)
-    num_test = check_int("num_test", num_test)
-    epochs = check_int("epochs", epochs)
-    batch_size = check_int("batch_size", batch_size)
-    learning_rate = check_real("learning_rate", learning_rate, low=0, low_open=True)
-    repeats = check_int("repeats", repeats)
-    n_bootstrap = check_int("n_bootstrap", n_bootstrap)
-    confidence = check_real("confidence", confidence, low=0, high=1, low_open=True, high_open=True)
-
-    import keras
-
-    from tfapprox.layers import FeedForward
-
-    rng = np.random.default_rng(seed)
-    low = np.array([a for a, _ in axes])
-    width_box = np.array([b - a for a, b in axes])
-
-    def sample(count):
-        x = low + rng.random((count, len(axes))) * width_box
-        y = np.asarray(func(x), dtype=np.float64)
-        if y.ndim == 1:
-            y = y[:, None]
-        if y.shape[0] != count or y.ndim != 2 or not np.all(np.isfinite(y)):
-            raise ValueError(
-                f"`func` must map (N, d) to finite (N,) or (N, k) values. Received shape {y.shape}"
-            )
-        return x, y
-
-    x_train, y_train = sample(num_samples)
-    x_test, y_test = sample(num_test)
-    # Affine pre/post-processing (absorbed by the first and last layers, so
-    # the width is unchanged): inputs to [-1, 1]^d, outputs standardised.
-    center, half = low + width_box / 2.0, width_box / 2.0
-    y_mean, y_scale = y_train.mean(axis=0), y_train.std(axis=0) + 1e-12
-
-    def scaled(x):
-        return ((x - center) / half).astype("float32")
-
-    steps = epochs * math.ceil(num_samples / batch_size)
-    errors = np.empty((len(widths), repeats))
-    for i, width in enumerate(widths):
-        for r in range(repeats):
-            init_seed = int(rng.integers(2**31 - 64))
-            network = keras.Sequential(
-                [
-                    keras.Input((len(axes),)),
-                    FeedForward(width, y_train.shape[1], depth=depth, activation=activation),
-                ]
-            )
-            # One independently seeded Glorot draw per kernel (a shared
-            # initializer instance would give every layer the same values).
-            kernels = [w for w in network.trainable_weights if w.name == "kernel"]
-            for j, kernel in enumerate(kernels):
-                draw = keras.initializers.GlorotUniform(seed=init_seed + j)
-                kernel.assign(draw(tuple(kernel.shape)))
-            schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=1e-2)
-            network.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse")
-            network.fit(
-                scaled(x_train),
-                ((y_train - y_mean) / y_scale).astype("float32"),
-                epochs=epochs,
-                batch_size=batch_size,
-                verbose=verbose,
-            )
-            prediction = keras.ops.convert_to_numpy(network(scaled(x_test), training=False))
-            prediction = prediction.astype(np.float64) * y_scale + y_mean
-            errors[i, r] = math.sqrt(float(np.mean((prediction - y_test) ** 2)))
-    if np.any(errors <= 0):
-        raise ValueError("ff_rate: a network fitted `func` exactly (zero error); no rate to fit")
-
-    log_errors = np.log(errors)
-    mean_errors = np.exp(log_errors.mean(axis=1))
-    boot_rng = np.random.default_rng(seed)
-    samples = None
-    if repeats >= 2:
-        picks = boot_rng.integers(0, repeats, size=(n_bootstrap, len(widths), repeats))
-        samples = np.take_along_axis(log_errors[None].repeat(n_bootstrap, 0), picks, 2).mean(axis=2)
-    fit = _power_law(
-        np.asarray(widths, dtype=np.float64),
-        mean_errors,
-        samples,
-        n_bootstrap=n_bootstrap,
-        confidence=confidence,
-        rng=boot_rng,
-        fit_range=(1, len(widths)),
-        noise_floor=0.0,
-    )
-    rate_ci, constant_ci = fit.rate_ci, fit.constant_ci
-    if repeats < 2 and len(widths) < 3:
-        rate_ci = constant_ci = (math.nan, math.nan)
-    settings = dict(
-        depth=depth,
-        activation=str(activation),
-        num_samples=num_samples,
-        num_test=num_test,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        repeats=repeats,
-        optimizer="adam+cosine",
-        error="rms",
-        seed=seed,
-        domain=[list(a) for a in axes],
-    )
-    return FFRate(
-        alpha=fit.rate,
-        c_alpha=fit.constant,
-        alpha_ci=rate_ci,
-        c_alpha_ci=constant_ci,
-        widths=widths,
-        errors=tuple(tuple(float(e) for e in row) for row in errors),
-        settings=settings,
-    )
+        return getattr(ffrate, name)
+    if name == "PowerLawFit":
+        return fits.PowerLawFit
+    raise AttributeError(f"module 'tfapprox.pod' has no attribute {name!r}")
