@@ -40,3 +40,37 @@ def test_main_job_arguments_are_accepted_by_the_cli():
     context = command.make_context("train", words[2:])
     assert context.params["data"] in preset_names()
     assert context.params["epochs"] >= 1
+
+
+def python_tour():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Python tour", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)\n```", section, flags=re.S)
+
+
+# The tour as written trains for minutes; the test runs the same code on less
+# data and fewer epochs (every substitution must match, so the tour and the
+# test cannot drift apart silently).
+TOUR_SHRINK = {
+    "target.sample(4000, seed=0)": "target.sample(64, seed=0)",
+    "epochs=200, restarts=2": "epochs=1, restarts=2, jit_compile=False, verbose=0",
+}
+
+
+def test_python_tour_runs(tmp_path, monkeypatch):
+    tour, layers_example = python_tour()
+    for old, new in TOUR_SHRINK.items():
+        assert tour.count(old) == 1, f"the README tour no longer contains {old!r}"
+        tour = tour.replace(old, new)
+    monkeypatch.chdir(tmp_path)
+    scope = {}
+    exec(compile(tour, "README.md (Python tour)", "exec"), scope)
+    # The values the tour's comments state.
+    assert scope["budget"].parameter_count(sequence_length=16, input_dim=1) == (
+        scope["model"].count_params()
+    )
+    estimate = scope["estimate"]
+    assert round(estimate.beta_, 6) == 1.0 and estimate.rank_ == 6
+    assert scope["bound"].integer_m_h(128) == 2
+    assert (tmp_path / "model.keras").exists() and (tmp_path / "saved_model").is_dir()
+    exec(compile(layers_example, "README.md (layers)", "exec"), {})

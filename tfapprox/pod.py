@@ -37,9 +37,17 @@ Contents:
   `tfapprox.models.build_transformer` model (at most m_h non-zero values);
 - `attention_spectrum`: the data-driven estimate used for ViT in the paper,
   singular values of the τ×τ pre-softmax matrices averaged over real inputs;
-- `fit_decay`: β and C_β of ``σ_k ≈ C_β k^{−β}`` with bootstrap intervals;
-- `PODComplexity`: a scikit-learn style estimator wrapping all of the above;
-- `ff_rate`: the feed-forward rate ``error ≈ C_α m_FF^{−α}`` (needs Keras).
+- `fit_decay`: β and C_β of ``σ_k ≈ C_β k^{−β}`` with bootstrap intervals
+  (`tfapprox.fits.power_law`);
+- `PODComplexity`: a scikit-learn style estimator wrapping all of the above.
+  Its input ``X`` is *a kernel*, in one of three forms: a
+  `tfapprox.targets.Target` (its ρ), a `build_transformer` model (its ρ̂)
+  or a kernel callable ``rho(u, v)`` with ``domain=``; data enter only as
+  ``fit(X, inputs=...)``, which switches to the data-driven spectrum.
+
+The quadrature rules live in `tfapprox.quadrature`, the feed-forward rate
+(which trains networks) in `tfapprox.ffrate`; ``pod.gauss_rule``,
+``pod.halton``, ``pod.ff_rate`` and ``pod.FFRate`` remain as aliases.
 
 This module imports only NumPy at module level; scikit-learn and Keras are
 imported inside the functions that use them.

@@ -1,0 +1,29 @@
+"""Every docstring example in the library runs and gives the output it shows."""
+
+import doctest
+import importlib
+import pkgutil
+
+import pytest
+
+import tfapprox
+
+MODULES = sorted(
+    f"tfapprox.{info.name}"
+    for info in pkgutil.iter_modules(tfapprox.__path__)
+    if info.name != "__main__"
+)
+
+
+def test_every_library_module_is_collected():
+    assert {"tfapprox.results", "tfapprox.config", "tfapprox.theory"} <= set(MODULES)
+
+
+@pytest.mark.parametrize("name", ["tfapprox", *MODULES])
+def test_docstring_examples_run(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # examples that write files write them here
+    module = importlib.import_module(name)
+    result = doctest.testmod(
+        module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False
+    )
+    assert result.failed == 0, f"{result.failed} of {result.attempted} examples in {name} failed"
