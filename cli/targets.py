@@ -8,21 +8,6 @@ import click
 
 from tfapprox_cli._common import echo_json, library_errors
 
-# Options that describe a custom target (exclusive with a PRESET).
-TARGET_OPTIONS = (
-    "family",
-    "beta",
-    "c_beta",
-    "rank",
-    "truncation",
-    "tau",
-    "d",
-    "n",
-    "d_out",
-    "position_dependent",
-    "target_seed",
-)
-
 
 class RankType(click.ParamType):
     """A positive int or ``inf``."""
