@@ -32,10 +32,13 @@ setup(
         "scikit-learn>=1.3",
         "click>=8.1",
         "matplotlib>=3.7",
+        # Linear programs (the envelope constants of `tfapprox check`).
+        "scipy>=1.10",
     ],
     extras_require={
-        "test": ["pytest>=7", "ruff==0.17.6", "jax[cpu]>=0.4.30", "scipy>=1.10"],
+        "test": ["pytest>=7", "ruff==0.17.6", "jax[cpu]>=0.4.30", "dask[distributed]>=2024.1"],
         "gpu": ["tensorflow[and-cuda]>=2.16"],
+        "distributed": ["dask[distributed]>=2024.1"],
     },
     entry_points={"console_scripts": ["tfapprox=tfapprox_cli.main:main"]},
 )
