@@ -20,8 +20,13 @@ setup(
     # The library, the CLI (folder cli/, imported as tfapprox_cli) and the
     # bundled data (folder data/, imported as tfapprox_data for
     # importlib.resources), so a non-editable install carries everything.
-    packages=["tfapprox", "tfapprox_cli", "tfapprox_data"],
-    package_dir={"tfapprox": "tfapprox", "tfapprox_cli": "cli", "tfapprox_data": "data"},
+    packages=["tfapprox", "tfapprox_cli", "tfapprox_data", "tfapprox_analysis"],
+    package_dir={
+        "tfapprox": "tfapprox",
+        "tfapprox_cli": "cli",
+        "tfapprox_data": "data",
+        "tfapprox_analysis": "analysis",
+    },
     package_data={"tfapprox_data": ["*.json", "*.npz", "*.md"]},
     include_package_data=True,
     install_requires=[
