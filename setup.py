@@ -20,8 +20,13 @@ setup(
     # The library, the CLI (folder cli/, imported as tfapprox_cli) and the
     # bundled data (folder data/, imported as tfapprox_data for
     # importlib.resources), so a non-editable install carries everything.
-    packages=["tfapprox", "tfapprox_cli", "tfapprox_data"],
-    package_dir={"tfapprox": "tfapprox", "tfapprox_cli": "cli", "tfapprox_data": "data"},
+    packages=["tfapprox", "tfapprox_cli", "tfapprox_data", "tfapprox_analysis"],
+    package_dir={
+        "tfapprox": "tfapprox",
+        "tfapprox_cli": "cli",
+        "tfapprox_data": "data",
+        "tfapprox_analysis": "analysis",
+    },
     package_data={"tfapprox_data": ["*.json", "*.npz", "*.md"]},
     include_package_data=True,
     install_requires=[
@@ -32,10 +37,13 @@ setup(
         "scikit-learn>=1.3",
         "click>=8.1",
         "matplotlib>=3.7",
+        # Linear programs (the envelope constants of `tfapprox check`).
+        "scipy>=1.10",
     ],
     extras_require={
-        "test": ["pytest>=7", "ruff==0.17.6", "jax[cpu]>=0.4.30", "scipy>=1.10"],
+        "test": ["pytest>=7", "ruff==0.17.6", "jax[cpu]>=0.4.30", "dask[distributed]>=2024.1"],
         "gpu": ["tensorflow[and-cuda]>=2.16"],
+        "distributed": ["dask[distributed]>=2024.1"],
     },
     entry_points={"console_scripts": ["tfapprox=tfapprox_cli.main:main"]},
 )

@@ -9,7 +9,7 @@ os.environ.setdefault("TFAPPROX_LAZY_IMPORT", "1")
 import click  # noqa: E402
 
 from tfapprox import __version__  # noqa: E402
-from tfapprox_cli import estimate, targets, theory, train  # noqa: E402
+from tfapprox_cli import estimate, experiment, targets, theory, train  # noqa: E402
 from tfapprox_cli._common import quiet_tensorflow  # noqa: E402
 
 
@@ -65,7 +65,7 @@ def main():
     quiet_tensorflow()
 
 
-for _module in (theory, targets, estimate, train):
+for _module in (theory, targets, estimate, train, experiment):
     for _command in _module.COMMANDS:
         main.add_command(_command)
 

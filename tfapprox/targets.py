@@ -61,7 +61,14 @@ import numbers
 import numpy as np
 
 from tfapprox import datasets as _datasets
-from tfapprox._checks import check_bool, check_choice, check_positive_int, check_real, check_seed
+from tfapprox._checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_positive_int,
+    check_real,
+    check_seed,
+)
 
 __all__ = [
     "Target",
@@ -568,6 +575,36 @@ class _SeparableTarget(Target):
 
     def _feature_width(self):
         return self.singular_values.size
+
+    def truncated(self, rank):
+        """This target with ρ cut to its best rank-``rank`` approximation.
+
+        ``ρ_k = Σ_{i≤k} σ_i φ_i ⊗ ψ_i`` (the POD truncation, σ_i decreasing),
+        with f and F unchanged: the construction behind Jiang & Li's bound
+        at ``m_h = k``. Its error against this target is the *truncation
+        error* a model of query/key width k can reach by that construction.
+        A rank at or above the target's leaves it unchanged.
+
+        Args:
+            rank: int ≥ 0. Number of POD terms kept.
+
+        Returns:
+            `Target`, a copy (this target is not changed).
+
+        >>> target = fig5_target(beta=1.0, rank=6)
+        >>> target.truncated(2).singular_values.round(3).tolist()
+        [1.0, 0.5, 0.0, 0.0, 0.0, 0.0]
+        """
+        import copy
+
+        rank = check_int("rank", rank, minimum=0)
+        order = np.argsort(-self.singular_values, kind="stable")
+        kept = np.zeros_like(self.singular_values)
+        kept[order[:rank]] = self.singular_values[order[:rank]]
+        twin = copy.copy(self)
+        twin.singular_values = kept
+        twin.name = f"{self.name}|rank<={rank}"
+        return twin
 
 
 class _Fig5Target(_SeparableTarget):

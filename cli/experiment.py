@@ -1,0 +1,93 @@
+"""tfapprox experiment: list and run the experiments that reproduce the papers.
+
+The experiments live in ``analysis/`` (installed as ``tfapprox_analysis``);
+their registry `tfapprox_analysis.EXPERIMENTS` is read without importing
+them, so ``tfapprox experiment list`` starts fast.
+"""
+
+import importlib
+
+import click
+
+from tfapprox_cli._common import echo_json, library_errors
+
+
+def _registry():
+    from tfapprox_analysis import EXPERIMENTS
+
+    return EXPERIMENTS
+
+
+class ExperimentGroup(click.Group):
+    """``tfapprox experiment NAME``: NAME is an experiment or ``list``."""
+
+    def list_commands(self, ctx):
+        return ["list", *sorted(_registry())]
+
+    def get_command(self, ctx, name):
+        if name == "list":
+            return list_experiments
+        registry = _registry()
+        if name not in registry:
+            known = ", ".join(sorted(registry))
+            raise click.UsageError(
+                f"unknown experiment {name!r}; known experiments: {known}", ctx=ctx
+            )
+        return _run_command(name, *registry[name])
+
+
+@click.group(cls=ExperimentGroup, name="experiment")
+def experiment():
+    """Run an experiment of the papers, or list them.
+
+    \b
+    Examples:
+      tfapprox experiment list
+      tfapprox experiment fig5 --quick --out runs/fig5-quick
+      tfapprox experiment fig5 --json > fig5.json
+
+    Each experiment writes result.json (every setting, our numbers beside the
+    paper's), table.md (also printed) and a figure into --out.
+    """
+
+
+@click.command(name="list")
+@click.option("json_", "--json", is_flag=True, help="Print the list as JSON.")
+def list_experiments(json_):
+    """List the experiments with a line on each."""
+    registry = _registry()
+    if json_:
+        echo_json({name: description for name, (_, description) in sorted(registry.items())})
+        return
+    width = max((len(name) for name in registry), default=0)
+    for name, (_, description) in sorted(registry.items()):
+        click.echo(f"{name:<{width}}  {description}")
+
+
+def _run_command(name, module_name, description):
+    @click.command(name=name, help=description)
+    @click.option("--quick", is_flag=True, help="A tiny version (≤ 90 s), as the tests run it.")
+    @click.option(
+        "--out",
+        type=click.Path(file_okay=False),
+        default=None,
+        help="Output folder for result.json, table.md and the figure. [default: runs/<NAME>]",
+    )
+    @click.option("json_", "--json", is_flag=True, help="Print the result as JSON.")
+    @library_errors
+    def run(quick, out, json_):
+        from tfapprox_cli._common import quiet_tensorflow
+
+        quiet_tensorflow()
+        module = importlib.import_module(f"tfapprox_analysis.{module_name}")
+        argv = ["--out", out or f"runs/{name}"]
+        if quick:
+            argv.append("--quick")
+        if json_:
+            argv.append("--json")
+        module.main(argv)
+
+    return run
+
+
+COMMANDS = [experiment]
