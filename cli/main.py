@@ -9,7 +9,7 @@ os.environ.setdefault("TFAPPROX_LAZY_IMPORT", "1")
 import click  # noqa: E402
 
 from tfapprox import __version__  # noqa: E402
-from tfapprox_cli import estimate, experiment, targets, theory, train  # noqa: E402
+from tfapprox_cli import estimate, experiment, sweep, targets, theory, train  # noqa: E402
 from tfapprox_cli._common import quiet_tensorflow  # noqa: E402
 
 
@@ -59,13 +59,14 @@ def main():
       tfapprox target make fig5b-r6 --samples 2000 --out fig5b.npz
       tfapprox estimate fig5b-rinf --plot spectrum.png
       tfapprox train fig5b.npz --n 32 --m-h 4 --m-ff 128 --out runs/m4
+      tfapprox sweep fig5b-r6 --m-h 1:8 --m-ff 128 --seeds 2 --out runs/fig5b-r6
       tfapprox export runs/m4/model.keras --format saved_model --out runs/m4/saved
       tfapprox check --results runs/sweep.json --beta 1.0 --alpha 0.5
     """
     quiet_tensorflow()
 
 
-for _module in (theory, targets, estimate, train, experiment):
+for _module in (theory, targets, estimate, train, sweep, experiment):
     for _command in _module.COMMANDS:
         main.add_command(_command)
 

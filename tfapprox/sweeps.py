@@ -8,15 +8,18 @@ not in the file yet (same budget, seed and `tfapprox.config.TrainingConfig`).
 TensorFlow is imported only when a run is trained.
 """
 
+import contextlib
+import math
 import os
 import sys
+import time
 
 from tfapprox import results
-from tfapprox._checks import check_seed
+from tfapprox._checks import check_positive_int, check_seed
 from tfapprox.budget import Budget
 from tfapprox.config import TrainingConfig
 
-__all__ = ["sweep"]
+__all__ = ["chunk_members", "plan_members", "run_sweep", "sweep", "train_chunk"]
 
 
 def _format_seconds(seconds):
@@ -137,3 +140,266 @@ def sweep(data, budgets, results_path, *, seeds=(0,), config=None, progress=True
                 flush=True,
             )
     return ordered
+
+
+# ----------------------------------------------------------------------------
+# Batched sweeps: the engine, chunks, and Dask
+
+
+def plan_members(m_h, m_ff, seeds, *, n, m_v=None, ff_depth=3):
+    """The (budget, seed) grid of a sweep, in order: m_FF, then m_h, then seed.
+
+    >>> [(b.m_h, b.m_ff, s) for b, s in plan_members([1, 2], [8], [0, 1], n=4)]
+    [(1, 8, 0), (1, 8, 1), (2, 8, 0), (2, 8, 1)]
+    """
+    m_hs, m_ffs = list(m_h), list(m_ff)
+    seeds = [check_seed("seed", seed) for seed in seeds]
+    for name, values in (("m_h", m_hs), ("m_ff", m_ffs), ("seeds", seeds)):
+        if not values:
+            raise ValueError(f"`{name}` must not be empty")
+    return [
+        (Budget(n=n, m_h=h, m_ff=f, m_v=m_v, ff_depth=ff_depth), seed)
+        for f in m_ffs
+        for h in m_hs
+        for seed in seeds
+    ]
+
+
+def chunk_members(members, chunk_size):
+    """Cut the members into chunks the engine trains together.
+
+    Members of one m_FF go together (padding a narrow network to a wide one
+    wastes work); each chunk holds at most ``chunk_size`` members.
+
+    >>> members = plan_members([1, 2, 3], [8, 16], [0], n=4)
+    >>> [[(b.m_h, b.m_ff) for b, _ in c] for c in chunk_members(members, 2)]
+    [[(1, 8), (2, 8)], [(3, 8)], [(1, 16), (2, 16)], [(3, 16)]]
+    """
+    chunk_size = check_positive_int("chunk_size", chunk_size)
+    groups = {}
+    for budget, seed in members:
+        groups.setdefault(budget.m_ff, []).append((budget, seed))
+    return [
+        group[i : i + chunk_size]
+        for group in groups.values()
+        for i in range(0, len(group), chunk_size)
+    ]
+
+
+def train_chunk(payload):
+    """Train one chunk with the batched engine; return its runs (JSON-ready dicts).
+
+    Runs in the driver or on a Dask worker: ``payload`` is plain data
+    (``members`` as ``(budget dict, seed)``, the arrays, the config dict,
+    the model options). Each run records the `TrainingConfig` it was trained
+    with (``hyperparameters``), so `tfapprox.results.run_key` identifies it.
+    """
+    from tfapprox import engine
+
+    config = TrainingConfig.from_dict(payload["config"])
+    members = [(Budget.from_dict(budget), seed) for budget, seed in payload["members"]]
+    validation = payload.get("validation")
+    ensemble = engine.train_members(
+        members,
+        payload["data"],
+        config,
+        validation_data=validation,
+        model_kwargs=config.model_kwargs,
+        shuffle_seed=payload.get("shuffle_seed", 0),
+    )
+    runs = []
+    for record in ensemble.to_dicts():
+        record["hyperparameters"] = config.to_dict()
+        runs.append(results.from_strict_json(results.to_strict_json(record)))
+    return runs
+
+
+def _check_settings(existing, hyperparameters, path):
+    """Refuse to mix runs trained with other settings into one file."""
+    for run in existing:
+        theirs = run.get("hyperparameters") or {}
+        with contextlib.suppress(TypeError, ValueError):
+            theirs = TrainingConfig.from_dict(theirs).to_dict()
+        if theirs != hyperparameters:
+            changed = sorted(
+                key
+                for key in set(theirs) | set(hyperparameters)
+                if theirs.get(key) != hyperparameters.get(key)
+            )
+            detail = ", ".join(
+                f"{key} {theirs.get(key)!r} there, {hyperparameters.get(key)!r} here"
+                for key in changed[:3]
+            )
+            raise ValueError(
+                f"results file {path} holds runs trained with other settings ({detail}); "
+                "use another output folder, or --force to retrain and replace them"
+            )
+
+
+class SweepProgress:
+    """One progress line for a sweep: runs done/total, ETA and the best loss so far.
+
+    Writes to ``stream`` (stderr), rewriting the line in a terminal and
+    printing one line per finished chunk elsewhere.
+    """
+
+    def __init__(self, total, done=0, stream=None):
+        self.total, self.done, self.start = total, done, time.perf_counter()
+        self.trained = 0
+        self.best = None
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+
+    def update(self, runs):
+        self.done += len(runs)
+        self.trained += len(runs)
+        losses = [run["loss"] for run in runs if run.get("loss") is not None]
+        losses = [loss for loss in losses if math.isfinite(loss)]
+        if losses:
+            self.best = min(losses + ([self.best] if self.best is not None else []))
+        elapsed = time.perf_counter() - self.start
+        remaining = self.total - self.done
+        eta = elapsed / self.trained * remaining if self.trained else 0.0
+        width = 24
+        filled = int(width * self.done / max(self.total, 1))
+        best = "-" if self.best is None else f"{self.best:.3g}"
+        line = (
+            f"sweep [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} runs, "
+            f"best loss {best}, {_format_seconds(elapsed)} elapsed, ETA {_format_seconds(eta)}"
+        )
+        print(
+            ("\r" if self.tty else "") + line,
+            end="" if self.tty else "\n",
+            file=self.stream,
+            flush=True,
+        )
+
+    def close(self):
+        if self.tty:
+            print(file=self.stream, flush=True)
+
+
+def run_sweep(
+    data,
+    members,
+    results_path,
+    *,
+    config=None,
+    validation_data=None,
+    metadata=None,
+    scheduler=None,
+    chunk_size=16,
+    force=False,
+    progress=True,
+):
+    """Train every (budget, seed) with the batched engine into a results file, resumably.
+
+    The members are cut into chunks (`chunk_members`) that the engine
+    trains at once; chunks run in this process or on Dask (``scheduler``,
+    see `tfapprox.distributed`). Each finished chunk is merged into
+    ``results_path`` at once, atomically, by this process alone, so an
+    interrupted sweep (Ctrl-C, a crash, a lost worker) loses only the chunks
+    in flight, and running it again trains only the runs not in the file
+    (same budget, seed and settings). A file holding runs with other
+    settings is refused (``force`` retrains every member and drops them).
+
+    Args:
+        data: training data (`Dataset`, ``(x, y)`` or a dataset path).
+        members: list of ``(Budget, seed)`` (see `plan_members`).
+        results_path: str. The results file.
+        config: `TrainingConfig`, a dict of its settings or None.
+        validation_data: held-out data (its loss and paper-norm error are
+            recorded as ``val_loss``, ``val_error``) or None.
+        metadata: dict. Extra metadata for the file (e.g. the target).
+        scheduler: None, ``"local:N"`` or a Dask scheduler address.
+        chunk_size: int. Members per engine call. Defaults to 16.
+        force: bool. Retrain members already in the file. Defaults to False.
+        progress: bool. Show the sweep's progress line. Defaults to True.
+
+    Returns:
+        dict: ``runs`` (one per member, in order), ``trained`` and
+        ``skipped`` (counts), ``results_path``.
+    """
+    from tfapprox import distributed
+    from tfapprox.datasets import as_dataset
+
+    dataset = as_dataset(data)
+    validation = None if validation_data is None else as_dataset(validation_data, "validation_data")
+    if config is None:
+        config = TrainingConfig()
+    elif isinstance(config, dict):
+        config = TrainingConfig.from_dict(config)
+    elif not isinstance(config, TrainingConfig):
+        raise TypeError(
+            f"`config` must be a TrainingConfig or a dict. Received: {type(config).__name__}"
+        )
+    members = list(members)
+    for budget, _ in members:
+        if not isinstance(budget, Budget):
+            raise TypeError(f"`members` must hold (Budget, seed) pairs. Received: {budget!r}")
+    if not members:
+        raise ValueError("`members` must not be empty")
+    distributed.parse_scheduler(scheduler)  # a bad spec fails before any work
+    results_path = os.fspath(results_path)
+    folder = os.path.dirname(os.path.abspath(results_path))
+    os.makedirs(folder, exist_ok=True)
+    if not os.access(folder, os.W_OK):
+        raise ValueError(
+            f"cannot write the results file {results_path}: its folder is not writable"
+        )
+
+    hyperparameters = config.to_dict()
+    file_metadata = {**results.metadata_for(dataset), **(metadata or {})}
+    file_metadata["training"] = hyperparameters
+    done = {}
+    if os.path.exists(results_path):
+        existing = results.read(results_path)
+        results._check_same_data(
+            existing["metadata"], file_metadata, f"results file {results_path}"
+        )
+        if force:
+            results.write(results_path, [], {**existing["metadata"], **file_metadata})
+        else:
+            _check_settings(existing["runs"], hyperparameters, results_path)
+            done = {results.run_key(run): run for run in existing["runs"]}
+    keys = [
+        results.run_key({"budget": b.to_dict(), "seed": s, "hyperparameters": hyperparameters})
+        for b, s in members
+    ]
+    todo = [member for member, key in zip(members, keys) if key not in done]
+    payload = {
+        "data": (dataset.x, dataset.y),
+        "validation": None if validation is None else (validation.x, validation.y),
+        "config": hyperparameters,
+    }
+    chunks = (
+        [
+            {**payload, "members": [(b.to_dict(), s) for b, s in chunk]}
+            for chunk in chunk_members(todo, chunk_size)
+        ]
+        if todo
+        else []
+    )
+    bar = SweepProgress(len(members), done=len(members) - len(todo)) if progress else None
+
+    def finished(index, runs):
+        merged = results.append(results_path, runs, file_metadata)
+        for run in runs:
+            done[results.run_key(run)] = run
+        if bar is not None:
+            bar.update(runs)
+        return merged
+
+    if not os.path.exists(results_path):
+        results.write(results_path, [], file_metadata)
+    try:
+        distributed.map_chunks(train_chunk, chunks, finished, scheduler=scheduler)
+    finally:
+        if bar is not None:
+            bar.close()
+    return {
+        "runs": [done[key] for key in keys],
+        "trained": len(todo),
+        "skipped": len(members) - len(todo),
+        "results_path": results_path,
+    }
