@@ -1,0 +1,179 @@
+"""Batched sweeps: the grid, chunks, resume, settings, Dask, and `tfapprox sweep`."""
+
+import json
+
+import pytest
+
+from tests.helpers import assert_one_line_error, run_cli, run_cli_json
+from tfapprox import results, sweeps
+from tfapprox.config import TrainingConfig
+from tfapprox.targets import load_preset
+
+TINY = dict(n=4, ff_depth=1)
+CONFIG = TrainingConfig(epochs=3, batch_size=16)
+
+
+@pytest.fixture(scope="module")
+def data():
+    target = load_preset("default")
+    return target.sample(48, seed=0), target.sample(16, seed=1)
+
+
+def test_plan_members_orders_m_ff_then_m_h_then_seed():
+    members = sweeps.plan_members([2, 1], [8, 4], [0, 1], n=4)
+    assert [(b.m_ff, b.m_h, s) for b, s in members] == [
+        (8, 2, 0), (8, 2, 1), (8, 1, 0), (8, 1, 1), (4, 2, 0), (4, 2, 1), (4, 1, 0), (4, 1, 1),
+    ]  # fmt: skip
+    assert all(b.n == 4 and b.m_v == 4 for b, _ in members)
+
+
+@pytest.mark.parametrize("name", ["m_h", "m_ff", "seeds"])
+def test_plan_members_rejects_an_empty_list(name):
+    args = {"m_h": [1], "m_ff": [4], "seeds": [0], name: []}
+    with pytest.raises(ValueError, match=name):
+        sweeps.plan_members(args["m_h"], args["m_ff"], args["seeds"], n=4)
+
+
+def test_chunks_keep_one_m_ff_each_and_cover_every_member_once():
+    members = sweeps.plan_members(range(1, 6), [4, 8], [0, 1], n=4)
+    chunks = sweeps.chunk_members(members, 3)
+    assert all(len(chunk) <= 3 for chunk in chunks)
+    assert all(len({b.m_ff for b, _ in chunk}) == 1 for chunk in chunks)
+    assert [m for chunk in chunks for m in chunk] == members
+
+
+def test_sweep_records_every_run_and_a_rerun_trains_nothing(tmp_path, data):
+    train, held = data
+    members = sweeps.plan_members([1, 2], [8], [0], **TINY)
+    path = tmp_path / "results.json"
+    first = sweeps.run_sweep(
+        train, members, path, config=CONFIG, validation_data=held, progress=False
+    )
+    assert (first["trained"], first["skipped"]) == (2, 0)
+    stored = results.read(path)
+    assert [r["budget"]["m_h"] for r in stored["runs"]] == [1, 2]
+    for run in stored["runs"]:
+        assert run["hyperparameters"] == CONFIG.to_dict()
+        assert run["error"] > 0 and run["val_error"] > 0 and run["epochs"] == 3
+    json.loads(path.read_text())  # strict JSON
+    again = sweeps.run_sweep(train, members, path, config=CONFIG, progress=False)
+    assert (again["trained"], again["skipped"]) == (0, 2)
+    assert again["runs"] == stored["runs"]
+
+
+def test_an_interrupted_sweep_keeps_finished_chunks_and_resumes(tmp_path, data, monkeypatch):
+    train, _ = data
+    members = sweeps.plan_members([1, 2, 3], [8], [0], **TINY)
+    path = tmp_path / "results.json"
+    real = sweeps.train_chunk
+    calls = []
+
+    def interrupted(payload):
+        calls.append(payload["members"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(payload)
+
+    monkeypatch.setattr(sweeps, "train_chunk", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        sweeps.run_sweep(train, members, path, config=CONFIG, chunk_size=1, progress=False)
+    assert [r["budget"]["m_h"] for r in results.read(path)["runs"]] == [1]
+    monkeypatch.setattr(sweeps, "train_chunk", real)
+    resumed = sweeps.run_sweep(train, members, path, config=CONFIG, chunk_size=1, progress=False)
+    assert (resumed["trained"], resumed["skipped"]) == (2, 1)
+    assert [r["budget"]["m_h"] for r in results.read(path)["runs"]] == [1, 2, 3]
+
+
+def test_other_settings_are_refused_and_force_replaces_them(tmp_path, data):
+    train, _ = data
+    members = sweeps.plan_members([1], [8], [0], **TINY)
+    path = tmp_path / "results.json"
+    sweeps.run_sweep(train, members, path, config=CONFIG, progress=False)
+    longer = CONFIG.replace(epochs=4)
+    with pytest.raises(ValueError, match="other settings.*epochs 3 there, 4 here"):
+        sweeps.run_sweep(train, members, path, config=longer, progress=False)
+    forced = sweeps.run_sweep(train, members, path, config=longer, force=True, progress=False)
+    assert forced["trained"] == 1
+    assert [r["epochs"] for r in results.read(path)["runs"]] == [4]
+
+
+def test_a_results_file_of_other_data_is_refused(tmp_path, data):
+    train, held = data
+    members = sweeps.plan_members([1], [8], [0], **TINY)
+    path = tmp_path / "results.json"
+    sweeps.run_sweep(train, members, path, config=CONFIG, progress=False)
+    with pytest.raises(ValueError, match="different data"):
+        sweeps.run_sweep(held, members, path, config=CONFIG, progress=False)
+
+
+def test_members_must_be_budgets(tmp_path, data):
+    with pytest.raises(TypeError, match="members"):
+        sweeps.run_sweep(data[0], [({"m_h": 1}, 0)], tmp_path / "r.json", progress=False)
+
+
+def test_a_dask_local_cluster_gives_the_runs_of_the_inline_sweep(tmp_path, data):
+    train, _ = data
+    members = sweeps.plan_members([1, 2], [8], [0], **TINY)
+    inline = sweeps.run_sweep(train, members, tmp_path / "a.json", config=CONFIG, progress=False)
+    dask = sweeps.run_sweep(
+        train,
+        members,
+        tmp_path / "b.json",
+        config=CONFIG,
+        chunk_size=1,
+        scheduler="local:2",
+        progress=False,
+    )
+    assert dask["trained"] == 2
+    for a, b in zip(inline["runs"], dask["runs"]):
+        assert a["budget"] == b["budget"]
+        # Same seeds, data order and arithmetic: equal up to float rounding.
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-4)
+
+
+# ----------------------------------------------------------------------------
+# CLI
+
+
+SWEEP = ["sweep", "default", "--n", "4", "--ff-depth", "1", "--samples", "32", "--epochs", "2"]
+
+
+def test_cli_sweep_trains_the_grid_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    first = run_cli_json(*SWEEP, "--m-h", "1:2", "--m-ff", "8", "--out", out)
+    assert (first["trained"], first["skipped"]) == (2, 0)
+    assert [r["budget"]["m_h"] for r in first["runs"]] == [1, 2]
+    again = run_cli_json(*SWEEP, "--m-h", "1,2", "--m-ff", "8", "--out", out)
+    assert (again["trained"], again["skipped"]) == (0, 2)
+    text = run_cli(*SWEEP, "--m-h", "1", "--m-ff", "8", "--out", out).output
+    assert "0 runs trained, 1 already done" in text and "error" in text
+
+
+def test_cli_sweep_refuses_changed_settings_in_one_line(tmp_path):
+    out = tmp_path / "run"
+    run_cli(*SWEEP, "--m-h", "1", "--m-ff", "8", "--out", out)
+    result = run_cli(*SWEEP[:-1], "3", "--m-h", "1", "--m-ff", "8", "--out", out, expect_exit=1)
+    assert_one_line_error(result, "other settings", "--force")
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--m-h", "0:3"], "positive"),
+        (["--m-h", "4:1"], "4:1"),
+        (["--m-h", "a"], "'a'"),
+        (["--m-h", "1", "--scheduler", "local:0"], "local:0"),
+    ],
+)
+def test_cli_sweep_rejects_bad_widths_and_schedulers(tmp_path, args, fragment):
+    result = run_cli(*SWEEP, "--m-ff", "8", *args, "--out", tmp_path, expect_exit=2)
+    assert_one_line_error(result, fragment)
+
+
+def test_cli_sweep_rejects_an_unknown_preset_and_a_file_as_output(tmp_path):
+    result = run_cli("sweep", "nope", "--m-h", "1", "--m-ff", "8", "--out", tmp_path, expect_exit=2)
+    assert_one_line_error(result, "nope")
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    result = run_cli(*SWEEP, "--m-h", "1", "--m-ff", "8", "--out", afile, expect_exit=2)
+    assert_one_line_error(result, "file")
