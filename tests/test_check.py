@@ -3,6 +3,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 
 from tfapprox import _io, results, theory
@@ -209,3 +210,55 @@ def test_verdicts_are_the_ones_reports_use():
     runs = [{"m_h": k, "m_ff": 100, "error": 3.0 * k**-1.0} for k in range(1, 6)]
     assert check_errors(runs, 4, 0.5, 1.0).rate["verdict"] == VERDICTS[0]
     assert check_errors(runs[:2], 4, 0.5, 1.0).rate["verdict"] == VERDICTS[3]
+
+
+def test_envelope_constants_bound_every_point_and_are_minimal_by_brute_force():
+    from tfapprox.check import envelope_constants
+
+    rng = np.random.default_rng(3)
+    m = np.arange(1.0, 9.0)
+    a, b = m**-1.0, m**1.5 / 64
+    errors = (2.0 * a + 0.5 * b) * rng.uniform(0.5, 1.0, m.size)
+    out = envelope_constants(a, b, errors)
+    bound = out["c_beta"] * a + out["c_alpha"] * b
+    assert np.all(bound >= errors * (1 - 1e-9))
+    # No feasible pair on a fine grid has a smaller objective (mean bound/error).
+    cb, ca = np.meshgrid(np.linspace(0, 4, 401), np.linspace(0, 2, 401))
+    grid = cb[..., None] * a + ca[..., None] * b
+    feasible = np.all(grid >= errors, axis=-1)
+    objective = np.mean(grid / errors, axis=-1)
+    assert out["mean_ratio"] <= objective[feasible].min() + 1e-9
+    assert out["tight"]  # an optimal LP vertex touches at least one point
+
+
+def test_envelope_constants_of_exact_bound_data_are_the_true_constants():
+    from tfapprox.check import envelope_constants
+
+    m = np.array([1.0, 2.0, 4.0, 8.0])
+    out = envelope_constants(m**-1.0, m**1.5 / 64, 3.0 * m**-1.0 + 0.25 * m**1.5 / 64)
+    assert out["c_beta"] == pytest.approx(3.0, rel=1e-7)
+    assert out["c_alpha"] == pytest.approx(0.25, rel=1e-7)
+    assert out["mean_ratio"] == pytest.approx(1.0, rel=1e-7)
+
+
+def test_check_errors_reports_envelope_constants_that_hold_everywhere():
+    runs = [{"m_h": k, "m_ff": 256, "error": 5.0 / k + 0.01 * k} for k in range(1, 9)]
+    report = check_errors(runs, tau=4, alpha=0.5, beta=1.0, n_bootstrap=0)
+    lp = report.envelope
+    for point in report.points:
+        terms = theory.Bound(tau=4, alpha=0.5, beta=1.0).terms(point["m_h"], 256)
+        bound = lp["c_beta"] * terms.attention_term + lp["c_alpha"] * terms.ff_term
+        assert bound >= point["error"] * (1 - 1e-9)
+    assert report.optima[0]["envelope_m_h"] is not None or lp["c_alpha"] == 0
+
+
+def test_check_errors_reads_the_error_key_asked_for():
+    budget = {"n": 4, "m_h": 2, "m_v": 4, "m_ff": 8, "ff_depth": 3}
+    runs = [{"budget": budget, "seed": 0, "loss": 0.1, "error": 0.7, "val_error": 0.9}]
+    for key, expected in (("loss", 0.1), ("error", 0.7), ("val_error", 0.9)):
+        points, _, _ = load_points(runs, error_key=key)
+        assert points[0]["errors"] == [expected]
+    with pytest.raises(ValueError, match="error_key"):
+        load_points(runs, error_key="mae")
+    with pytest.raises(ValueError, match="no `val_loss`"):
+        load_points(runs, error_key="val_loss")

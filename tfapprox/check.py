@@ -20,7 +20,14 @@ from tfapprox import fits, theory
 from tfapprox import results as _results
 from tfapprox._checks import check_positive_int, check_real
 
-__all__ = ["VERDICTS", "CheckReport", "check_errors", "load_points"]
+__all__ = [
+    "ERROR_KEYS",
+    "VERDICTS",
+    "CheckReport",
+    "check_errors",
+    "envelope_constants",
+    "load_points",
+]
 
 # How a measured rate compares with the predicted one.
 VERDICTS = ("consistent", "faster than predicted", "slower than predicted", "insufficient data")
@@ -33,10 +40,18 @@ def _as_int(name, value, where):
         raise ValueError(f"{where}: {err}") from None
 
 
-def _point_of(run, where):
-    """``(m_h, m_ff, error)`` of a training run (budget, loss) or a flat point."""
+ERROR_KEYS = ("loss", "error", "val_loss", "val_error")
+
+
+def _point_of(run, where, error_key="loss"):
+    """``(m_h, m_ff, error)`` of a training run (budget and ``error_key``) or a flat point."""
     if "budget" in run:
-        return run["budget"]["m_h"], run["budget"]["m_ff"], run["loss"]
+        if error_key not in run:
+            raise ValueError(
+                f"{where} records no `{error_key}` (runs of `tfapprox sweep` record "
+                "`error` and `val_error` in paper A's norm)"
+            )
+        return run["budget"]["m_h"], run["budget"]["m_ff"], run[error_key]
     missing = [key for key in ("m_h", "m_ff", "error") if key not in run]
     if missing:
         raise ValueError(
@@ -51,7 +66,7 @@ def _point_of(run, where):
     return m_h, m_ff, error
 
 
-def load_points(results):
+def load_points(results, error_key="loss"):
     """Measured errors as ``(points, metadata, skipped)``.
 
     ``results`` is a results file path, a results dict (both read and
@@ -59,6 +74,10 @@ def load_points(results):
     ``budget``, ``loss`` and ``seed``), or a list of runs, each a training
     run or a flat point ``{"m_h", "m_ff", "error"}`` (optionally ``seed``).
     Runs with a non-finite error (diverged training) are skipped and counted.
+    ``error_key`` says which number of a training run is its error:
+    ``"loss"`` (the training MSE, the default), ``"error"`` (paper A's norm,
+    mean Σ_t |H_t − Ĥ_t|, on the training data), ``"val_loss"`` or
+    ``"val_error"`` (on held-out data).
 
     Returns:
         points: list of dicts ``{"m_h", "m_ff", "errors": [...], "seeds": [...]}``
@@ -71,6 +90,10 @@ def load_points(results):
     >>> points
     [{'m_h': 2, 'm_ff': 8, 'errors': [0.5, 0.25], 'seeds': [0, 1]}]
     """
+    if error_key not in ERROR_KEYS:
+        raise ValueError(
+            f"`error_key` must be one of {', '.join(ERROR_KEYS)}. Received: error_key={error_key!r}"
+        )
     metadata = {}
     if isinstance(results, (str, os.PathLike)):
         checked = _results.read(results)
@@ -93,8 +116,8 @@ def load_points(results):
             raise ValueError(f"{where} must be a dict. Received: {type(run).__name__}")
         if "budget" in run:
             run = _results.validate_run(run, where)
-        m_h, m_ff, error = _point_of(run, where)
-        error = float(error)
+        m_h, m_ff, error = _point_of(run, where, error_key)
+        error = math.nan if error is None else float(error)
         if not math.isfinite(error):
             skipped += 1
             continue
@@ -135,7 +158,14 @@ class CheckReport:
         rate_by_m_ff: list of dict. The same for every m_FF.
         optima: list of dict. Per m_FF: ``empirical_m_h``,
             ``predicted_m_h_opt`` (real), ``predicted_m_h`` (integer),
-            ``m_h_range`` tested, ``within_range``.
+            ``m_h_range`` tested, ``within_range``; and
+            ``envelope_m_h_opt``, ``envelope_m_h`` from the envelope
+            constants.
+        envelope: dict. The smallest constants with which the bound holds
+            at every point (`envelope_constants`): ``c_beta``, ``c_alpha``,
+            ``mean_ratio`` (mean bound/error), ``tight`` (the points where
+            it touches, as ``[m_h, m_ff]``).
+        error_key: str. Which number of the runs was checked.
     """
 
     parameters: dict
@@ -149,6 +179,8 @@ class CheckReport:
     rate: dict
     rate_by_m_ff: list
     optima: list
+    envelope: dict = None
+    error_key: str = "loss"
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -221,6 +253,7 @@ def check_errors(
     n_bootstrap=2000,
     confidence=0.95,
     seed=0,
+    error_key="loss",
 ):
     """Check measured errors at budgets (m_h, m_FF) against the bound.
 
@@ -242,6 +275,10 @@ def check_errors(
        m_FF on ties), where the feed-forward term interferes least.
     3. **Violations**: points above the bound, with margins.
     4. **Optimum**: the best measured m_h at each m_FF against m_h*.
+    5. **Envelope constants**: the smallest C_β, C_α ≥ 0 with which the
+       bound holds at every point (`envelope_constants`, a linear program),
+       so a report can say "the bound holds with C_β = …, C_α = …"; and
+       m_h* at each m_FF from them.
 
     Args:
         results: a results file path, a results dict or a list of runs (see
@@ -255,6 +292,8 @@ def check_errors(
         n_bootstrap: int. Bootstrap resamples. Defaults to 2000.
         confidence: float. Interval level. Defaults to 0.95.
         seed: int. Seed of the bootstrap.
+        error_key: str. Which number of a training run is its error (see
+            `load_points`). Defaults to ``"loss"``.
 
     Returns:
         `CheckReport`.
@@ -269,7 +308,7 @@ def check_errors(
     """
     import numpy as np
 
-    points, metadata, skipped = load_points(results)
+    points, metadata, skipped = load_points(results, error_key)
     if tau is None:
         tau = _results.sequence_length(metadata)
         if tau is None:
@@ -368,6 +407,13 @@ def check_errors(
             c_beta=constants["c_beta"],
             c_0=c_0,
         )
+    lp = envelope_constants(a, b, error)
+    lp["tight"] = [[points[i]["m_h"], points[i]["m_ff"]] for i in lp["tight"]]
+    enveloped = None
+    if lp["c_beta"] > 0 and lp["c_alpha"] > 0:
+        enveloped = theory.Bound(
+            tau=tau, alpha=alpha, beta=beta, c_alpha=lp["c_alpha"], c_beta=lp["c_beta"], c_0=c_0
+        )
     for m_ff, group in sorted(by_m_ff.items()):
         best = min(group, key=lambda r: (r["error"], r["m_h"]))
         tested = [min(r["m_h"] for r in group), max(r["m_h"] for r in group)]
@@ -381,6 +427,8 @@ def check_errors(
                 "predicted_m_h": numeric.integer_m_h(m_ff) if numeric else None,
                 "m_h_range": tested,
                 "within_range": None if m_star is None else tested[0] <= m_star <= tested[1],
+                "envelope_m_h_opt": enveloped.optimal_m_h(m_ff) if enveloped else None,
+                "envelope_m_h": enveloped.integer_m_h(m_ff) if enveloped else None,
             }
         )
 
@@ -396,4 +444,63 @@ def check_errors(
         rate=headline,
         rate_by_m_ff=rate_by_m_ff,
         optima=optima,
+        envelope=lp,
+        error_key=error_key,
     )
+
+
+def envelope_constants(attention_terms, ff_terms, errors):
+    """The smallest constants (C_β, C_α) ≥ 0 for which the bound holds at every point.
+
+    The bound is linear in its constants, ``B_i = C_β a_i + C_α b_i`` with
+    ``a_i = C_0 τ² m_h^{1−2β}`` and ``b_i = C_0 τ² m_h^{α+1} m_FF^{−α}``
+    (``attention_terms``, ``ff_terms``), so the constants that make it hold
+    everywhere and hug the data best solve the linear program
+
+        minimise  Σ_i (C_β a_i + C_α b_i) / e_i   (the mean ratio bound/error)
+        subject to  C_β a_i + C_α b_i ≥ e_i  for every i,   C_β, C_α ≥ 0,
+
+    over the points with e_i > 0 (a zero error is bounded by any constants).
+    Solved with `scipy.optimize.linprog` (HiGHS).
+
+    Returns:
+        dict ``{"c_beta", "c_alpha", "mean_ratio", "tight": [indices where the bound equals the error]}``.
+
+    >>> import numpy as np
+    >>> m = np.array([1.0, 2.0, 4.0])
+    >>> out = envelope_constants(m ** -1.0, m ** 1.5 / 64, 2.0 / m + 0.5 * m ** 1.5 / 64)
+    >>> round(out["c_beta"], 6), round(out["c_alpha"], 6)
+    (2.0, 0.5)
+    """
+    import numpy as np
+    from scipy.optimize import linprog
+
+    a = np.asarray(attention_terms, dtype=np.float64)
+    b = np.asarray(ff_terms, dtype=np.float64)
+    e = np.asarray(errors, dtype=np.float64)
+    keep = e > 0
+    if not keep.any():
+        return {"c_beta": 0.0, "c_alpha": 0.0, "mean_ratio": None, "tight": []}
+    a, b, e = a[keep], b[keep], e[keep]
+    # Scale the columns so HiGHS sees numbers near 1.
+    sa, sb = np.max(a / e), np.max(b / e)
+    sa = sa if sa > 0 else 1.0
+    sb = sb if sb > 0 else 1.0
+    res = linprog(
+        c=[np.sum(a / e) / sa, np.sum(b / e) / sb],
+        A_ub=-np.column_stack([a / e / sa, b / e / sb]),
+        b_ub=-np.ones(e.size),
+        bounds=[(0, None), (0, None)],
+        method="highs",
+    )
+    if not res.success:
+        raise ValueError(f"the envelope linear program failed: {res.message}")
+    c_beta, c_alpha = float(res.x[0] / sa), float(res.x[1] / sb)
+    ratio = (c_beta * a + c_alpha * b) / e
+    indices = np.flatnonzero(keep)
+    return {
+        "c_beta": c_beta,
+        "c_alpha": c_alpha,
+        "mean_ratio": float(np.mean(ratio)),
+        "tight": [int(i) for i in indices[np.isclose(ratio, 1.0, rtol=1e-7)]],
+    }
