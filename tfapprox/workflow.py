@@ -1,0 +1,440 @@
+"""The main job: measure a target, train across budgets, check the errors against the bound.
+
+`run_check` is what ``tfapprox check`` runs:
+
+1. **Measure** the target's complexity: the POD spectrum of its attention
+   kernel ρ and the fitted decay σ_k ≈ C_β k^{−β} with bootstrap intervals
+   (`tfapprox.pod.PODComplexity`).
+2. **Train** the hypothesis space at every m_h (and m_FF) with several
+   seeds, with the batched engine (`tfapprox.sweeps.run_sweep`), into a
+   resumable results file.
+3. **Truncation error**: for a target with a known POD, the error of the
+   target with ρ cut to rank m_h (`tfapprox.metrics.truncation_errors`):
+   what the construction behind the bound reaches at that m_h.
+4. **Check** the trained errors in paper A's norm (mean over inputs of
+   Σ_t |H_t − Ĥ_t|) against ``τ² (C_β m_h^{1−2β} + C_α m_h^{α+1} m_FF^{−α})``
+   (`tfapprox.check.check_errors`): envelope and least-squares constants,
+   the slope before the floor against −(2β−1), m_h* against the best m_h.
+5. **Convergence**: the budgets whose runs were least converged are trained
+   again with twice the epochs; if any error falls by more than
+   ``material_rtol`` (or the verdict changes) the report says the errors
+   were limited by the optimiser, not by m_h.
+6. **Report**: ``report.md``, ``results.json``, ``convergence.json`` and
+   ``rate.png`` in the output folder, and a verdict with the m_h to use.
+"""
+
+import math
+import os
+
+from tfapprox import check, metrics, results
+from tfapprox._checks import check_positive_int, check_real
+from tfapprox.config import TrainingConfig
+
+__all__ = ["DEFAULT_TARGET", "run_check"]
+
+# An infinite-rank power-law spectrum (σ_k = k^{−1}, so a rate −(2β−1) = −1 is
+# measurable), τ = 16, d = 1: paper A's Fig. 5b target with r = ∞.
+DEFAULT_TARGET = "fig5b-rinf"
+
+# The default α: Barron's rate for sigmoidal networks, the value paper A
+# quotes for feed-forward approximation; the check prints this reason.
+DEFAULT_ALPHA = 0.5
+ALPHA_REASON = (
+    "α = 1/2: Barron's feed-forward rate, the one Jiang & Li quote; measure it with --measure-alpha"
+)
+
+
+def _least_converged(runs, count):
+    """The budgets (m_h, m_ff) whose runs were still improving most when they stopped."""
+
+    def slack(run):
+        history = [v for v in (run.get("history") or []) if v is not None and math.isfinite(v)]
+        if run.get("stopped") == "non_finite":
+            return math.inf
+        if len(history) < 4:
+            return 0.0
+        tail = max(1, len(history) // 10)
+        before, after = history[-2 * tail], history[-1]
+        improving = (before - after) / before if before > 0 else 0.0
+        return improving + (1.0 if run.get("stopped") == "max_epochs" else 0.0)
+
+    ranked = sorted(runs, key=slack, reverse=True)
+    chosen = []
+    for run in ranked:
+        key = (run["budget"]["m_h"], run["budget"]["m_ff"])
+        if key not in chosen:
+            chosen.append(key)
+        if len(chosen) == count:
+            break
+    return chosen
+
+
+def _best_by_budget(runs, key):
+    best = {}
+    for run in runs:
+        value = run.get(key)
+        if value is None or not math.isfinite(value):
+            continue
+        budget = (run["budget"]["m_h"], run["budget"]["m_ff"])
+        best[budget] = min(best.get(budget, math.inf), value)
+    return best
+
+
+def _recommendation(report, rtol=0.05):
+    """Per m_FF: the smallest m_h whose error is within ``rtol`` of the best one."""
+    rows = []
+    by_m_ff = {}
+    for point in report.points:
+        by_m_ff.setdefault(point["m_ff"], []).append(point)
+    for m_ff, group in sorted(by_m_ff.items()):
+        best = min(p["error"] for p in group)
+        choice = min(p["m_h"] for p in group if p["error"] <= best * (1 + rtol))
+        rows.append({"m_ff": m_ff, "m_h": choice, "error": best, "rtol": rtol})
+    return rows
+
+
+def _verdict(report, convergence, truncation):
+    """One sentence a user can act on, and its short label."""
+    rate = report.rate
+    if convergence["material"]:
+        return (
+            "not converged",
+            "More training still lowered the errors materially "
+            f"(by up to {100 * convergence['max_drop']:.0f}% at twice the epochs): these errors "
+            "are limited by the optimiser, so they say nothing yet about m_h. Train longer "
+            "(--epochs) and run the check again.",
+        )
+    if rate["verdict"] == "insufficient data":
+        return (
+            "flat",
+            "The error does not fall with m_h over the range tested (fewer than three points "
+            "before the floor): at this m_FF the error is limited by something other than the "
+            "attention rank (the feed-forward parts or the value path).",
+        )
+    below = [
+        row
+        for row in truncation
+        if row["trained"] is not None and row["trained"] < row["truncation"]
+    ]
+    text = (
+        f"Measured slope {rate['slope']:.2f} (95% interval {rate['ci'][0]:.2f} to "
+        f"{rate['ci'][1]:.2f}) against the predicted {rate['predicted']:.2f}: "
+        f"{rate['verdict']}."
+    )
+    if below:
+        text += (
+            f" At m_h = {', '.join(str(r['m_h']) for r in below)} the trained model beats the "
+            "rank-m_h truncation of ρ: it uses more than the bound's construction."
+        )
+    return rate["verdict"], text
+
+
+def run_check(
+    target=DEFAULT_TARGET,
+    *,
+    m_h=tuple(range(1, 9)),
+    m_ff=(128,),
+    n=32,
+    m_v=None,
+    ff_depth=3,
+    seeds=2,
+    alpha=DEFAULT_ALPHA,
+    samples=2000,
+    held_out=1000,
+    config=None,
+    out="tfapprox-check",
+    scheduler=None,
+    chunk_size=16,
+    retrain=2,
+    material_rtol=0.1,
+    progress=True,
+):
+    """Measure ``target``, train every (m_h, m_FF, seed), check the errors; write a report.
+
+    Args:
+        target: str or `tfapprox.targets.Target`. A preset name or a target.
+            Defaults to `DEFAULT_TARGET`.
+        m_h, m_ff: iterables of int. The budgets.
+        n, m_v, ff_depth: the other widths (`tfapprox.Budget`).
+        seeds: int. Seeds per budget.
+        alpha: float. The feed-forward rate α of the bound.
+        samples, held_out: int. Training and held-out sequences.
+        config: `TrainingConfig` or None (its defaults).
+        out: str. The output folder.
+        scheduler: None or a Dask scheduler (`tfapprox.distributed`).
+        chunk_size: int. Members per engine call.
+        retrain: int. How many least-converged budgets are retrained with
+            twice the epochs (0 skips the convergence check).
+        material_rtol: float. A relative drop of an error larger than this
+            under twice the epochs counts as material.
+        progress: bool. Show the sweep's progress.
+
+    Returns:
+        dict: the whole report (also written to ``out/report.json``).
+    """
+    from tfapprox import plots, pod, sweeps, targets
+
+    if isinstance(target, str):
+        if target not in targets.preset_names():
+            raise ValueError(
+                f"unknown target preset {target!r}; presets: {', '.join(targets.preset_names())}"
+            )
+        target = targets.load_preset(target)
+    seeds = check_positive_int("seeds", seeds)
+    samples = check_positive_int("samples", samples)
+    held_out = check_positive_int("held_out", held_out)
+    alpha = check_real("alpha", alpha, low=0, low_open=True)
+    retrain = int(retrain)
+    material_rtol = check_real("material_rtol", material_rtol, low=0, low_open=True)
+    config = config if config is not None else TrainingConfig()
+    members = sweeps.plan_members(m_h, m_ff, range(seeds), n=n, m_v=m_v, ff_depth=ff_depth)
+    out = os.fspath(out)
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cannot create the output folder {out!r}: {err.strerror}") from None
+    if not os.access(out, os.W_OK):
+        raise ValueError(f"the output folder {out!r} is not writable")
+
+    # 1. Complexity.
+    estimate = pod.PODComplexity(allow_short=True).fit(target)
+    complexity = {
+        "beta": float(estimate.beta_),
+        "beta_ci": [float(v) for v in estimate.beta_ci_],
+        "c_beta": float(estimate.c_beta_),
+        "c_beta_ci": [float(v) for v in estimate.c_beta_ci_],
+        "rank": None if estimate.rank_ is None else int(estimate.rank_),
+        "true_beta": target.beta,
+        "true_rank": None if target.rank is None else str(target.rank),
+    }
+    beta = complexity["beta"]
+    if not math.isfinite(beta) or beta <= 0.5:
+        raise ValueError(
+            f"the target's POD decay β = {beta} is not above 1/2, where the bound applies "
+            "(a finite-rank target has no rate to check; use one with an infinite spectrum)"
+        )
+
+    # 2. Training.
+    train = target.sample(samples, seed=0)
+    test = target.sample(held_out, seed=1)
+    metadata = {"target": target.metadata, "target_name": target.name}
+    results_path = os.path.join(out, "results.json")
+    sweep = sweeps.run_sweep(
+        train,
+        members,
+        results_path,
+        config=config,
+        validation_data=test,
+        metadata=metadata,
+        scheduler=scheduler,
+        chunk_size=chunk_size,
+        progress=progress,
+    )
+    runs = sweep["runs"]
+
+    # 3. Truncation errors (paper A's norm, held-out inputs).
+    truncation = []
+    trained_test = _best_by_budget(runs, "val_error")
+    if hasattr(target, "truncated"):
+        exact = metrics.truncation_errors(target, test.x, sorted(set(m_h)))
+        for (k, f), value in sorted(trained_test.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+            truncation.append(
+                {
+                    "m_h": k,
+                    "m_ff": f,
+                    "truncation": exact[k]["paper_error"],
+                    "trained": value,
+                }
+            )
+
+    # 4. The check, in paper A's norm on the training data.
+    report = check.check_errors(
+        results_path, tau=target.sequence_length, alpha=alpha, beta=beta, error_key="error"
+    )
+
+    # 5. Convergence: the least converged budgets, twice the epochs.
+    convergence = {"budgets": [], "epochs": 2 * config.epochs, "material": False, "max_drop": 0.0}
+    if retrain > 0:
+        chosen = _least_converged(runs, retrain)
+        again = [(b, s) for b, s in members if (b.m_h, b.m_ff) in chosen]
+        longer = sweeps.run_sweep(
+            train,
+            again,
+            os.path.join(out, "convergence.json"),
+            config=config.replace(epochs=2 * config.epochs),
+            validation_data=test,
+            metadata=metadata,
+            scheduler=scheduler,
+            chunk_size=chunk_size,
+            progress=progress,
+        )
+        before = _best_by_budget(runs, "error")
+        after = _best_by_budget(longer["runs"], "error")
+        for budget in chosen:
+            drop = (before[budget] - after[budget]) / before[budget] if before[budget] > 0 else 0.0
+            convergence["budgets"].append(
+                {
+                    "m_h": budget[0],
+                    "m_ff": budget[1],
+                    "error": before[budget],
+                    "error_2x": after[budget],
+                    "drop": drop,
+                }
+            )
+            convergence["max_drop"] = max(convergence["max_drop"], drop)
+        convergence["material"] = convergence["max_drop"] > material_rtol
+        improved = [
+            {
+                **run,
+                "error": min(
+                    run["error"], after.get((run["budget"]["m_h"], run["budget"]["m_ff"]), math.inf)
+                ),
+            }
+            for run in runs
+        ]
+        rechecked = check.check_errors(
+            {"runs": improved, "metadata": {"sequence_length": target.sequence_length}},
+            tau=target.sequence_length,
+            alpha=alpha,
+            beta=beta,
+            error_key="error",
+        )
+        convergence["verdict_2x"] = rechecked.rate["verdict"]
+        convergence["verdict_changed"] = rechecked.rate["verdict"] != report.rate["verdict"]
+        convergence["material"] = convergence["material"] or convergence["verdict_changed"]
+    label, sentence = _verdict(report, convergence, truncation)
+    recommendation = _recommendation(report)
+
+    figure = plots.rate_plot(os.path.join(out, "rate.png"), report)
+    summary = {
+        "target": target.name,
+        "complexity": complexity,
+        "alpha": alpha,
+        "alpha_reason": ALPHA_REASON if alpha == DEFAULT_ALPHA else "given",
+        "budgets": {"m_h": sorted(set(m_h)), "m_ff": sorted(set(m_ff)), "n": n, "m_v": m_v},
+        "seeds": seeds,
+        "samples": {"train": samples, "held_out": held_out},
+        "training": config.to_dict(),
+        "sweep": {"trained": sweep["trained"], "skipped": sweep["skipped"]},
+        "check": report.to_dict(),
+        "truncation": truncation,
+        "convergence": convergence,
+        "verdict": label,
+        "verdict_text": sentence,
+        "recommendation": recommendation,
+        "outputs": {
+            "report": os.path.join(out, "report.md"),
+            "results": results_path,
+            "figure": figure,
+        },
+    }
+    from tfapprox import _io
+
+    _io.atomic_write_text(summary["outputs"]["report"], render_report(summary))
+    _io.atomic_write_json(
+        os.path.join(out, "report.json"), results.to_strict_json(summary), allow_nan=False
+    )
+    return summary
+
+
+def _fmt(value, digits=3):
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def render_report(summary):
+    """The markdown report of `run_check`."""
+    c = summary["complexity"]
+    report = summary["check"]
+    lines = [
+        f"# tfapprox check: {summary['target']}",
+        "",
+        f"**Verdict: {summary['verdict']}.** {summary['verdict_text']}",
+        "",
+    ]
+    for row in summary["recommendation"]:
+        lines.append(
+            f"**Recommendation:** for this target at m_FF = {row['m_ff']}, use m_h = {row['m_h']} "
+            f"(the smallest m_h within {100 * row['rtol']:.0f}% of the best error, {_fmt(row['error'])})."
+        )
+    lines += [
+        "",
+        "## Complexity of the target",
+        "",
+        f"- POD decay β = {_fmt(c['beta'])} (95% interval {_fmt(c['beta_ci'][0])} to "
+        f"{_fmt(c['beta_ci'][1])}), C_β = {_fmt(c['c_beta'])}; numerical rank {c['rank']}"
+        + (f" (true β {c['true_beta']}, rank {c['true_rank']})" if c["true_beta"] else ""),
+        f"- Feed-forward rate: {summary['alpha_reason']}",
+        "",
+        "## Trained errors (paper A's norm: mean over inputs of Σ_t |H_t − Ĥ_t|)",
+        "",
+        "| m_h | m_FF | min error (train) | max over seeds | bound (envelope) | truncation (held-out) | trained (held-out) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lp = report["envelope"]
+    truncation = {(r["m_h"], r["m_ff"]): r for r in summary["truncation"]}
+    from tfapprox import theory
+
+    params = report["parameters"]
+    unit = theory.Bound(tau=params["tau"], alpha=params["alpha"], beta=params["beta"])
+    for point in report["points"]:
+        terms = unit.terms(point["m_h"], point["m_ff"])
+        bound = lp["c_beta"] * terms.attention_term + lp["c_alpha"] * terms.ff_term
+        row = truncation.get((point["m_h"], point["m_ff"]), {})
+        lines.append(
+            f"| {point['m_h']} | {point['m_ff']} | {_fmt(point['error'])} | "
+            f"{_fmt(point['error_max'])} | {_fmt(bound)} | {_fmt(row.get('truncation'))} | "
+            f"{_fmt(row.get('trained'))} |"
+        )
+    rate = report["rate"]
+    lines += [
+        "",
+        "## Against the bound",
+        "",
+        f"- The bound holds at every point with **C_β = {_fmt(lp['c_beta'])}, C_α = "
+        f"{_fmt(lp['c_alpha'])}** (the smallest such constants, a linear program; mean "
+        f"bound/error {_fmt(lp['mean_ratio'])}).",
+        f"- Least-squares constants for the shape: C_β = {_fmt(report['fitted']['c_beta'])}, "
+        f"C_α = {_fmt(report['fitted']['c_alpha'])}.",
+        f"- Slope of log error vs log m_h before the floor: {_fmt(rate['slope'])} "
+        f"(interval {_fmt(rate['ci'][0]) if rate['ci'] else '–'} to "
+        f"{_fmt(rate['ci'][1]) if rate['ci'] else '–'}, {rate['points']} points) against "
+        f"−(2β−1) = {_fmt(rate['predicted'])}: {rate['verdict']}.",
+    ]
+    for optimum in report["optima"]:
+        lines.append(
+            f"- m_FF = {optimum['m_ff']}: best measured m_h = {optimum['empirical_m_h']}, "
+            f"m_h* from the envelope constants = {_fmt(optimum['envelope_m_h_opt'])} "
+            f"(integer {_fmt(optimum['envelope_m_h'])})."
+        )
+    conv = summary["convergence"]
+    lines += ["", "## Convergence (twice the epochs)", ""]
+    if not conv["budgets"]:
+        lines.append("- Not checked (retrain = 0).")
+    for row in conv["budgets"]:
+        lines.append(
+            f"- m_h = {row['m_h']}, m_FF = {row['m_ff']}: {_fmt(row['error'])} → "
+            f"{_fmt(row['error_2x'])} ({100 * row['drop']:+.1f}% lower)"
+        )
+    if conv["budgets"]:
+        lines.append(
+            f"- Largest drop {100 * conv['max_drop']:.1f}%; verdict with the longer runs: "
+            f"{conv.get('verdict_2x')} ({'changed' if conv.get('verdict_changed') else 'unchanged'})."
+        )
+    training = summary["training"]
+    lines += [
+        "",
+        "## Settings",
+        "",
+        f"- Budgets: m_h ∈ {summary['budgets']['m_h']}, m_FF ∈ {summary['budgets']['m_ff']}, "
+        f"n = {summary['budgets']['n']}, m_v = {summary['budgets']['m_v'] or summary['budgets']['n']}; "
+        f"{summary['seeds']} seeds; {summary['samples']['train']} training and "
+        f"{summary['samples']['held_out']} held-out sequences.",
+        "- Training: " + ", ".join(f"{k} = {v}" for k, v in sorted(training.items())),
+        f"- Files: {summary['outputs']['results']}, {summary['outputs']['figure']}",
+        "",
+    ]
+    return "\n".join(lines)
