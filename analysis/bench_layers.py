@@ -551,8 +551,9 @@ def main(argv=None):
     peak_repeats = 2 if args.quick else 5
     load_before = _load_average()
     before = matmul_gflops(args.peak_size, peak_repeats)
-    rows = [
-        bench_size(
+    rows = []
+    for index, point in enumerate(args.points, 1):
+        row = bench_size(
             point,
             args.repeats,
             args.seconds,
@@ -561,8 +562,15 @@ def main(argv=None):
             args.seed,
             args.quick,
         )
-        for point in args.points
-    ]
+        rows.append(row)
+        # Progress on stderr (the full grid runs for many minutes).
+        print(
+            f"[{index}/{len(args.points)}] batch {row['batch']} tau {row['tau']} n {row['n']} "
+            f"m_h {row['m_h']} m_ff {row['m_ff']}: ratio {row['ratio']:.2f} "
+            f"(paired {row['ratio_paired_median']:.2f})",
+            file=sys.stderr,
+            flush=True,
+        )
     # The peak again at the end: a machine that drifted shows two different medians.
     after = matmul_gflops(args.peak_size, peak_repeats)
     peak = {
