@@ -13,10 +13,18 @@ Both are compiled identically (Adam, mse, ``jit_compile=True``, the same
 ``steps_per_execution``), start from the same seed and train on the same
 fixed, cached `tf.data` dataset with the same batch size. One measurement is
 the wall time of ``model.fit(dataset, steps_per_epoch=S, epochs=1,
-verbose=0)`` (S the same for both models, sized so one fit lasts about
-``--seconds``); compilation is excluded by a warm-up fit. The two models'
-fits are interleaved in ABBA order, so both see the same drift of the
-machine. Reported:
+verbose=0)``; compilation is excluded by a warm-up fit. S and
+``steps_per_execution`` are the same for both models and planned from the
+FLOP count (`plan_steps`): one fit lasts about ``--seconds`` at
+`ASSUMED_EFFICIENCY` of the measured peak, and a size whose single step
+already takes longer runs one step per fit. The two models' fits are
+interleaved in ABBA order, so both see the same drift of the machine.
+
+The grid (`grid_points`, the default) is τ ∈ {16, 32, 64, 128}, n ∈ {32,
+64, 128}, m_h ∈ {n/8, n/4, n/2}, m_v = n, m_FF ∈ {n, 4n}, batch ∈ {64,
+256}: 144 points. ``--grid`` restricts its axes (``--grid tau=16,32
+batch=256 m_h=n/8``); ``--sizes`` with ``--batch`` replaces it.
+Reported:
 
 - samples/s = S · batch / (median wall time of the repeats), for each model;
 - ``ratio`` = ours / stock of those samples/s;
@@ -50,8 +58,9 @@ of an N×N @ N×N float32 `tf.linalg.matmul` in a jit-compiled `tf.function`
 
 Usage (from the repository root)::
 
-    python -m analysis.bench_layers [--quick] [--json OUT] [--sizes 16x32 128x128x32x128x128]
-        [--batch 64] [--repeats 15] [--seconds 0.2]
+    python -m analysis.bench_layers [--quick] [--json OUT] [--repeats 4] [--seconds 0.15]
+        [--grid tau=16,32 n=32,64,128 m_h=n/8,n/4,n/2 m_ff=n,4n batch=64,256]
+        [--sizes 16x32 128x128x32x128x128 --batch 64 256]
 
 A size is ``TAUxN`` (then m_h = max(1, n/4), m_v = n, m_FF = n) or
 ``TAUxNxM_HxM_VxM_FF``.
@@ -66,8 +75,19 @@ import time
 
 import numpy as np
 
-DEFAULT_SIZES = ("16x32", "16x128", "64x32", "64x128", "128x32", "128x128")
+GRID = {
+    "tau": (16, 32, 64, 128),
+    "n": (32, 64, 128),
+    "m_h": ("n/8", "n/4", "n/2"),
+    "m_ff": ("n", "4n"),
+    "batch": (64, 256),
+}
 QUICK_SIZES = ("8x8x2x8x8",)
+QUICK_BATCH = 8
+MAX_STEPS_PER_EXECUTION = 10
+# Fraction of the peak matmul GFLOP/s a train step is assumed to reach when
+# planning the steps of a fit (the measured fractions were 10-75 %).
+ASSUMED_EFFICIENCY = 0.3
 INPUT_DIM = 1
 OUTPUT_DIM = 1
 FF_DEPTH = 3
@@ -96,6 +116,99 @@ def parse_size(text):
         tau, n = numbers
         return {"tau": tau, "n": n, "m_h": max(1, n // 4), "m_v": n, "m_ff": n}
     return dict(zip(("tau", "n", "m_h", "m_v", "m_ff"), numbers))
+
+
+def _width(text, n):
+    """``"n/8"`` → n // 8, ``"4n"`` → 4 n, ``"n"`` → n (at least 1)."""
+    text = str(text).replace(" ", "")
+    if text.startswith("n/"):
+        return max(1, n // int(text[2:]))
+    if text.endswith("n"):
+        return int(text[:-1] or 1) * n
+    raise ValueError(f"a width is n, Kn or n/K. Received: {text!r}")
+
+
+def parse_grid(items):
+    """``["tau=16,32", "m_h=n/8"]`` → `GRID` with those axes replaced.
+
+    >>> parse_grid(["tau=16,32", "batch=256", "m_ff=4n"])["tau"]
+    (16, 32)
+    >>> parse_grid(["m_h=n/2"])["m_h"], parse_grid([])["batch"]
+    (('n/2',), (64, 256))
+    """
+    grid = dict(GRID)
+    for item in items:
+        axis, _, values = item.partition("=")
+        if axis not in GRID or not values:
+            raise argparse.ArgumentTypeError(
+                f"a grid axis is one of {', '.join(GRID)} as AXIS=V1,V2. Received: {item!r}"
+            )
+        parts = tuple(v.strip() for v in values.split(","))
+        try:
+            if axis in ("m_h", "m_ff"):
+                for v in parts:
+                    _width(v, 64)
+            else:
+                parts = tuple(int(v) for v in parts)
+                if min(parts) < 1:
+                    raise ValueError
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"bad values for grid axis {axis}: {values!r} "
+                "(tau, n, batch: positive ints; m_h, m_ff: n, Kn or n/K)"
+            ) from None
+        grid[axis] = parts
+    return grid
+
+
+def grid_points(grid=None):
+    """The benchmark points of a grid (default `GRID`): dicts of tau, n, m_h, m_v, m_ff, batch.
+
+    >>> len(grid_points())
+    144
+    >>> grid_points(parse_grid(["tau=8", "n=32", "m_h=n/8", "m_ff=4n", "batch=64"]))
+    [{'tau': 8, 'n': 32, 'm_h': 4, 'm_v': 32, 'm_ff': 128, 'batch': 64}]
+    """
+    grid = GRID if grid is None else grid
+    points = []
+    for batch in grid["batch"]:
+        for tau in grid["tau"]:
+            for n in grid["n"]:
+                for m_h in grid["m_h"]:
+                    for m_ff in grid["m_ff"]:
+                        points.append(
+                            {
+                                "tau": tau,
+                                "n": n,
+                                "m_h": _width(m_h, n),
+                                "m_v": n,
+                                "m_ff": _width(m_ff, n),
+                                "batch": batch,
+                            }
+                        )
+    return points
+
+
+def plan_steps(flops_per_step, peak_gflops, seconds, steps_per_execution=None):
+    """``(steps, steps_per_execution)`` of one timed fit: about `seconds` long.
+
+    The step time is estimated as ``flops_per_step`` at `ASSUMED_EFFICIENCY`
+    of ``peak_gflops``. ``steps_per_execution`` is at most
+    `MAX_STEPS_PER_EXECUTION` (or as given) and divides ``steps``.
+
+    >>> plan_steps(1e9, 100.0, 0.15)  # 1e9 / 30e9 s per step: 4.5 steps
+    (4, 4)
+    >>> plan_steps(1e6, 100.0, 0.15)
+    (4500, 10)
+    >>> plan_steps(1e12, 100.0, 0.15)  # one step is longer than the target
+    (1, 1)
+    """
+    per_step = flops_per_step / (ASSUMED_EFFICIENCY * peak_gflops * 1e9)
+    steps = max(1, round(seconds / per_step))
+    if steps_per_execution is None:
+        steps_per_execution = min(steps, MAX_STEPS_PER_EXECUTION)
+    executions = max(1, round(steps / steps_per_execution))
+    return executions * steps_per_execution, steps_per_execution
 
 
 def _dense_flops(input_dim, output_dim, activation):
@@ -226,17 +339,24 @@ def matmul_gflops(size, repeats):
     return rates
 
 
-def bench_size(size, batch, repeats, seconds_per_run, steps_per_execution, seed, quick):
-    """One row of the table: both models at one size."""
+def bench_size(size, repeats, seconds_per_run, steps_per_execution, peak_gflops, seed, quick):
+    """One row of the table: both models at one point (`size` includes ``batch``)."""
     import keras
 
     from tfapprox.budget import Budget
     from tfapprox.models import build_transformer
 
-    tau = size["tau"]
+    tau, batch = size["tau"], size["batch"]
     budget = Budget(
         n=size["n"], m_h=size["m_h"], m_v=size["m_v"], m_ff=size["m_ff"], ff_depth=FF_DEPTH
     )
+    flops = {name: flop_count(budget, tau, name) for name in ("ours", "stock")}
+    if quick:
+        steps = steps_per_execution = 1
+    else:
+        steps, steps_per_execution = plan_steps(
+            flops["stock"]["train"] * batch, peak_gflops, seconds_per_run, steps_per_execution
+        )
     dataset = _dataset(tau, batch, num_batches=4, seed=seed)
     models = {}
     keras.utils.set_random_seed(seed)
@@ -245,19 +365,8 @@ def bench_size(size, batch, repeats, seconds_per_run, steps_per_execution, seed,
     )
     keras.utils.set_random_seed(seed)
     models["stock"] = _compile(build_stock(budget, tau), steps_per_execution)
-
-    # Warm-up (tracing and XLA compilation), then size the timed runs so one
-    # run of the slower model lasts about `seconds_per_run`.
-    probe = {}
-    for name, model in models.items():
+    for model in models.values():  # warm-up: tracing and XLA compilation
         _fit_seconds(model, dataset, steps_per_execution)
-        probe[name] = _fit_seconds(model, dataset, steps_per_execution)[0]
-    if quick:
-        steps = steps_per_execution
-    else:
-        per_step = max(probe.values()) / steps_per_execution
-        executions = max(1, round(seconds_per_run / per_step / steps_per_execution))
-        steps = executions * steps_per_execution
 
     # Interleaved in ABBA order: both models see the same drift of the machine.
     seconds = {name: [] for name in models}
@@ -273,12 +382,12 @@ def bench_size(size, batch, repeats, seconds_per_run, steps_per_execution, seed,
     # least disturbed by other work on the machine.
     paired = [stock / ours for ours, stock in zip(seconds["ours"], seconds["stock"])]
 
-    flops = {name: flop_count(budget, tau, name) for name in models}
     rate = {name: steps * batch / statistics.median(seconds[name]) for name in models}
     gflops = {name: flops[name]["train"] * rate[name] / 1e9 for name in models}
     return {
         **size,
         "steps": steps,
+        "steps_per_execution": steps_per_execution,
         "samples_per_s_ours": rate["ours"],
         "samples_per_s_stock": rate["stock"],
         "ratio": rate["ours"] / rate["stock"],
@@ -313,19 +422,21 @@ def format_table(result):
     """The human-readable table of a `main` result."""
     peak = result["peak"]
     lines = [
-        f"train step, batch {result['batch']}, median of {result['repeats']} interleaved fits, "
+        f"train step, median of {result['repeats']} interleaved fits (ABBA), "
         f"{result['cpus']} CPUs, TF {result['tensorflow']}, Keras {result['keras']}",
         f"peak: {peak['size']}x{peak['size']} float32 matmul, best {peak['gflops']:.1f} GFLOP/s "
         f"(median {peak['gflops_median_before']:.1f} at the start, "
         f"{peak['gflops_median_after']:.1f} at the end); load average "
         f"{result['load_average_before']:.2f} before, {result['load_average_after']:.2f} after",
-        f"{'tau':>4} {'n':>4} {'m_h':>4} {'m_v':>4} {'m_ff':>4}  {'ours/s':>9} {'stock/s':>9} "
+        f"{'batch':>5} {'tau':>4} {'n':>4} {'m_h':>4} {'m_v':>4} {'m_ff':>4}  "
+        f"{'ours/s':>9} {'stock/s':>9} "
         f"{'ratio':>6} {'paired':>6} {'FLOPs s/o':>9}  {'GFLOP/s':>8} {'of peak':>7}  "
         f"{'stock GF/s':>10}",
     ]
     for row in result["rows"]:
         lines.append(
-            f"{row['tau']:>4} {row['n']:>4} {row['m_h']:>4} {row['m_v']:>4} {row['m_ff']:>4}  "
+            f"{row['batch']:>5} {row['tau']:>4} {row['n']:>4} {row['m_h']:>4} {row['m_v']:>4} "
+            f"{row['m_ff']:>4}  "
             f"{row['samples_per_s_ours']:>9.0f} {row['samples_per_s_stock']:>9.0f} "
             f"{row['ratio']:>6.2f} {row['ratio_paired_median']:>6.2f} {row['flop_ratio']:>9.3f}  "
             f"{row['gflops_ours']:>8.2f} {row['fraction_of_peak']:>7.1%}  "
@@ -333,11 +444,25 @@ def format_table(result):
         )
     for key, label in (("ratio", "ratio ours/stock"), ("ratio_paired_median", "paired")):
         ratios = [row[key] for row in result["rows"]]
+        median = statistics.median(ratios)
         lines.append(
-            f"{label}: min {min(ratios):.2f}, median {statistics.median(ratios):.2f}, "
-            f"max {max(ratios):.2f}; >= 1.0 at every size: {min(ratios) >= 1.0}; "
-            f">= {TARGET_RATIO} at every size: {min(ratios) >= TARGET_RATIO}"
+            f"{label} over {len(ratios)} points: min {min(ratios):.2f}, median {median:.2f}, "
+            f"max {max(ratios):.2f}; >= 1.0 everywhere: {min(ratios) >= 1.0}; "
+            f"median >= {TARGET_RATIO}: {median >= TARGET_RATIO}"
         )
+    worst = sorted(result["rows"], key=lambda row: row["ratio"])[:5]
+    lines.append(
+        "worst points (batch tau n m_h m_ff: ratio): "
+        + "; ".join(
+            f"{r['batch']} {r['tau']} {r['n']} {r['m_h']} {r['m_ff']}: {r['ratio']:.2f}"
+            for r in worst
+        )
+    )
+    fractions = [row["fraction_of_peak"] for row in result["rows"]]
+    lines.append(
+        f"ours, fraction of the peak matmul: min {min(fractions):.1%}, "
+        f"median {statistics.median(fractions):.1%}, max {max(fractions):.1%}"
+    )
     return "\n".join(lines)
 
 
@@ -350,40 +475,65 @@ def parse_args(argv):
     )
     parser.add_argument("--json", default=None, metavar="OUT", help="write the result to OUT")
     parser.add_argument(
+        "--grid",
+        nargs="+",
+        default=[],
+        metavar="AXIS=V1,V2",
+        help="restrict the default grid: tau=16,32 n=64 m_h=n/8,n/4 m_ff=n,4n batch=256",
+    )
+    parser.add_argument(
         "--sizes",
         nargs="+",
         type=parse_size,
         default=None,
         metavar="SIZE",
-        help=f"TAUxN or TAUxNxM_HxM_VxM_FF (default: {' '.join(DEFAULT_SIZES)})",
-    )
-    parser.add_argument("--batch", type=int, default=None, help="batch size (default 64)")
-    parser.add_argument(
-        "--repeats", type=int, default=None, help="timed fits per model (default 15)"
+        help="TAUxN or TAUxNxM_HxM_VxM_FF instead of the grid (each at every --batch)",
     )
     parser.add_argument(
-        "--seconds", type=float, default=0.2, help="target seconds of one timed fit (default 0.2)"
+        "--batch", type=int, nargs="+", default=None, help="batch sizes of --sizes (default 64)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="timed fits per model (default 4)"
+    )
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=0.15,
+        help="target seconds of one timed fit (default 0.15)",
     )
     parser.add_argument(
         "--steps-per-execution",
         type=int,
-        default=10,
-        help="Keras steps_per_execution of both models (default 10)",
+        default=None,
+        help=f"Keras steps_per_execution of both models (default: planned, <= "
+        f"{MAX_STEPS_PER_EXECUTION})",
     )
     parser.add_argument("--peak-size", type=int, default=None, help="N of the peak matmul (2048)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     quick = args.quick
-    if args.sizes is None:
-        args.sizes = [parse_size(s) for s in (QUICK_SIZES if quick else DEFAULT_SIZES)]
-    args.batch = args.batch or (8 if quick else 64)
-    args.repeats = args.repeats or (2 if quick else 15)
+    try:
+        grid = parse_grid(args.grid)
+    except argparse.ArgumentTypeError as error:
+        parser.error(str(error))
+    if args.grid and args.sizes is not None:
+        parser.error("--grid and --sizes are exclusive")
+    if args.batch is not None and args.sizes is None and not quick:
+        parser.error("--batch goes with --sizes (use --grid batch=... for the grid)")
+    if quick or args.sizes is not None:
+        sizes = args.sizes or [parse_size(s) for s in QUICK_SIZES]
+        batches = args.batch or ([QUICK_BATCH] if quick else [64])
+        args.points = [{**size, "batch": batch} for batch in batches for size in sizes]
+    else:
+        args.points = grid_points(grid)
+    args.repeats = args.repeats or (2 if quick else 4)
     args.peak_size = args.peak_size or (256 if quick else 2048)
-    if quick:
-        args.steps_per_execution = 1
-    for name in ("batch", "repeats", "steps_per_execution", "peak_size"):
-        if getattr(args, name) < 1:
+    for name in ("repeats", "steps_per_execution", "peak_size"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be a positive int")
+    if min(point["batch"] for point in args.points) < 1:
+        parser.error("--batch must be a positive int")
     if not args.seconds > 0:
         parser.error("--seconds must be positive")
     return args
@@ -401,18 +551,26 @@ def main(argv=None):
     peak_repeats = 2 if args.quick else 5
     load_before = _load_average()
     before = matmul_gflops(args.peak_size, peak_repeats)
-    rows = [
-        bench_size(
-            size,
-            args.batch,
+    rows = []
+    for index, point in enumerate(args.points, 1):
+        row = bench_size(
+            point,
             args.repeats,
             args.seconds,
             args.steps_per_execution,
+            statistics.median(before),
             args.seed,
             args.quick,
         )
-        for size in args.sizes
-    ]
+        rows.append(row)
+        # Progress on stderr (the full grid runs for many minutes).
+        print(
+            f"[{index}/{len(args.points)}] batch {row['batch']} tau {row['tau']} n {row['n']} "
+            f"m_h {row['m_h']} m_ff {row['m_ff']}: ratio {row['ratio']:.2f} "
+            f"(paired {row['ratio_paired_median']:.2f})",
+            file=sys.stderr,
+            flush=True,
+        )
     # The peak again at the end: a machine that drifted shows two different medians.
     after = matmul_gflops(args.peak_size, peak_repeats)
     peak = {
@@ -428,13 +586,14 @@ def main(argv=None):
     result = {
         "rows": rows,
         "peak": peak,
-        "batch": args.batch,
+        "batches": sorted({row["batch"] for row in rows}),
         "repeats": args.repeats,
-        "steps_per_execution": args.steps_per_execution,
         "quick": args.quick,
         "never_slower": min(ratios) >= 1.0,
         "never_slower_paired": min(row["ratio_paired_median"] for row in rows) >= 1.0,
-        "meets_target": min(ratios) >= TARGET_RATIO,
+        "ratio_min": min(ratios),
+        "ratio_median": statistics.median(ratios),
+        "meets_target": min(ratios) >= 1.0 and statistics.median(ratios) >= TARGET_RATIO,
         "target_ratio": TARGET_RATIO,
         "load_average_before": load_before,
         "load_average_after": _load_average(),

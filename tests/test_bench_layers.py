@@ -11,7 +11,7 @@ import math
 import pytest
 
 from analysis import bench_layers
-from analysis.bench_layers import flop_count, parse_size
+from analysis.bench_layers import flop_count, grid_points, parse_grid, parse_size, plan_steps
 from tfapprox.budget import Budget
 
 ROW_KEYS = {
@@ -20,7 +20,9 @@ ROW_KEYS = {
     "m_h",
     "m_v",
     "m_ff",
+    "batch",
     "steps",
+    "steps_per_execution",
     "flop_ratio",
     "samples_per_s_ours",
     "samples_per_s_stock",
@@ -59,6 +61,8 @@ def test_quick_run_returns_rows_with_every_column(quick, row):
     assert {"size", "gflops", "gflops_median_before", "gflops_median_after"} <= set(result["peak"])
     assert result["peak"]["gflops"] > 0
     assert (row["tau"], row["n"], row["m_h"], row["m_v"], row["m_ff"]) == (8, 8, 2, 8, 8)
+    assert row["batch"] == 8 and result["batches"] == [8]
+    assert result["ratio_min"] == result["ratio_median"] == row["ratio"]
 
 
 def test_json_file_holds_the_returned_result(quick):
@@ -80,7 +84,7 @@ def test_samples_per_second_come_from_the_median_fit(quick, row):
         seconds = sorted(row[f"seconds_{name}"])
         assert len(seconds) == result["repeats"]
         median = (seconds[(len(seconds) - 1) // 2] + seconds[len(seconds) // 2]) / 2
-        expected = row["steps"] * result["batch"] / median
+        expected = row["steps"] * row["batch"] / median
         assert row[f"samples_per_s_{name}"] == pytest.approx(expected)
 
 
@@ -184,3 +188,51 @@ def test_flop_ratio_is_stock_over_ours(row):
     expected = row["train_flops_per_sample_stock"] / row["train_flops_per_sample_ours"]
     assert row["flop_ratio"] == pytest.approx(expected)
     assert row["flop_ratio"] > 1  # stock adds the output projection and the scale
+
+
+def test_default_grid_has_144_points_spanning_every_axis():
+    points = grid_points()
+    assert len(points) == 144
+    assert len({tuple(sorted(p.items())) for p in points}) == 144
+    assert {p["tau"] for p in points} == {16, 32, 64, 128}
+    assert {p["batch"] for p in points} == {64, 256}
+    for p in points:
+        assert p["m_v"] == p["n"] in (32, 64, 128)
+        assert p["m_h"] in (p["n"] // 8, p["n"] // 4, p["n"] // 2)
+        assert p["m_ff"] in (p["n"], 4 * p["n"])
+
+
+def test_grid_option_restricts_axes():
+    points = grid_points(parse_grid(["tau=16,64", "n=128", "m_h=n/2", "batch=256"]))
+    assert [(p["tau"], p["m_h"], p["m_ff"]) for p in points] == [
+        (16, 64, 128),
+        (16, 64, 512),
+        (64, 64, 128),
+        (64, 64, 512),
+    ]
+    assert {p["batch"] for p in points} == {256}
+
+
+@pytest.mark.parametrize("item", ["depth=3", "tau=", "tau=0", "m_h=n/x", "batch=a"])
+def test_parse_grid_rejects_unknown_axes_and_values(item):
+    import argparse
+
+    with pytest.raises(argparse.ArgumentTypeError, match="grid axis"):
+        parse_grid([item])
+
+
+def test_grid_and_sizes_are_exclusive():
+    with pytest.raises(SystemExit):
+        bench_layers.parse_args(["--grid", "tau=16", "--sizes", "8x8"])
+
+
+def test_sizes_run_at_every_batch():
+    args = bench_layers.parse_args(["--sizes", "8x8", "16x8", "--batch", "4", "32"])
+    assert [(p["tau"], p["batch"]) for p in args.points] == [(8, 4), (16, 4), (8, 32), (16, 32)]
+
+
+def test_plan_steps_targets_the_seconds_and_divides_by_steps_per_execution():
+    # 3e8 FLOPs at 30 % of 10 GFLOP/s: 0.1 s per step, 2 s wanted -> 20 steps.
+    assert plan_steps(3e8, 10.0, 2.0) == (20, 10)
+    assert plan_steps(3e8, 10.0, 2.0, steps_per_execution=3) == (21, 3)
+    assert plan_steps(3e12, 10.0, 2.0) == (1, 1)

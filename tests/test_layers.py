@@ -1,12 +1,21 @@
 """Layers against NumPy references, shapes, configs and validation."""
 
+import doctest
+import itertools
 import json
 
 import keras
 import numpy as np
 import pytest
 
-from tfapprox.layers import FeedForward, PositionEncoding, SingleHeadAttention, sinusoidal_encoding
+from tfapprox import layers
+from tfapprox.layers import (
+    FeedForward,
+    PositionEncoding,
+    SingleHeadAttention,
+    fresh_initializer,
+    sinusoidal_encoding,
+)
 
 
 def softmax(z):
@@ -213,3 +222,117 @@ def test_config_round_trip_rebuilds_identical_layer(make_layer, shape):
 def test_layers_reject_bad_arguments_naming_them(make, error, message):
     with pytest.raises(error, match=message.replace("(", "\\(")):
         make()
+
+
+def assert_pairwise_different(weights):
+    """No two of the named arrays are equal (each pair has the same shape)."""
+    for (name_a, a), (name_b, b) in itertools.combinations(weights.items(), 2):
+        assert a.shape == b.shape
+        assert not np.array_equal(a, b), f"{name_a} == {name_b} at initialisation"
+
+
+SEEDED = [None, keras.initializers.GlorotUniform(seed=3)]
+
+
+@pytest.mark.parametrize("initializer", SEEDED, ids=["default", "seeded"])
+def test_attention_kernels_start_independent(initializer):
+    kwargs = {} if initializer is None else {"kernel_initializer": initializer}
+    layer = SingleHeadAttention(key_dim=4, value_dim=4, **kwargs)  # W_Q, W_K, W_V all (4, 4)
+    layer.build((None, 6, 4))
+    assert_pairwise_different({w.name: w.numpy() for w in layer.weights})
+
+
+@pytest.mark.parametrize("initializer", SEEDED, ids=["default", "seeded"])
+def test_feedforward_hidden_kernels_start_independent(initializer):
+    kwargs = {} if initializer is None else {"kernel_initializer": initializer}
+    layer = FeedForward(hidden_dim=5, output_dim=2, depth=4, **kwargs)
+    layer.build((None, 3, 5))  # input width 5: all four hidden kernels are (5, 5)
+    kernels = {w.path: w.numpy() for w in layer.weights if w.name == "kernel"}
+    assert len(kernels) == 5
+    assert_pairwise_different({k: v for k, v in kernels.items() if v.shape == (5, 5)})
+
+
+def test_feedforward_random_biases_start_independent():
+    bias = keras.initializers.RandomNormal(seed=1)
+    layer = FeedForward(hidden_dim=4, output_dim=4, depth=3, bias_initializer=bias)
+    layer.build((None, 4))
+    assert_pairwise_different({w.path: w.numpy() for w in layer.weights if w.name == "bias"})
+
+
+def test_position_encoding_kernel_and_embeddings_start_independent():
+    # d = tau = 6 and d' = 3: A and e are both (6, 3); one seeded initializer for both.
+    same = keras.initializers.RandomUniform(-1.0, 1.0, seed=5)
+    layer = PositionEncoding(
+        6, projection_dim=3, embeddings_initializer=same, kernel_initializer=same
+    )
+    layer.build((None, 6, 6))
+    assert_pairwise_different({w.name: w.numpy() for w in layer.weights})
+
+
+SEEDED_LAYERS = [
+    (lambda: SingleHeadAttention(4, kernel_initializer=keras.initializers.HeNormal(seed=2)), 4),
+    (
+        lambda: FeedForward(
+            4, 3, depth=3, kernel_initializer=keras.initializers.GlorotUniform(seed=2)
+        ),
+        4,
+    ),
+    (
+        lambda: PositionEncoding(
+            6,
+            projection_dim=4,
+            embeddings_initializer=keras.initializers.RandomUniform(seed=2),
+            kernel_initializer=keras.initializers.GlorotNormal(seed=3),
+        ),
+        2,
+    ),
+]
+
+
+@pytest.mark.parametrize("make_layer, width", SEEDED_LAYERS)
+def test_seeded_layer_built_twice_has_identical_weights(make_layer, width):
+    first, second = make_layer(), make_layer()
+    first.build((None, 6, width))
+    second.build((None, 6, width))
+    for a, b in zip(first.get_weights(), second.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_seeded_layer_from_config_has_identical_weights():
+    layer = SingleHeadAttention(3, kernel_initializer=keras.initializers.GlorotUniform(seed=4))
+    clone = SingleHeadAttention.from_config(layer.get_config())
+    layer.build((None, 5, 3))
+    clone.build((None, 5, 3))
+    for a, b in zip(layer.get_weights(), clone.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fresh_initializer_offsets_an_integer_seed_and_keeps_the_rest():
+    base = keras.initializers.RandomNormal(mean=1.0, stddev=0.5, seed=10)
+    clone = fresh_initializer(base, 3)
+    assert type(clone) is keras.initializers.RandomNormal and clone is not base
+    assert clone.get_config() == {**base.get_config(), "seed": 13}
+    assert base.get_config()["seed"] == 10  # the layer's own (serialised) initializer is unchanged
+
+
+def test_fresh_initializer_unseeded_clones_draw_different_values():
+    base = keras.initializers.GlorotUniform()
+    a, b = fresh_initializer(base)((4, 4)), fresh_initializer(base)((4, 4))
+    assert not np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_fresh_initializer_shares_a_stateful_seed_generator():
+    base = keras.initializers.GlorotUniform(seed=keras.random.SeedGenerator(0))
+    assert fresh_initializer(base, 1) is base  # each draw advances the generator
+
+
+def test_fresh_initializer_returns_plain_functions_unchanged():
+    def ones(shape, dtype=None):
+        return np.ones(shape, dtype="float32")
+
+    assert fresh_initializer(ones, 2) is ones
+
+
+def test_doctests_of_layers_pass():
+    result = doctest.testmod(layers, verbose=False)
+    assert result.attempted > 0 and result.failed == 0

@@ -60,6 +60,39 @@ def test_transformer_matches_numpy_composition(rng):
     )
 
 
+def test_same_shaped_weights_of_a_new_model_all_differ():
+    import itertools
+
+    import keras
+
+    # m_h = n = m_v: W_Q, W_K, W_V and the n×n hidden kernels of f̂ and F̂ share shapes;
+    # d = 1 and tau = 8 = n: the position embeddings (8, 1) and f̂'s first kernel (1, 8)
+    # only transpose, so compare the embeddings with the first kernel's transpose too.
+    for seed in (None, 7):
+        if seed is not None:
+            keras.utils.set_random_seed(seed)
+        model = build_transformer(Budget(n=8, m_h=8, m_ff=8, ff_depth=3), 8, 1)
+        weights = {w.path: w.numpy() for w in model.weights if w.name != "bias"}
+        weights["f_hat/hidden_0/kernel.T"] = weights["f_hat/hidden_0/kernel"].T
+        assert len(weights) == 13
+        itself = {"f_hat/hidden_0/kernel", "f_hat/hidden_0/kernel.T"}
+        for (a, x), (b, y) in itertools.combinations(weights.items(), 2):
+            if x.shape == y.shape and {a, b} != itself:
+                assert not np.array_equal(x, y), f"{a} == {b} at initialisation (seed {seed})"
+
+
+def test_models_built_after_the_same_global_seed_are_identical():
+    import keras
+
+    budget = Budget(n=6, m_h=2, m_ff=8)
+    keras.utils.set_random_seed(3)
+    first = build_transformer(budget, 5, 1).get_weights()
+    keras.utils.set_random_seed(3)
+    second = build_transformer(budget, 5, 1).get_weights()
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_pooled_output_is_time_average_of_sequence_output(rng):
     budget = Budget(n=4, m_h=2, m_ff=8)
     sequence = build_transformer(budget, 5, 2, output_dim=3)

@@ -40,6 +40,44 @@ def sinusoidal_encoding(sequence_length, dim):
     return encoding.astype(np.float32)
 
 
+def fresh_initializer(initializer, index=0):
+    """A new instance of `initializer` for one weight, so weights draw independent values.
+
+    Keras initializers are stateless: one instance called twice for the same
+    shape returns the same values, so a layer that shares one instance
+    between W_Q, W_K and W_V (or between the hidden layers of a network)
+    starts with equal weights. As `keras.layers.MultiHeadAttention` does, each
+    weight gets its own clone ``cls.from_config(initializer.get_config())``:
+    an unseeded clone draws a fresh seed (reproducible under
+    `keras.utils.set_random_seed`). An integer seed ``s`` becomes ``s +
+    index``, so a seeded layer stays reproducible and its weights still
+    differ. A `keras.random.SeedGenerator` seed is stateful and advances at
+    every draw: such an initializer is shared, not cloned. Initializers
+    without a config (plain functions) are returned as they are.
+
+    Args:
+        initializer: `keras.initializers.Initializer` or callable.
+        index: int. Position of the weight within its layer; offsets an
+            integer seed. Defaults to 0.
+
+    Returns:
+        An initializer.
+
+    >>> glorot = keras.initializers.GlorotUniform(seed=7)
+    >>> fresh_initializer(glorot, 2).get_config()["seed"]
+    9
+    """
+    if not hasattr(initializer, "get_config"):
+        return initializer
+    if isinstance(getattr(initializer, "seed", None), keras.random.SeedGenerator):
+        return initializer
+    config = initializer.get_config()
+    seed = config.get("seed")
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        config["seed"] = seed + index
+    return initializer.__class__.from_config(config)
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class PositionEncoding(keras.layers.Layer):
     """Position encoding of the tokens: ``x(t) ↦ A x(t) + e(t)``.
@@ -111,14 +149,14 @@ class PositionEncoding(keras.layers.Layer):
             self.kernel = self.add_weight(
                 name="kernel",
                 shape=(input_dim, self.projection_dim),
-                initializer=self.kernel_initializer,
+                initializer=fresh_initializer(self.kernel_initializer, 0),
             )
         self.embeddings = None
         if self.mode == "learned":
             self.embeddings = self.add_weight(
                 name="embeddings",
                 shape=(self.sequence_length, embed_dim),
-                initializer=self.embeddings_initializer,
+                initializer=fresh_initializer(self.embeddings_initializer, 1),
             )
         elif self.mode == "sinusoidal":
             self._sinusoids = sinusoidal_encoding(self.sequence_length, embed_dim)
@@ -208,19 +246,29 @@ class FeedForward(keras.layers.Layer):
         self.output_activation = keras.activations.get(output_activation)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
-        dense = dict(
-            kernel_initializer=self.kernel_initializer,
-            bias_initializer=self.bias_initializer,
-            dtype=self.dtype_policy,
-        )
+        # One clone of each initializer per sublayer (`fresh_initializer`):
+        # a shared instance would give hidden layers 2..depth equal kernels.
         self.hidden_layers = [
             keras.layers.Dense(
-                self.hidden_dim, activation=self.activation, name=f"hidden_{i}", **dense
+                self.hidden_dim,
+                activation=self.activation,
+                name=f"hidden_{i}",
+                **self._dense_kwargs(i),
             )
             for i in range(self.depth)
         ]
         self.output_layer = keras.layers.Dense(
-            self.output_dim, activation=self.output_activation, name="output", **dense
+            self.output_dim,
+            activation=self.output_activation,
+            name="output",
+            **self._dense_kwargs(self.depth),
+        )
+
+    def _dense_kwargs(self, index):
+        return dict(
+            kernel_initializer=fresh_initializer(self.kernel_initializer, index),
+            bias_initializer=fresh_initializer(self.bias_initializer, index),
+            dtype=self.dtype_policy,
         )
 
     def build(self, input_shape):
@@ -321,16 +369,22 @@ class SingleHeadAttention(keras.layers.Layer):
                 f"Received input_shape={input_shape}"
             )
         width = input_shape[-1]
+        # One clone of the initializer per kernel (`fresh_initializer`): a
+        # shared instance would start with W_Q = W_K (and = W_V if m_v = m_h).
         self.query_kernel = self.add_weight(
-            name="query_kernel", shape=(width, self.key_dim), initializer=self.kernel_initializer
+            name="query_kernel",
+            shape=(width, self.key_dim),
+            initializer=fresh_initializer(self.kernel_initializer, 0),
         )
         self.key_kernel = self.add_weight(
-            name="key_kernel", shape=(width, self.key_dim), initializer=self.kernel_initializer
+            name="key_kernel",
+            shape=(width, self.key_dim),
+            initializer=fresh_initializer(self.kernel_initializer, 1),
         )
         self.value_kernel = self.add_weight(
             name="value_kernel",
             shape=(width, self.value_dim or width),
-            initializer=self.kernel_initializer,
+            initializer=fresh_initializer(self.kernel_initializer, 2),
         )
 
     def project(self, inputs):
