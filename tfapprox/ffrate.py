@@ -182,13 +182,6 @@ def ff_rate(
                     FeedForward(width, y_train.shape[1], depth=depth, activation=activation),
                 ]
             )
-            # One independently seeded Glorot draw per kernel: until every
-            # FeedForward weight gets its own initializer clone (layers.py),
-            # same-shaped kernels would start identical.
-            kernels = [w for w in network.trainable_weights if w.name == "kernel"]
-            for j, kernel in enumerate(kernels):
-                draw = keras.initializers.GlorotUniform(seed=init_seed + j)
-                kernel.assign(draw(tuple(kernel.shape)))
             schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=1e-2)
             network.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse")
             network.fit(
