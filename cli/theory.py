@@ -394,22 +394,52 @@ def _print_bound(theory, model, result, allocation, table):
     "--results",
     "results_path",
     type=click.Path(exists=True, dir_okay=False),
-    required=True,
-    help="Results file written by `tfapprox train` sweeps (JSON).",
+    default=None,
+    help="Check an existing results file (as `tfapprox sweep` writes it) instead of training.",
+)
+@click.option(
+    "--target",
+    default=None,
+    help="Target preset to measure and train on.  [default: fig5b-rinf, a power-law spectrum]",
+)
+@click.option(
+    "--m-h",
+    "m_h",
+    default=None,
+    help="Query/key widths m_h to train: 1,2,4 or 1:8.  [default: 1:8; --quick 1:4]",
+)
+@click.option(
+    "--m-ff", "m_ff", default=None, help="Feed-forward widths m_FF.  [default: 128; --quick 32]"
+)
+@click.option(
+    "--n",
+    "n",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Embedding width n.  [default: 32; --quick 16]",
+)
+@click.option(
+    "--seeds", type=click.IntRange(min=1), default=None, help="Seeds per budget.  [default: 2]"
+)
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Maximum epochs per run (the recipe's default otherwise).",
 )
 @click.option(
     "--beta",
     type=float,
-    required=True,
+    default=None,
     callback=_checked("beta"),
-    help="POD decay β of the target's kernel (> 1/2).",
+    help="POD decay β (> 1/2). With --results: required; otherwise measured.",
 )
 @click.option(
     "--alpha",
     type=float,
-    required=True,
+    default=None,
     callback=_checked("alpha"),
-    help="Feed-forward rate α (> 0).",
+    help="Feed-forward rate α (> 0).  [default: 0.5, Barron's rate, the reason is printed]",
 )
 @click.option(
     "--tau",
@@ -442,6 +472,14 @@ def _print_bound(theory, model, result, allocation, table):
     help="Constant factor C_0 of the bound.",
 )
 @click.option(
+    "--error",
+    "error_key",
+    type=click.Choice(["auto", "loss", "error", "val_loss", "val_error"]),
+    default="auto",
+    show_default=True,
+    help="Which number of a run is checked: error = paper A's norm (auto: error when recorded, else loss).",
+)
+@click.option(
     "--floor-rtol",
     type=click.FloatRange(min=0, max=1),
     default=1e-2,
@@ -462,41 +500,100 @@ def _print_bound(theory, model, result, allocation, table):
     "plot_path",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Write the log-log plot of errors, bound and fitted slope (png, pdf, svg).",
+    help="With --results: write the log-log plot of errors, bound and fitted slope.",
 )
+@click.option(
+    "--scheduler",
+    default=None,
+    help="Train on Dask: local:N or tcp://HOST:8786 (see `tfapprox sweep`).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="tfapprox-check",
+    show_default=True,
+    help="Output folder for report.md, results.json and rate.png.",
+)
+@click.option("--quick", is_flag=True, help="A small, fast version of the job (about a minute).")
 @click.option("--json", "json_", is_flag=True, help="Print machine-readable JSON.")
 @library_errors
 def check(
     results_path,
+    target,
+    m_h,
+    m_ff,
+    n,
+    seeds,
+    epochs,
     beta,
     alpha,
     tau,
     c_beta,
     c_alpha,
     c_0,
+    error_key,
     floor_rtol,
     n_bootstrap,
     seed,
     plot_path,
+    scheduler,
+    out,
+    quick,
     json_,
 ):
-    """Check trained errors against the bound.
+    """Check trained errors against the bound: the main job.
 
-    Fits C_β, C_α (non-negative least squares), measures the slope of
-    log error vs log m_h before the error floor (bootstrap 95% interval)
-    against −(2β−1), lists points above the bound, and compares the best
-    measured m_h at each m_FF with m_h*. The error of a budget is the
-    minimum over its seeds.
+    With no --results: measure the target's complexity (POD spectrum, β and
+    C_β with intervals), train the hypothesis space at every m_h with
+    several seeds (batched; resumable: run it again to continue), and check
+    the errors, in paper A's norm, against τ²(C_β m_h^{1−2β} + C_α
+    m_h^{α+1} m_FF^{−α}): the smallest constants with which the bound holds,
+    the slope before the floor against −(2β−1), m_h* against the best m_h,
+    and whether twice the epochs would change any of it. Writes
+    OUT/report.md, OUT/results.json and OUT/rate.png, and prints the
+    verdict and the m_h to use.
 
-    RESULTS.json is a results file as training and sweeps write it
-    ({"runs": [...], "metadata": {...}}, each run with budget, loss, seed).
+    With --results: check those runs only (β required).
 
     \b
     Examples:
-      tfapprox check --results runs/sweep.json --beta 1.0 --alpha 0.5
-      tfapprox check --results runs/sweep.json --beta 1.0 --alpha 0.5 --c-beta 2 --c-alpha 1
-      tfapprox check --results runs/sweep.json --beta 1.0 --alpha 0.5 --plot rate.png --json
+      tfapprox check
+      tfapprox check --quick --out runs/check-quick
+      tfapprox check --target fig5a-rinf --m-h 1:12 --seeds 3 --scheduler local:2
+      tfapprox check --results runs/sweep/results.json --beta 1.0 --alpha 0.5 --plot rate.png
     """
+    if results_path is None:
+        for name, value in (
+            ("--tau", tau),
+            ("--c-beta", c_beta),
+            ("--c-alpha", c_alpha),
+            ("--plot", plot_path),
+        ):
+            if value is not None:
+                raise click.UsageError(f"{name} applies to --results only")
+        if beta is not None:
+            raise click.UsageError(
+                "--beta is measured from the target; give it with --results only"
+            )
+        _main_job(target, m_h, m_ff, n, seeds, epochs, alpha, scheduler, out, quick, json_)
+        return
+    for name, value in (
+        ("--target", target),
+        ("--m-h", m_h),
+        ("--m-ff", m_ff),
+        ("--n", n),
+        ("--seeds", seeds),
+        ("--epochs", epochs),
+        ("--scheduler", scheduler),
+    ):
+        if value is not None:
+            raise click.UsageError(f"{name} applies to training; it cannot be used with --results")
+    if quick:
+        raise click.UsageError("--quick applies to training; it cannot be used with --results")
+    if beta is None:
+        raise click.UsageError("--beta is required with --results")
+    if alpha is None:
+        alpha = 0.5
     from tfapprox import check as checker
     from tfapprox import results
 
@@ -507,6 +604,8 @@ def check(
             raise click.UsageError(
                 f"--tau is required: {results_path} records no metadata.sequence_length"
             )
+    if error_key == "auto":
+        error_key = "error" if all("error" in run for run in runs["runs"]) else "loss"
     try:
         report = checker.check_errors(
             runs,
@@ -519,6 +618,7 @@ def check(
             floor_rtol=floor_rtol,
             n_bootstrap=n_bootstrap,
             seed=seed,
+            error_key=error_key,
         )
     except (TypeError, ValueError) as err:
         message = str(err).replace("results: ", "", 1)
@@ -534,6 +634,54 @@ def check(
         echo_json(output)
         return
     _print_report(results_path, output)
+
+
+def _main_job(target, m_h, m_ff, n, seeds, epochs, alpha, scheduler, out, quick, json_):
+    """`tfapprox check` without --results: `tfapprox.workflow.run_check`."""
+    from tfapprox import distributed, workflow
+    from tfapprox_cli.sweep import WIDTHS
+
+    try:
+        distributed.parse_scheduler(scheduler)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--scheduler") from None
+    settings = workflow.quick_settings() if quick else workflow.default_settings()
+    if m_h is not None:
+        settings["m_h"] = WIDTHS.convert(m_h, None, None)
+    if m_ff is not None:
+        settings["m_ff"] = WIDTHS.convert(m_ff, None, None)
+    for name, value in (("n", n), ("seeds", seeds)):
+        if value is not None:
+            settings[name] = value
+    if epochs is not None:
+        settings["config"] = settings["config"].replace(epochs=epochs)
+    if alpha is not None:
+        settings["alpha"] = alpha
+    summary = workflow.run_check(
+        target or workflow.DEFAULT_TARGET,
+        out=out,
+        scheduler=scheduler,
+        progress=not json_,
+        **settings,
+    )
+    if json_:
+        echo_json(summary)
+        return
+    click.echo(f"verdict    {summary['verdict']}: {summary['verdict_text']}")
+    c = summary["complexity"]
+    click.echo(
+        f"target     {summary['target']}: β = {c['beta']:.3g} "
+        f"[{c['beta_ci'][0]:.3g}, {c['beta_ci'][1]:.3g}], C_β = {c['c_beta']:.3g}"
+    )
+    click.echo(f"alpha      {summary['alpha']:g} ({summary['alpha_reason']})")
+    lp = summary["check"]["envelope"]
+    click.echo(
+        f"bound      holds everywhere with C_β = {lp['c_beta']:.3g}, C_α = {lp['c_alpha']:.3g}"
+    )
+    for row in summary["recommendation"]:
+        click.echo(f"use        m_h = {row['m_h']} at m_FF = {row['m_ff']}")
+    outputs = summary["outputs"]
+    click.echo(f"wrote      {outputs['report']}, {outputs['results']}, {outputs['figure']}")
 
 
 def _print_report(path, report):

@@ -30,7 +30,7 @@ from tfapprox import check, metrics, results
 from tfapprox._checks import check_positive_int, check_real
 from tfapprox.config import TrainingConfig
 
-__all__ = ["DEFAULT_TARGET", "run_check"]
+__all__ = ["DEFAULT_TARGET", "default_settings", "quick_settings", "render_report", "run_check"]
 
 # An infinite-rank power-law spectrum (σ_k = k^{−1}, so a rate −(2β−1) = −1 is
 # measurable), τ = 16, d = 1: paper A's Fig. 5b target with r = ∞.
@@ -42,6 +42,33 @@ DEFAULT_ALPHA = 0.5
 ALPHA_REASON = (
     "α = 1/2: Barron's feed-forward rate, the one Jiang & Li quote; measure it with --measure-alpha"
 )
+
+
+def default_settings():
+    """The budgets and the training recipe of ``tfapprox check`` (about 5 minutes on 2 cores)."""
+    return {
+        "m_h": list(range(1, 9)),
+        "m_ff": [128],
+        "n": 32,
+        "seeds": 2,
+        "samples": 2000,
+        "held_out": 1000,
+        "config": TrainingConfig(),
+    }
+
+
+def quick_settings():
+    """A small version of `default_settings` (about a minute): the tests run it."""
+    return {
+        "m_h": [1, 2, 3, 4],
+        "m_ff": [32],
+        "n": 16,
+        "seeds": 1,
+        "samples": 512,
+        "held_out": 256,
+        "config": TrainingConfig(epochs=20, batch_size=64),
+        "retrain": 1,
+    }
 
 
 def _least_converged(runs, count):
