@@ -36,6 +36,8 @@ setup(
     extras_require={
         "test": ["pytest>=7", "ruff==0.17.6", "jax[cpu]>=0.4.30", "scipy>=1.10"],
         "gpu": ["tensorflow[and-cuda]>=2.16"],
+        # tfapprox.engine also trains under KERAS_BACKEND=jax.
+        "jax": ["jax[cpu]>=0.4.30"],
     },
     entry_points={"console_scripts": ["tfapprox=tfapprox_cli.main:main"]},
 )

@@ -26,6 +26,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "datasets",
+    "engine",
     "export",
     "layers",
     "models",
@@ -42,6 +43,7 @@ _EXPORTS = {
     "load_dataset": "datasets",
     "load_model": "export",
     "load_preset": "targets",
+    "train_members": "engine",
 }
 
 __all__ = ["Budget", "__version__", *_SUBMODULES, *_EXPORTS]
