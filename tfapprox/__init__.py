@@ -30,10 +30,13 @@ _SUBMODULES = (
     "check",
     "config",
     "datasets",
+    "distributed",
+    "engine",
     "export",
     "ffrate",
     "fits",
     "layers",
+    "metrics",
     "models",
     "plots",
     "pod",
@@ -43,6 +46,7 @@ _SUBMODULES = (
     "targets",
     "theory",
     "training",
+    "workflow",
 )
 
 # Public names re-exported from submodules, imported on first access.
@@ -53,6 +57,7 @@ _EXPORTS = {
     "load_model": "export",
     "load_preset": "targets",
     "TrainingConfig": "config",
+    "train_members": "engine",
 }
 
 __all__ = ["Budget", "__version__", *_SUBMODULES, *_EXPORTS]

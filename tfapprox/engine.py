@@ -1,0 +1,978 @@
+"""Batched training: many budgets and seeds of one target in one compiled step.
+
+Every question the theory answers is a sweep: one target, many budgets
+(m_h, m_FF, ...) and several seeds. `train_members` trains E such *members*
+at once. Their weights carry a leading member axis; a member with a smaller
+width is zero-padded to the largest, and fixed zero masks keep the padding
+at zero, so a padded member is exactly the smaller model of
+`tfapprox.models.build_transformer` (ρ̂ has rank ≤ its own m_h; its
+effective parameter count is ``Budget.parameter_count``). The loss is the
+sum of the members' losses, so gradients and the Adam updates (with one
+learning rate per member) stay independent: a member trained inside an
+ensemble follows the same trajectory as the same member trained alone, to
+float rounding.
+
+One compiled call runs a whole epoch (a loop over the batches of a shared,
+pre-shuffled order), because Python overhead per step dominates at these
+sizes. The math uses `keras.ops` only; the gradient and the compilation use
+the backend (`_backend_tools`): JAX (``jax.value_and_grad`` + ``jax.jit``) or
+TensorFlow (``tf.GradientTape`` + ``tf.function(jit_compile=True)``).
+
+Per member, on the host after each epoch: the learning-rate schedule
+(``"plateau"``: reduce on plateau as `keras.callbacks.ReduceLROnPlateau`;
+``"cosine"``; ``"constant"``; linear warm-up for the last two), early
+stopping on a plateau of the training loss (a stopped member is frozen), and
+a NaN/inf loss, which stops only that member. The weights of each member's
+best epoch are kept on the device.
+
+`train_members` returns an `EnsembleResult`: JSON-ready per-member records
+(``budget``, ``seed``, ``loss``, ``error``, ...; valid runs of a results
+file) and each member's weights, which `EnsembleResult.member_model` loads
+into an ordinary `build_transformer` model.
+"""
+
+import dataclasses
+import math
+import time
+
+import keras
+import numpy as np
+from keras import ops
+
+from tfapprox._checks import check_choice, check_int, check_positive_int, check_real, check_seed
+from tfapprox.budget import Budget
+from tfapprox.datasets import Dataset
+
+SCHEDULES = ("plateau", "cosine", "constant")
+STOP_REASONS = ("max_epochs", "plateau", "non_finite")
+
+# `fit`'s defaults, plus the schedule.
+DEFAULTS = {
+    "epochs": 500,
+    "batch_size": 64,
+    "learning_rate": 1e-3,
+    "patience": 30,
+    "min_delta": 0.0,
+    "min_rel_delta": 1e-3,
+    "reduce_lr_factor": 0.5,
+    "reduce_lr_patience": None,
+    "min_learning_rate": 1e-6,
+    "schedule": "plateau",
+    "warmup_epochs": 0,
+}
+
+_MODEL_OPTIONS = (
+    "output",
+    "position_encoding",
+    "projection_dim",
+    "activation",
+    "output_activation",
+    "use_scale",
+    "causal",
+)
+
+# keras.optimizers.Adam's defaults.
+_BETA_1, _BETA_2, _EPSILON = 0.9, 0.999, 1e-7
+
+
+# ----------------------------------------------------------------------------
+# Arguments
+
+
+def training_config(config=None):
+    """Validate training hyperparameters; return them as a JSON-ready dict.
+
+    Args:
+        config: None (all defaults), a dict, or any object with some of the
+            attributes ``epochs``, ``batch_size``, ``learning_rate``,
+            ``patience``, ``min_delta``, ``min_rel_delta``,
+            ``reduce_lr_factor``, ``reduce_lr_patience``,
+            ``min_learning_rate``, ``schedule`` (``"plateau"``,
+            ``"cosine"`` or ``"constant"``) and ``warmup_epochs`` (such as
+            `tfapprox.config.TrainingConfig`). Missing fields take `fit`'s
+            defaults (`DEFAULTS`); a dict with other keys is an error.
+
+    Returns:
+        dict with every field of `DEFAULTS`, validated
+        (``reduce_lr_patience`` resolved to ``max(1, patience // 3)`` when
+        None).
+
+    >>> training_config({"epochs": 10})["reduce_lr_patience"]
+    10
+    >>> training_config({"epoch": 10})
+    Traceback (most recent call last):
+    ...
+    ValueError: Unknown training config keys ['epoch']; expected a subset of ['batch_size', 'epochs', 'learning_rate', 'min_delta', 'min_learning_rate', 'min_rel_delta', 'patience', 'reduce_lr_factor', 'reduce_lr_patience', 'schedule', 'warmup_epochs']
+    """  # noqa: E501
+    if config is None:
+        values = {}
+    elif isinstance(config, dict):
+        unknown = sorted(set(config) - set(DEFAULTS))
+        if unknown:
+            raise ValueError(
+                f"Unknown training config keys {unknown}; expected a subset of {sorted(DEFAULTS)}"
+            )
+        values = dict(config)
+    else:
+        values = {key: getattr(config, key) for key in DEFAULTS if hasattr(config, key)}
+        if not values:
+            raise TypeError(
+                "`config` must be None, a dict or an object with training attributes "
+                f"(epochs, batch_size, ...). Received: {type(config).__name__}"
+            )
+    merged = {**DEFAULTS, **values}
+    out = {
+        "epochs": check_positive_int("epochs", merged["epochs"]),
+        "batch_size": check_positive_int("batch_size", merged["batch_size"]),
+        "learning_rate": check_real("learning_rate", merged["learning_rate"], low=0, low_open=True),
+        "patience": check_positive_int("patience", merged["patience"]),
+        "min_delta": check_real("min_delta", merged["min_delta"], low=0),
+        "min_rel_delta": check_real(
+            "min_rel_delta", merged["min_rel_delta"], low=0, high=1, high_open=True
+        ),
+        "reduce_lr_factor": check_real(
+            "reduce_lr_factor",
+            merged["reduce_lr_factor"],
+            low=0,
+            high=1,
+            low_open=True,
+            high_open=True,
+        ),
+        "min_learning_rate": check_real("min_learning_rate", merged["min_learning_rate"], low=0),
+        "schedule": check_choice("schedule", merged["schedule"], SCHEDULES),
+        "warmup_epochs": check_int("warmup_epochs", merged["warmup_epochs"], minimum=0),
+    }
+    patience = merged["reduce_lr_patience"]
+    if patience is None:
+        patience = max(1, out["patience"] // 3)
+    out["reduce_lr_patience"] = check_positive_int("reduce_lr_patience", patience)
+    if out["warmup_epochs"] and out["schedule"] == "plateau":
+        raise ValueError(
+            "`warmup_epochs` applies to the 'cosine' and 'constant' schedules only. "
+            f"Received: warmup_epochs={out['warmup_epochs']} with schedule='plateau'"
+        )
+    return {key: out[key] for key in DEFAULTS}
+
+
+def _members(members):
+    """``[(Budget, seed, learning_rate or None), ...]`` from tuples or dicts."""
+    if isinstance(members, (str, bytes, dict)) or not hasattr(members, "__iter__"):
+        raise TypeError(
+            "`members` must be a list of (budget, seed) pairs or dicts with keys "
+            f"'budget', 'seed' (and optionally 'learning_rate'). Received: {members!r}"
+        )
+    out = []
+    for index, member in enumerate(members):
+        if isinstance(member, dict):
+            unknown = sorted(set(member) - {"budget", "seed", "learning_rate"})
+            if unknown or "budget" not in member:
+                raise ValueError(
+                    f"`members[{index}]` must have the keys 'budget', 'seed' and optionally "
+                    f"'learning_rate'. Received: {member!r}"
+                )
+            budget, seed, rate = (
+                member["budget"],
+                member.get("seed", 0),
+                member.get("learning_rate"),
+            )
+        elif isinstance(member, (tuple, list)) and len(member) == 2:
+            (budget, seed), rate = member, None
+        else:
+            raise TypeError(
+                f"`members[{index}]` must be a (budget, seed) pair or a dict. Received: {member!r}"
+            )
+        if isinstance(budget, dict):
+            budget = Budget.from_dict(budget)
+        if not isinstance(budget, Budget):
+            raise TypeError(
+                f"`members[{index}]`: the budget must be a tfapprox.Budget. "
+                f"Received: {type(budget).__name__}"
+            )
+        seed = check_seed(f"members[{index}].seed", seed)
+        if rate is not None:
+            rate = check_real(f"members[{index}].learning_rate", rate, low=0, low_open=True)
+        out.append((budget, seed, rate))
+    if not out:
+        raise ValueError("`members` is empty: give at least one (budget, seed) pair")
+    depths = sorted({budget.ff_depth for budget, _, _ in out})
+    if len(depths) > 1:
+        raise ValueError(
+            "All members must share `ff_depth` (depth cannot be padded exactly); train each "
+            f"depth as its own ensemble. Received depths {depths}"
+        )
+    return out
+
+
+def _dataset(data, name):
+    if isinstance(data, Dataset):
+        dataset = data
+    elif isinstance(data, (tuple, list)) and len(data) == 2:
+        try:
+            dataset = Dataset(data[0], data[1])
+        except ValueError as err:
+            raise ValueError(f"`{name}`: {err}") from None
+    else:
+        raise TypeError(
+            f"`{name}` must be a tfapprox Dataset or an (x, y) pair. Received: {type(data).__name__}"
+        )
+    if dataset.task == "labels":
+        raise ValueError(
+            f"`{name}` holds class labels; the engine trains regression targets (y of shape "
+            "(N, tau, d_out) or (N, d_out)). Use tfapprox.fit for classification"
+        )
+    if dataset.num_samples == 0:
+        raise ValueError(f"`{name}` holds no samples")
+    return dataset
+
+
+def _model_options(model_kwargs, dataset):
+    options = {"output": "sequence" if dataset.task == "sequence" else "pooled"}
+    if model_kwargs is not None:
+        if not isinstance(model_kwargs, dict):
+            raise TypeError(
+                f"`model_kwargs` must be a dict. Received: {type(model_kwargs).__name__}"
+            )
+        unknown = sorted(set(model_kwargs) - set(_MODEL_OPTIONS))
+        if unknown:
+            raise ValueError(
+                f"`model_kwargs` has unsupported keys {unknown}; the engine supports "
+                f"{list(_MODEL_OPTIONS)}"
+            )
+        options.update(model_kwargs)
+    want = "sequence" if dataset.task == "sequence" else "pooled"
+    if options["output"] != want:
+        raise ValueError(
+            f"`model_kwargs['output']` must be {want!r} for y of shape {dataset.y.shape}. "
+            f"Received: {options['output']!r}"
+        )
+    return options
+
+
+# ----------------------------------------------------------------------------
+# Backend shim: the only backend-specific code.
+
+
+def _backend_tools():
+    """``(value_and_grad, compile)`` for the Keras backend.
+
+    ``value_and_grad(fn)`` maps ``fn(params, *args) -> (scalar, aux)`` to a
+    function returning ``((scalar, aux), grads)``; ``compile(fn)`` compiles
+    a function of tensors with XLA.
+    """
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        def value_and_grad(fn):
+            return jax.value_and_grad(fn, has_aux=True)
+
+        return value_and_grad, jax.jit
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        def value_and_grad(fn):
+            def wrapped(params, *args):
+                with tf.GradientTape() as tape:
+                    tape.watch(params)
+                    value = fn(params, *args)
+                return value, tape.gradient(value[0], params)
+
+            return wrapped
+
+        return value_and_grad, lambda fn: tf.function(fn, jit_compile=True)
+    raise ValueError(
+        "The batched engine runs on the 'jax' and 'tensorflow' Keras backends. "
+        f"Received: KERAS_BACKEND={backend!r}"
+    )
+
+
+# ----------------------------------------------------------------------------
+# The batched model
+
+
+@dataclasses.dataclass(frozen=True)
+class _Layout:
+    """Where each part of `build_transformer`'s weights sits in ``get_weights()``."""
+
+    projection: int  # index of A, or None
+    embeddings: int  # index of e(t), or None
+    f_hat: tuple  # ((kernel, bias), ...) hidden layers then output
+    attention: tuple  # (query, key, value)
+    F_hat: tuple
+
+
+def _layout(model):
+    from tfapprox.models import _parts
+
+    parts = _parts(model)
+    index = {id(weight): i for i, weight in enumerate(model.weights)}
+
+    def at(weight):
+        return None if weight is None else index[id(weight)]
+
+    def dense_stack(ff):
+        layers = [*ff.hidden_layers, ff.output_layer]
+        return tuple((at(layer.kernel), at(layer.bias)) for layer in layers)
+
+    encoding, attention = parts["position_encoding"], parts["attention"]
+    return _Layout(
+        projection=at(encoding.kernel),
+        embeddings=at(encoding.embeddings),
+        f_hat=dense_stack(parts["f_hat"]),
+        attention=(
+            at(attention.query_kernel),
+            at(attention.key_kernel),
+            at(attention.value_kernel),
+        ),
+        F_hat=dense_stack(parts["F_hat"]),
+    )
+
+
+def _expand(vector, ndim):
+    """A member vector ``(E,)`` shaped to broadcast against ``(E, ...)`` of rank ``ndim``."""
+    return ops.reshape(vector, (-1,) + (1,) * (ndim - 1))
+
+
+class _Engine:
+    """The forward pass, loss, Adam step and epoch loop of E padded members."""
+
+    def __init__(self, layout, shapes, options, sequence_length, m_h, size):
+        from tfapprox.layers import sinusoidal_encoding
+
+        self.layout = layout
+        self.shapes = [tuple(shape) for shape in shapes]  # padded, per member
+        self.offsets = np.cumsum([0] + [int(np.prod(shape)) for shape in self.shapes]).tolist()
+        self.size = size
+        self.output = options["output"]
+        self.mode = options.get("position_encoding", "learned")
+        self.activation = keras.activations.get(options.get("activation", "relu"))
+        self.output_activation = keras.activations.get(options.get("output_activation"))
+        self.causal = bool(options.get("causal", False))
+        self.scale = None
+        if options.get("use_scale", False):
+            self.scale = np.asarray([1.0 / math.sqrt(m) for m in m_h], dtype="float32")
+        self.sinusoids = None
+        if self.mode == "sinusoidal":
+            width = options.get("projection_dim")
+            self.sinusoids = (sequence_length, width)  # width None: d, set at first call
+        value_and_grad, compile_ = _backend_tools()
+        self._value_and_grad = value_and_grad(self._loss)
+        self._sinusoidal_encoding = sinusoidal_encoding
+        self.run_epoch = compile_(self._run_epoch)
+        # Evaluation runs a few forward passes: eager, which saves an XLA compile.
+        self.evaluate = self._evaluate
+        self.predict = self._forward
+
+    # Forward -----------------------------------------------------------------
+
+    def unflatten(self, flat):
+        """The weights as a list ``(E, *shape)`` from the flat ``(E, P)`` vector."""
+        return [
+            ops.reshape(flat[:, start:stop], (self.size, *shape))
+            for start, stop, shape in zip(self.offsets[:-1], self.offsets[1:], self.shapes)
+        ]
+
+    def _dense_stack(self, params, stack, hidden):
+        """``hidden`` is ``(E, M, i)`` or, shared by all members, ``(M, i)``."""
+        for depth, (kernel, bias) in enumerate(stack):
+            last = depth == len(stack) - 1
+            if len(hidden.shape) == 2:
+                hidden = ops.einsum("mi,eio->emo", hidden, params[kernel])  # (E, M, o)
+            else:
+                hidden = ops.matmul(hidden, params[kernel])  # (E, M, o)
+            hidden = hidden + params[bias][:, None, :]
+            hidden = self.output_activation(hidden) if last else self.activation(hidden)
+        return hidden
+
+    def _forward(self, flat, x):
+        """Ĥ of every member: ``x (B, tau, d)`` → ``(E, B, tau, d_out)`` or ``(E, B, d_out)``.
+
+        ``flat`` holds every member's weights, ``(E, P)``.
+        """
+        params = self.unflatten(flat)
+        layout = self.layout
+        batch, tau = ops.shape(x)[0], x.shape[1]
+        hidden = ops.reshape(x, (-1, x.shape[2]))  # (B tau, d), shared by the members
+        if layout.projection is not None:
+            hidden = ops.einsum("md,edp->emp", hidden, params[layout.projection])  # (E, B tau, d')
+        width = hidden.shape[-1]
+        if self.mode != "none":
+            if self.mode == "learned":
+                encoding = params[layout.embeddings][:, :tau]  # (E, tau, d')
+            else:
+                table = self._sinusoidal_encoding(self.sinusoids[0], width)
+                encoding = ops.convert_to_tensor(table[:tau])[None]  # (1, tau, d')
+            if len(hidden.shape) == 2:
+                hidden = ops.reshape(hidden, (1, batch, tau, width))
+            else:
+                hidden = ops.reshape(hidden, (self.size, batch, tau, width))
+            hidden = hidden + encoding[:, None]  # (E or 1, B, tau, d')
+            hidden = ops.reshape(hidden, (hidden.shape[0], -1, width))
+            if hidden.shape[0] == 1:
+                hidden = hidden[0]  # (B tau, d'), still shared
+        hidden = self._dense_stack(params, layout.f_hat, hidden)  # (E, B tau, n)
+        query, key, value = (params[i] for i in layout.attention)
+        m_h = query.shape[-1]
+        kernel = ops.concatenate([query, key, value], axis=-1)  # (E, n, 2 m_h + m_v)
+        qkv = ops.reshape(ops.matmul(hidden, kernel), (self.size, batch, tau, -1))
+        query, key, value = qkv[..., :m_h], qkv[..., m_h : 2 * m_h], qkv[..., 2 * m_h :]
+        logits = ops.einsum("ebtk,ebsk->ebts", query, key)  # (E, B, tau, tau)
+        if self.scale is not None:
+            logits = logits * _expand(ops.convert_to_tensor(self.scale), 4)
+        if self.causal:
+            keep = ops.arange(tau)[None, :] <= ops.arange(tau)[:, None]  # (tau, tau)
+            logits = ops.where(keep[None, None], logits, ops.full_like(logits, -1e9))
+        weights = ops.softmax(logits, axis=-1)  # (E, B, tau, tau)
+        mixed = ops.einsum("ebts,ebsv->ebtv", weights, value)  # (E, B, tau, m_v)
+        mixed = ops.reshape(mixed, (self.size, -1, mixed.shape[-1]))  # (E, B tau, m_v)
+        out = self._dense_stack(params, self.layout.F_hat, mixed)  # (E, B tau, d_out)
+        out = ops.reshape(out, (self.size, batch, tau, out.shape[-1]))  # (E, B, tau, d_out)
+        if self.output == "pooled":
+            out = ops.mean(out, axis=2)  # (E, B, d_out)
+        return out
+
+    def _sample_errors(self, params, x, y):
+        """Per member and sample: mean squared error and Σ_t Σ_o |H − Ĥ|, ``(E, B)`` each."""
+        diff = self._forward(params, x) - y[None]
+        axes = tuple(range(2, len(diff.shape)))
+        return ops.mean(ops.square(diff), axis=axes), ops.sum(ops.abs(diff), axis=axes)
+
+    def _loss(self, params, x, y, weights):
+        squared, _ = self._sample_errors(params, x, y)  # (E, B)
+        losses = ops.sum(squared * weights[None], axis=1) / ops.sum(weights)  # (E,)
+        return ops.sum(losses), losses
+
+    # Training ----------------------------------------------------------------
+
+    def _run_epoch(self, state, mask, learning_rate, order, weights, x, y):
+        """One epoch over ``order`` (batches, B) with sample ``weights`` (batches, B).
+
+        ``state`` is ``(params, m, v, steps, active, best_params, best_loss)``
+        with the weights and Adam moments as flat ``(E, P)`` tensors;
+        returns the new state, the epoch-mean losses ``(E,)`` and a flag
+        ``(E,)`` for members whose loss turned non-finite (they stop before
+        the update that would use it).
+        """
+        params, moments, velocities, steps, active, best_params, best_loss = state
+        started = active
+
+        def body(i, carry):
+            params, moments, velocities, steps, active, bad, total = carry
+            index = ops.take(order, i, axis=0)  # (B,)
+            batch_weights = ops.take(weights, i, axis=0)  # (B,)
+            x_batch = ops.take(x, index, axis=0)  # (B, tau, d)
+            y_batch = ops.take(y, index, axis=0)  # (B, tau, d_out) or (B, d_out)
+            (_, losses), grads = self._value_and_grad(params, x_batch, y_batch, batch_weights)
+            finite = ops.isfinite(losses)
+            bad = ops.logical_or(bad, ops.logical_and(active, ops.logical_not(finite)))
+            active = ops.logical_and(active, finite)
+            steps = steps + ops.cast(active, "float32")
+            # keras.optimizers.Adam, one learning rate per member.
+            safe_steps = ops.maximum(steps, 1.0)
+            alpha = (
+                learning_rate
+                * ops.sqrt(1.0 - ops.power(_BETA_2, safe_steps))
+                / (1.0 - ops.power(_BETA_1, safe_steps))
+            )
+            on = active[:, None]  # (E, 1)
+            grads = ops.where(on, grads, ops.zeros_like(grads)) * mask  # (E, P)
+            m_new = moments + (grads - moments) * (1.0 - _BETA_1)
+            v_new = velocities + (ops.square(grads) - velocities) * (1.0 - _BETA_2)
+            step = (m_new * alpha[:, None]) / (ops.sqrt(v_new) + _EPSILON)
+            params = ops.where(on, params - step, params)
+            moments = ops.where(on, m_new, moments)
+            velocities = ops.where(on, v_new, velocities)
+            total = total + losses * ops.sum(batch_weights)
+            return (params, moments, velocities, steps, active, bad, total)
+
+        zeros = ops.zeros_like(best_loss)
+        carry = (params, moments, velocities, steps, active, ops.zeros_like(active), zeros)
+        params, moments, velocities, steps, active, bad, total = ops.fori_loop(
+            0, order.shape[0], body, carry
+        )
+        epoch_loss = total / ops.sum(weights)  # (E,)
+        improved = ops.logical_and(
+            ops.logical_and(started, ops.logical_not(bad)), epoch_loss < best_loss
+        )
+        best_params = ops.where(improved[:, None], params, best_params)
+        best_loss = ops.where(improved, epoch_loss, best_loss)
+        state = (params, moments, velocities, steps, active, best_params, best_loss)
+        return state, epoch_loss, bad
+
+    def _evaluate(self, params, x, y, weights):
+        """Sums over the weighted samples: ``(Σ MSE, Σ error)``, each ``(E,)``."""
+        squared, absolute = self._sample_errors(params, x, y)
+        return ops.sum(squared * weights[None], axis=1), ops.sum(absolute * weights[None], axis=1)
+
+
+def _pad(arrays):
+    """Zero-pad same-rank arrays to their common largest shape and stack them; with masks."""
+    shape = tuple(max(sizes) for sizes in zip(*(a.shape for a in arrays)))
+    stacked = np.zeros((len(arrays), *shape), dtype="float32")
+    mask = np.zeros_like(stacked)
+    for i, array in enumerate(arrays):
+        region = (i, *(slice(0, s) for s in array.shape))
+        stacked[region] = array
+        mask[region] = 1.0
+    return stacked, mask
+
+
+def _batches(num_samples, batch_size):
+    """``(batches, B)``: batch count and the fixed batch width ``min(batch_size, N)``."""
+    width = min(batch_size, num_samples)
+    return -(-num_samples // width), width
+
+
+def _padded_order(order, batch_size):
+    """``order`` cut into ``(batches, B)`` rows plus 0/1 sample weights for a short last batch."""
+    count, width = _batches(len(order), batch_size)
+    padded = np.zeros(count * width, dtype="int32")
+    weights = np.zeros(count * width, dtype="float32")
+    padded[: len(order)] = order
+    weights[: len(order)] = 1.0
+    return padded.reshape(count, width), weights.reshape(count, width)
+
+
+# ----------------------------------------------------------------------------
+# Results
+
+
+@dataclasses.dataclass
+class EnsembleResult:
+    """What `train_members` returns.
+
+    Attributes:
+        records: list of dict, one per member, JSON-ready: ``budget``
+            (dict), ``seed``, ``loss`` (training MSE of the kept weights on
+            the whole training set), ``error`` (paper A's norm on the
+            training set: mean over inputs of Σ_t Σ_o |H_t − Ĥ_t|),
+            ``val_loss`` and ``val_error`` (None without validation data),
+            ``best_loss`` and ``final_loss`` (epoch-mean training losses),
+            ``epochs``, ``stopped`` (``"max_epochs"``, ``"plateau"`` or
+            ``"non_finite"``), ``message`` (None unless non-finite),
+            ``learning_rate`` (initial) and ``final_learning_rate``,
+            ``parameter_count``, ``history`` (epoch-mean losses),
+            ``seconds`` (the ensemble's wall time divided by its size),
+            ``ensemble_seconds``, ``ensemble_size``, ``hyperparameters``,
+            ``data`` and ``backend``.
+        weights: list (per member) of lists of float32 NumPy arrays: the
+            kept weights in ``build_transformer(...).get_weights()`` order.
+        model_args: dict. ``sequence_length``, ``input_dim``,
+            ``output_dim`` and the `build_transformer` options.
+    """
+
+    records: list
+    weights: list
+    model_args: dict
+    padded_weights: list = dataclasses.field(default=None, repr=False, compare=False)
+    masks: list = dataclasses.field(default=None, repr=False, compare=False)
+    _engine: object = dataclasses.field(default=None, repr=False, compare=False)
+
+    def __len__(self):
+        return len(self.records)
+
+    def budget(self, index):
+        """The `Budget` of member ``index``."""
+        return Budget.from_dict(self.records[index]["budget"])
+
+    def member_model(self, index):
+        """Member ``index`` as an ordinary `build_transformer` model with its kept weights."""
+        from tfapprox.models import build_transformer
+
+        index = check_int("index", index, minimum=0)
+        if index >= len(self.records):
+            raise ValueError(
+                f"`index` must be < {len(self.records)}, the number of members. "
+                f"Received: index={index}"
+            )
+        args = dict(self.model_args)
+        model = build_transformer(
+            self.budget(index),
+            args.pop("sequence_length"),
+            args.pop("input_dim"),
+            output_dim=args.pop("output_dim"),
+            name=f"member_{index}",
+            **args,
+        )
+        model.set_weights(self.weights[index])
+        return model
+
+    def predict(self, x, batch_size=256):
+        """Every member's Ĥ on ``x`` by the batched forward pass, ``(E, N, ...)``.
+
+        Uses the padded, kept weights (`padded_weights`); it agrees with
+        ``member_model(i).predict(x)`` for every member.
+        """
+        x = np.asarray(x, dtype="float32")
+        expected = (self.model_args["sequence_length"], self.model_args["input_dim"])
+        if x.ndim != 3 or x.shape[1:] != expected:
+            raise ValueError(
+                f"`x` must have shape (N, {expected[0]}, {expected[1]}). Received shape {x.shape}"
+            )
+        batch_size = check_positive_int("batch_size", batch_size)
+        params = ops.convert_to_tensor(
+            np.concatenate([w.reshape(len(self), -1) for w in self.padded_weights], axis=1)
+        )
+        outputs = [
+            ops.convert_to_numpy(
+                self._engine.predict(params, ops.convert_to_tensor(x[i : i + batch_size]))
+            )
+            for i in range(0, len(x), batch_size)
+        ]
+        return np.concatenate(outputs, axis=1)
+
+    def to_dicts(self):
+        """The records (JSON-ready dicts), one per member."""
+        return [dict(record) for record in self.records]
+
+
+# ----------------------------------------------------------------------------
+# Training
+
+
+def _schedule_rate(config, base, epoch):
+    """The learning rate of ``epoch`` (0-based) for the cosine and constant schedules."""
+    warmup = config["warmup_epochs"]
+    if epoch < warmup:
+        return base * (epoch + 1) / warmup
+    if config["schedule"] == "constant":
+        return base
+    span = max(1, config["epochs"] - warmup)
+    floor = min(config["min_learning_rate"], base)
+    return floor + (base - floor) * 0.5 * (1.0 + math.cos(math.pi * (epoch - warmup) / span))
+
+
+def _label(budget, seed):
+    fields = ", ".join(f"{key}={value}" for key, value in budget.to_dict().items())
+    return f"budget ({fields}), seed {seed}"
+
+
+def train_members(
+    members,
+    data,
+    config=None,
+    *,
+    validation_data=None,
+    model_kwargs=None,
+    shuffle_seed=0,
+    initial_weights=None,
+    progress=None,
+):
+    """Train E members (budget, seed) on the same data at once; keep each one's best weights.
+
+    Member ``(budget, seed)`` starts from the weights of
+    ``build_transformer(budget, ...)`` built after
+    ``keras.utils.set_random_seed(seed)`` (as `tfapprox.fit` with that seed
+    does). All members see the same batches in the same order (shuffled by
+    ``shuffle_seed``, reshuffled each epoch). Each member has its own Adam
+    state, learning rate, schedule and early stopping; the kept weights are
+    those at the end of its epoch with the lowest finite training loss (or
+    its initial weights).
+
+    Args:
+        members: list of ``(Budget, seed)`` pairs, or dicts with keys
+            ``budget`` (a `Budget` or its dict), ``seed`` and optionally
+            ``learning_rate`` (overrides ``config``'s for that member).
+            Members may differ in n, m_h, m_v and m_FF, not in ``ff_depth``.
+        data: `tfapprox.datasets.Dataset` or an ``(x, y)`` pair with ``x``
+            ``(N, tau, d)`` and ``y`` ``(N, tau, d_out)`` (sequence output)
+            or ``(N, d_out)`` (pooled output).
+        config: training hyperparameters, see `training_config`. Defaults
+            to `fit`'s.
+        validation_data: Optional held-out data like ``data``; its loss and
+            error are reported and do not steer training. Defaults to None.
+        model_kwargs: dict or None. `build_transformer` options shared by
+            every member: ``position_encoding``, ``projection_dim``,
+            ``activation``, ``output_activation``, ``use_scale``,
+            ``causal`` (``output`` follows ``y``'s shape). Defaults to None.
+        shuffle_seed: int. Seed of the batch order. Defaults to 0.
+        initial_weights: None, or a list with, per member, None or a list of
+            arrays in ``get_weights()`` order to start from. Defaults to None.
+        progress: callable or None. Called after every epoch as
+            ``progress(epoch, states)`` (epoch counts from 1) with one dict
+            per member: ``index``, ``budget``, ``seed``, ``loss`` (this
+            epoch's, None once stopped), ``learning_rate``, ``epochs``,
+            ``stopped`` (None while training). Defaults to None.
+
+    Returns:
+        `EnsembleResult`.
+
+    Example:
+
+    >>> members = [(Budget(n=8, m_h=m_h, m_ff=16), 0) for m_h in (1, 2, 4)]  # doctest: +SKIP
+    >>> result = train_members(members, (x, y), {"epochs": 50})  # doctest: +SKIP
+    >>> [record["error"] for record in result.records]  # doctest: +SKIP
+    """
+    start = time.perf_counter()
+    members = _members(members)
+    dataset = _dataset(data, "data")
+    validation = None if validation_data is None else _dataset(validation_data, "validation_data")
+    config = training_config(config)
+    options = _model_options(model_kwargs, dataset)
+    shuffle_seed = check_seed("shuffle_seed", shuffle_seed)
+    if progress is not None and not callable(progress):
+        raise TypeError(f"`progress` must be callable or None. Received: {progress!r}")
+    if validation is not None and (
+        validation.x.shape[1:] != dataset.x.shape[1:]
+        or validation.y.shape[1:] != dataset.y.shape[1:]
+    ):
+        raise ValueError(
+            "`validation_data` must have the training data's shapes per sample: x "
+            f"{dataset.x.shape[1:]}, y {dataset.y.shape[1:]}. Received: x "
+            f"{validation.x.shape[1:]}, y {validation.y.shape[1:]}"
+        )
+    size = len(members)
+    if initial_weights is not None and (
+        not isinstance(initial_weights, (list, tuple)) or len(initial_weights) != size
+    ):
+        raise ValueError(
+            f"`initial_weights` must be None or a list with one entry per member ({size})"
+        )
+
+    from tfapprox.models import build_transformer
+
+    tau, input_dim, output_dim = dataset.sequence_length, dataset.input_dim, dataset.output_dim
+    model_args = {
+        "sequence_length": tau,
+        "input_dim": input_dim,
+        "output_dim": output_dim,
+        **options,
+    }
+    member_weights, layout = [], None
+    for index, (budget, seed, _) in enumerate(members):
+        keras.utils.set_random_seed(seed)
+        model = build_transformer(budget, tau, input_dim, output_dim=output_dim, **options)
+        if layout is None:
+            layout = _layout(model)
+        weights = model.get_weights()
+        given = None if initial_weights is None else initial_weights[index]
+        if given is not None:
+            if len(given) != len(weights) or any(
+                np.shape(g) != w.shape for g, w in zip(given, weights)
+            ):
+                raise ValueError(
+                    f"`initial_weights[{index}]` must match the shapes of the member's model: "
+                    f"{[w.shape for w in weights]}"
+                )
+            weights = [np.asarray(g, dtype="float32") for g in given]
+        member_weights.append(weights)
+        del model
+    stacked = [_pad([w[j] for w in member_weights]) for j in range(len(member_weights[0]))]
+    shapes = [p.shape[1:] for p, _ in stacked]
+    params = ops.convert_to_tensor(np.concatenate([p.reshape(size, -1) for p, _ in stacked], 1))
+    mask = ops.convert_to_tensor(np.concatenate([m.reshape(size, -1) for _, m in stacked], 1))
+    # Effective (unmasked) parameters: equals Budget.parameter_count.
+    counts = [int(sum(m[i].sum() for _, m in stacked)) for i in range(size)]
+    m_h = [budget.m_h for budget, _, _ in members]
+    engine = _Engine(layout, shapes, options, tau, m_h, size)
+
+    x = ops.convert_to_tensor(dataset.x.astype("float32"))
+    y = ops.convert_to_tensor(dataset.y.astype("float32"))
+    base_rates = np.asarray(
+        [config["learning_rate"] if rate is None else rate for _, _, rate in members],
+        dtype="float64",
+    )
+    state = (
+        params,
+        ops.zeros_like(params),
+        ops.zeros_like(params),
+        ops.zeros((size,), dtype="float32"),
+        ops.ones((size,), dtype="bool"),
+        params,
+        ops.full((size,), np.inf, dtype="float32"),
+    )
+
+    rng = np.random.default_rng(shuffle_seed)
+    rates = base_rates.copy()
+    if config["schedule"] != "plateau":
+        rates = np.asarray([_schedule_rate(config, r, 0) for r in base_rates])
+    active = np.ones(size, dtype=bool)
+    stopped = [None] * size
+    messages = [None] * size
+    epochs_run = [0] * size
+    history = [[] for _ in range(size)]
+    best_epoch = [None] * size
+    best_seen = [math.inf] * size
+    reference = [math.inf] * size
+    wait = [0] * size
+    lr_best = [math.inf] * size
+    lr_wait = [0] * size
+
+    for epoch in range(config["epochs"]):
+        order, weights = _padded_order(rng.permutation(dataset.num_samples), config["batch_size"])
+        params_, m_, v_, steps_, _, best_params_, best_loss_ = state
+        state = (
+            params_,
+            m_,
+            v_,
+            steps_,
+            ops.convert_to_tensor(active),
+            best_params_,
+            best_loss_,
+        )
+        state, epoch_loss, bad = engine.run_epoch(
+            state,
+            mask,
+            ops.convert_to_tensor(rates.astype("float32")),
+            ops.convert_to_tensor(order),
+            ops.convert_to_tensor(weights),
+            x,
+            y,
+        )
+        epoch_loss = ops.convert_to_numpy(epoch_loss).astype("float64")
+        bad = ops.convert_to_numpy(bad)
+        states = []
+        for i in range(size):
+            loss = None
+            if active[i]:
+                epochs_run[i] = epoch + 1
+                loss = float(epoch_loss[i])
+                if bad[i] or not math.isfinite(loss):
+                    _stop_non_finite(
+                        i, members, epoch, loss, best_epoch, best_seen, stopped, messages
+                    )
+                else:
+                    history[i].append(loss)
+                    if loss < best_seen[i]:
+                        best_seen[i], best_epoch[i] = loss, epoch
+                    # Early stopping (as fit's guard).
+                    if loss < reference[i] * (1.0 - config["min_rel_delta"]) - config["min_delta"]:
+                        reference[i], wait[i] = loss, 0
+                    else:
+                        wait[i] += 1
+                        if wait[i] >= config["patience"]:
+                            stopped[i] = "plateau"
+                    if config["schedule"] == "plateau":
+                        rates[i] = _reduce_on_plateau(i, loss, rates, lr_best, lr_wait, config)
+                    else:
+                        rates[i] = _schedule_rate(config, base_rates[i], epoch + 1)
+                active[i] = stopped[i] is None
+            states.append(
+                {
+                    "index": i,
+                    "budget": members[i][0].to_dict(),
+                    "seed": members[i][1],
+                    "loss": loss,
+                    "learning_rate": float(rates[i]),
+                    "epochs": epochs_run[i],
+                    "stopped": stopped[i],
+                }
+            )
+        if progress is not None:
+            progress(epoch + 1, states)
+        if not active.any():
+            break
+    for i in range(size):
+        if stopped[i] is None:
+            stopped[i] = "max_epochs"
+
+    best_params = state[5]
+    eval_batch = max(config["batch_size"], 256)
+    train_scores = _scores(engine, best_params, dataset, eval_batch)
+    val_scores = (
+        None if validation is None else _scores(engine, best_params, validation, eval_batch)
+    )
+    best_numpy = [ops.convert_to_numpy(p) for p in engine.unflatten(best_params)]
+    member_weights = [
+        [
+            p[i][tuple(slice(0, s) for s in w.shape)].copy()
+            for p, w in zip(best_numpy, member_weights[i])
+        ]
+        for i in range(size)
+    ]
+    elapsed = time.perf_counter() - start
+    summary = {
+        "sequence_length": int(tau),
+        "input_dim": int(input_dim),
+        "output_dim": int(output_dim),
+        "task": dataset.task,
+        "num_samples": int(dataset.num_samples),
+    }
+    records = []
+    for i, (budget, seed, _) in enumerate(members):
+        finite = [h for h in history[i] if math.isfinite(h)]
+        records.append(
+            {
+                "budget": budget.to_dict(),
+                "seed": seed,
+                "loss": float(train_scores[0][i]),
+                "error": float(train_scores[1][i]),
+                "val_loss": None if val_scores is None else float(val_scores[0][i]),
+                "val_error": None if val_scores is None else float(val_scores[1][i]),
+                "best_loss": min(finite) if finite else math.nan,
+                "final_loss": finite[-1] if finite else math.nan,
+                "epochs": epochs_run[i],
+                "stopped": stopped[i],
+                "message": messages[i],
+                "learning_rate": float(base_rates[i]),
+                "final_learning_rate": float(rates[i]),
+                "parameter_count": counts[i],
+                "history": list(history[i]),
+                "seconds": elapsed / size,
+                "ensemble_seconds": elapsed,
+                "ensemble_size": size,
+                "hyperparameters": {
+                    **config,
+                    "shuffle_seed": shuffle_seed,
+                    "model_kwargs": dict(model_kwargs or {}),
+                },
+                "data": dict(summary),
+                "backend": keras.backend.backend(),
+            }
+        )
+    return EnsembleResult(
+        records=records,
+        weights=member_weights,
+        model_args=model_args,
+        padded_weights=best_numpy,
+        masks=[m for _, m in stacked],
+        _engine=engine,
+    )
+
+
+def _stop_non_finite(i, members, epoch, loss, best_epoch, best_seen, stopped, messages):
+    import warnings
+
+    budget, seed, _ = members[i]
+    if best_epoch[i] is None:
+        kept = "keeping the initial weights"
+    else:
+        kept = f"keeping the weights of epoch {best_epoch[i] + 1} (loss {best_seen[i]:.6g})"
+    stopped[i] = "non_finite"
+    messages[i] = (
+        f"Member {i} ({_label(budget, seed)}) stopped in epoch {epoch + 1}: the training loss "
+        f"is {loss}; {kept}. Lower its learning rate or rescale the data."
+    )
+    warnings.warn(messages[i], RuntimeWarning, stacklevel=3)
+
+
+def _reduce_on_plateau(i, loss, rates, best, wait, config):
+    """`keras.callbacks.ReduceLROnPlateau` (monitor the training loss, no cooldown)."""
+    if loss < best[i] - config["min_delta"]:
+        best[i], wait[i] = loss, 0
+        return rates[i]
+    wait[i] += 1
+    if wait[i] >= config["reduce_lr_patience"] and rates[i] > np.float32(
+        config["min_learning_rate"]
+    ):
+        wait[i] = 0
+        return max(rates[i] * config["reduce_lr_factor"], config["min_learning_rate"])
+    return rates[i]
+
+
+def _scores(engine, params, dataset, batch_size):
+    """Per member over ``dataset``: (mean MSE, mean Σ_t Σ_o |H − Ĥ|), NumPy ``(E,)`` each."""
+    order, weights = _padded_order(np.arange(dataset.num_samples), batch_size)
+    x = dataset.x.astype("float32")
+    y = dataset.y.astype("float32")
+    squared = absolute = 0.0
+    for rows, row_weights in zip(order, weights):
+        s, a = engine.evaluate(
+            params,
+            ops.convert_to_tensor(x[rows]),
+            ops.convert_to_tensor(y[rows]),
+            ops.convert_to_tensor(row_weights),
+        )
+        squared = squared + ops.convert_to_numpy(s).astype("float64")
+        absolute = absolute + ops.convert_to_numpy(a).astype("float64")
+    return squared / dataset.num_samples, absolute / dataset.num_samples
