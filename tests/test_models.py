@@ -166,3 +166,26 @@ def test_build_transformer_rejects_bad_arguments(kwargs, error, message):
     arguments.update(kwargs)
     with pytest.raises(error, match=message):
         build_transformer(**arguments)
+
+
+def test_a_seeded_model_has_the_same_weights_whatever_the_global_random_state():
+    import random
+
+    budget = Budget(n=8, m_h=4, m_ff=16)
+    first = build_transformer(budget, 6, 1, seed=3).get_weights()
+    random.random()  # another thread drawing from Python's generator, say
+    np.random.rand()
+    second = build_transformer(budget, 6, 1, seed=3).get_weights()
+    other = build_transformer(budget, 6, 1, seed=4).get_weights()
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(first, other) if a.any())
+
+
+def test_a_seeded_model_still_has_independent_weights():
+    model = build_transformer(Budget(n=8, m_h=8, m_ff=16), 6, 1, seed=0)
+    kernels = [w.numpy() for w in model.weights if "kernel" in w.path or "embeddings" in w.path]
+    for i, a in enumerate(kernels):
+        for b in kernels[i + 1 :]:
+            if a.shape == b.shape:
+                assert not np.array_equal(a, b)

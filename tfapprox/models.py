@@ -14,7 +14,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from tfapprox._checks import check_choice, check_positive_int
+from tfapprox._checks import check_choice, check_positive_int, check_seed
 from tfapprox.budget import Budget
 from tfapprox.layers import FeedForward, PositionEncoding, SingleHeadAttention
 
@@ -34,6 +34,7 @@ def build_transformer(
     use_scale=False,
     causal=False,
     name="transformer",
+    seed=None,
 ):
     """Build Ĥ for a `Budget`: position encoding → f̂ → attention → F̂.
 
@@ -60,6 +61,11 @@ def build_transformer(
         use_scale: bool. Scale ρ̂ by 1/√m_h. Defaults to False.
         causal: bool. Causal attention. Defaults to False.
         name: str. Model name. Defaults to ``"transformer"``.
+        seed: int or None. With an int, every initializer is seeded from it
+            (distinct seeds for every weight), so the initial weights depend
+            on ``seed`` alone, not on the global random state, which other
+            threads (a Dask worker's, say) may draw from. None uses Keras'
+            global seeding (`keras.utils.set_random_seed`). Defaults to None.
 
     Returns:
         A functional `keras.Model` mapping ``(batch, tau, d)`` inputs.
@@ -79,6 +85,7 @@ def build_transformer(
     input_dim = check_positive_int("input_dim", input_dim)
     output_dim = check_positive_int("output_dim", output_dim)
     output = check_choice("output", output, OUTPUTS)
+    seeded = _seeded_initializers(None if seed is None else check_seed("seed", seed))
 
     inputs = keras.Input(shape=(sequence_length, input_dim), name="x")
     hidden = PositionEncoding(
@@ -86,12 +93,23 @@ def build_transformer(
         mode=position_encoding,
         projection_dim=projection_dim,
         name="position_encoding",
+        **seeded["position_encoding"],
     )(inputs)  # (batch, tau, d')
     hidden = FeedForward(
-        budget.m_ff, budget.n, depth=budget.ff_depth, activation=activation, name="f_hat"
+        budget.m_ff,
+        budget.n,
+        depth=budget.ff_depth,
+        activation=activation,
+        name="f_hat",
+        **seeded["f_hat"],
     )(hidden)  # (batch, tau, n)
     hidden = SingleHeadAttention(
-        budget.m_h, budget.m_v, use_scale=use_scale, causal=causal, name="attention"
+        budget.m_h,
+        budget.m_v,
+        use_scale=use_scale,
+        causal=causal,
+        name="attention",
+        **seeded["attention"],
     )(hidden)  # (batch, tau, m_v)
     outputs = FeedForward(
         budget.m_ff,
@@ -100,10 +118,35 @@ def build_transformer(
         activation=activation,
         output_activation=output_activation,
         name="F_hat",
+        **seeded["F_hat"],
     )(hidden)  # (batch, tau, d_out)
     if output == "pooled":
         outputs = keras.layers.GlobalAveragePooling1D(name="pool")(outputs)  # (batch, d_out)
     return keras.Model(inputs, outputs, name=name)
+
+
+def _seeded_initializers(seed):
+    """Initializer arguments of each part, seeded from ``seed`` (empty dicts for None).
+
+    Each part gets its own block of seeds (``1000·seed + 100·part``); within
+    a part the layers offset them per weight (`tfapprox.layers.fresh_initializer`).
+    """
+    parts = ("position_encoding", "f_hat", "attention", "F_hat")
+    if seed is None:
+        return {part: {} for part in parts}
+    base = {part: 1000 * seed + 100 * i for i, part in enumerate(parts)}
+    glorot = keras.initializers.GlorotUniform
+    return {
+        "position_encoding": {
+            "kernel_initializer": glorot(seed=base["position_encoding"]),
+            "embeddings_initializer": keras.initializers.RandomUniform(
+                -1.0, 1.0, seed=base["position_encoding"]
+            ),
+        },
+        "f_hat": {"kernel_initializer": glorot(seed=base["f_hat"])},
+        "attention": {"kernel_initializer": glorot(seed=base["attention"])},
+        "F_hat": {"kernel_initializer": glorot(seed=base["F_hat"])},
+    }
 
 
 def _parts(model):
