@@ -361,3 +361,21 @@ def test_doctests_of_engine_pass():
 
     result = doctest.testmod(tfapprox.engine, verbose=False)
     assert result.failed == 0 and result.attempted >= 2
+
+
+def test_members_trained_group_by_group_match_the_batched_ensemble(
+    data, held_out, ensemble, monkeypatch
+):
+    import tfapprox.engine
+
+    # Fig. 5-sized members are trained in groups to stay in cache; force that here.
+    monkeypatch.setattr(tfapprox.engine, "_GROUP_ELEMENTS", 1)
+    assert tfapprox.engine._group_size(3, 8, TAU, 16) == 1
+    assert tfapprox.engine._group_size(16, 64, 16, 128) == 1
+    monkeypatch.undo()
+    assert tfapprox.engine._group_size(16, 64, 16, 128) == 4
+    assert tfapprox.engine._group_size(8, 64, 16, 32) == 8
+    monkeypatch.setattr(tfapprox.engine, "_GROUP_ELEMENTS", 1)
+    grouped = train_members(MEMBERS, data, CONSTANT, validation_data=held_out)
+    for got, want in zip(grouped.records, ensemble.records):
+        np.testing.assert_allclose(got["history"], want["history"], rtol=1e-4)

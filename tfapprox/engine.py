@@ -336,21 +336,28 @@ def _expand(vector, ndim):
 class _Engine:
     """The forward pass, loss, Adam step and epoch loop of E padded members."""
 
-    def __init__(self, layout, shapes, options, sequence_length, m_h, size):
+    def __init__(self, layout, shapes, options, sequence_length, m_h, size, group=None):
         from tfapprox.layers import sinusoidal_encoding
 
         self.layout = layout
         self.shapes = [tuple(shape) for shape in shapes]  # padded, per member
         self.offsets = np.cumsum([0] + [int(np.prod(shape)) for shape in self.shapes]).tolist()
         self.size = size
+        # Members per gradient evaluation: the epoch loops over E / group groups,
+        # which keeps each group's activations in cache (see `_group_size`).
+        self.group = size if group is None else group
+        if size % self.group:
+            raise ValueError(f"`group` must divide the ensemble size {size}. Received: {group}")
         self.output = options["output"]
         self.mode = options.get("position_encoding", "learned")
         self.activation = keras.activations.get(options.get("activation", "relu"))
         self.output_activation = keras.activations.get(options.get("output_activation"))
         self.causal = bool(options.get("causal", False))
-        self.scale = None
-        if options.get("use_scale", False):
-            self.scale = np.asarray([1.0 / math.sqrt(m) for m in m_h], dtype="float32")
+        self.use_scale = bool(options.get("use_scale", False))
+        # The logit factor per member (1/√m_h with use_scale).
+        self.scale = np.asarray(
+            [1.0 / math.sqrt(m) if self.use_scale else 1.0 for m in m_h], dtype="float32"
+        )
         self.sinusoids = None
         if self.mode == "sinusoidal":
             width = options.get("projection_dim")
@@ -368,7 +375,7 @@ class _Engine:
     def unflatten(self, flat):
         """The weights as a list ``(E, *shape)`` from the flat ``(E, P)`` vector."""
         return [
-            ops.reshape(flat[:, start:stop], (self.size, *shape))
+            ops.reshape(flat[:, start:stop], (flat.shape[0], *shape))
             for start, stop, shape in zip(self.offsets[:-1], self.offsets[1:], self.shapes)
         ]
 
@@ -384,12 +391,16 @@ class _Engine:
             hidden = self.output_activation(hidden) if last else self.activation(hidden)
         return hidden
 
-    def _forward(self, flat, x):
+    def _forward(self, flat, x, scale=None):
         """Ĥ of every member: ``x (B, tau, d)`` → ``(E, B, tau, d_out)`` or ``(E, B, d_out)``.
 
-        ``flat`` holds every member's weights, ``(E, P)``.
+        ``flat`` holds every member's weights, ``(E, P)``; ``scale`` the
+        members' logit factors ``(E,)`` (`self.scale` when None).
         """
         params = self.unflatten(flat)
+        size = flat.shape[0]
+        if scale is None:
+            scale = ops.convert_to_tensor(self.scale)
         layout = self.layout
         batch, tau = ops.shape(x)[0], x.shape[1]
         hidden = ops.reshape(x, (-1, x.shape[2]))  # (B tau, d), shared by the members
@@ -405,7 +416,7 @@ class _Engine:
             if len(hidden.shape) == 2:
                 hidden = ops.reshape(hidden, (1, batch, tau, width))
             else:
-                hidden = ops.reshape(hidden, (self.size, batch, tau, width))
+                hidden = ops.reshape(hidden, (size, batch, tau, width))
             hidden = hidden + encoding[:, None]  # (E or 1, B, tau, d')
             hidden = ops.reshape(hidden, (hidden.shape[0], -1, width))
             if hidden.shape[0] == 1:
@@ -414,35 +425,56 @@ class _Engine:
         query, key, value = (params[i] for i in layout.attention)
         m_h = query.shape[-1]
         kernel = ops.concatenate([query, key, value], axis=-1)  # (E, n, 2 m_h + m_v)
-        qkv = ops.reshape(ops.matmul(hidden, kernel), (self.size, batch, tau, -1))
+        qkv = ops.reshape(ops.matmul(hidden, kernel), (size, batch, tau, -1))
         query, key, value = qkv[..., :m_h], qkv[..., m_h : 2 * m_h], qkv[..., 2 * m_h :]
         logits = ops.einsum("ebtk,ebsk->ebts", query, key)  # (E, B, tau, tau)
-        if self.scale is not None:
-            logits = logits * _expand(ops.convert_to_tensor(self.scale), 4)
+        if self.use_scale:
+            logits = logits * _expand(scale, 4)
         if self.causal:
             keep = ops.arange(tau)[None, :] <= ops.arange(tau)[:, None]  # (tau, tau)
             logits = ops.where(keep[None, None], logits, ops.full_like(logits, -1e9))
         weights = ops.softmax(logits, axis=-1)  # (E, B, tau, tau)
         mixed = ops.einsum("ebts,ebsv->ebtv", weights, value)  # (E, B, tau, m_v)
-        mixed = ops.reshape(mixed, (self.size, -1, mixed.shape[-1]))  # (E, B tau, m_v)
+        mixed = ops.reshape(mixed, (size, -1, mixed.shape[-1]))  # (E, B tau, m_v)
         out = self._dense_stack(params, self.layout.F_hat, mixed)  # (E, B tau, d_out)
-        out = ops.reshape(out, (self.size, batch, tau, out.shape[-1]))  # (E, B, tau, d_out)
+        out = ops.reshape(out, (size, batch, tau, out.shape[-1]))  # (E, B, tau, d_out)
         if self.output == "pooled":
             out = ops.mean(out, axis=2)  # (E, B, d_out)
         return out
 
-    def _sample_errors(self, params, x, y):
+    def _sample_errors(self, params, x, y, scale=None):
         """Per member and sample: mean squared error and Σ_t Σ_o |H − Ĥ|, ``(E, B)`` each."""
-        diff = self._forward(params, x) - y[None]
+        diff = self._forward(params, x, scale) - y[None]
         axes = tuple(range(2, len(diff.shape)))
         return ops.mean(ops.square(diff), axis=axes), ops.sum(ops.abs(diff), axis=axes)
 
-    def _loss(self, params, x, y, weights):
-        squared, _ = self._sample_errors(params, x, y)  # (E, B)
+    def _loss(self, params, x, y, weights, scale):
+        squared, _ = self._sample_errors(params, x, y, scale)  # (E, B)
         losses = ops.sum(squared * weights[None], axis=1) / ops.sum(weights)  # (E,)
         return ops.sum(losses), losses
 
     # Training ----------------------------------------------------------------
+
+    def _gradients(self, params, x, y, weights):
+        """Per-member losses ``(E,)`` and gradients ``(E, P)``, group by group."""
+        scale = ops.convert_to_tensor(self.scale)
+        if self.group == self.size:
+            (_, losses), grads = self._value_and_grad(params, x, y, weights, scale)
+            return losses, grads
+        count = self.size // self.group
+
+        def one_group(args):
+            (_, losses), grads = self._value_and_grad(args[0], x, y, weights, args[1])
+            return losses, grads
+
+        losses, grads = ops.map(
+            one_group,
+            (
+                ops.reshape(params, (count, self.group, -1)),  # (groups, G, P)
+                ops.reshape(scale, (count, self.group)),
+            ),
+        )
+        return ops.reshape(losses, (self.size,)), ops.reshape(grads, (self.size, -1))
 
     def _run_epoch(self, state, mask, learning_rate, order, weights, x, y):
         """One epoch over ``order`` (batches, B) with sample ``weights`` (batches, B).
@@ -462,7 +494,7 @@ class _Engine:
             batch_weights = ops.take(weights, i, axis=0)  # (B,)
             x_batch = ops.take(x, index, axis=0)  # (B, tau, d)
             y_batch = ops.take(y, index, axis=0)  # (B, tau, d_out) or (B, d_out)
-            (_, losses), grads = self._value_and_grad(params, x_batch, y_batch, batch_weights)
+            losses, grads = self._gradients(params, x_batch, y_batch, batch_weights)
             finite = ops.isfinite(losses)
             bad = ops.logical_or(bad, ops.logical_and(active, ops.logical_not(finite)))
             active = ops.logical_and(active, finite)
@@ -503,6 +535,47 @@ class _Engine:
         """Sums over the weighted samples: ``(Σ MSE, Σ error)``, each ``(E,)``."""
         squared, absolute = self._sample_errors(params, x, y)
         return ops.sum(squared * weights[None], axis=1), ops.sum(absolute * weights[None], axis=1)
+
+
+# Activation elements (batch · tau · widest layer · members) one gradient
+# evaluation may hold before members are processed group by group: larger
+# working sets fall out of the CPU caches, and a batched matmul over 16
+# members of Fig. 5's size ran ~2x slower per member than over 4.
+_GROUP_ELEMENTS = 2**19
+
+
+def _group_size(size, batch, sequence_length, width):
+    """Members per gradient evaluation: the largest divisor of ``size`` within `_GROUP_ELEMENTS`."""
+    per_member = max(1, batch * sequence_length * width)
+    limit = max(1, _GROUP_ELEMENTS // per_member)
+    return max(g for g in range(1, size + 1) if size % g == 0 and g <= limit)
+
+
+_ENGINES = {}
+_ENGINE_CACHE_SIZE = 16
+
+
+def _engine_for(layout, shapes, options, sequence_length, m_h, size, group):
+    """A cached `_Engine`: members of the same shapes reuse one compiled epoch."""
+    try:
+        key = (
+            keras.backend.backend(),
+            layout,
+            tuple(tuple(shape) for shape in shapes),
+            tuple(sorted(options.items())),
+            sequence_length,
+            tuple(m_h) if options.get("use_scale") else None,
+            size,
+            group,
+        )
+        hash(key)
+    except TypeError:  # an option such as a callable activation that does not hash
+        return _Engine(layout, shapes, options, sequence_length, m_h, size, group)
+    if key not in _ENGINES:
+        if len(_ENGINES) >= _ENGINE_CACHE_SIZE:
+            _ENGINES.pop(next(iter(_ENGINES)))
+        _ENGINES[key] = _Engine(layout, shapes, options, sequence_length, m_h, size, group)
+    return _ENGINES[key]
 
 
 def _pad(arrays):
@@ -764,7 +837,9 @@ def train_members(
     # Effective (unmasked) parameters: equals Budget.parameter_count.
     counts = [int(sum(m[i].sum() for _, m in stacked)) for i in range(size)]
     m_h = [budget.m_h for budget, _, _ in members]
-    engine = _Engine(layout, shapes, options, tau, m_h, size)
+    width = max(max(shape) for shape in shapes)
+    group = _group_size(size, min(config["batch_size"], dataset.num_samples), tau, width)
+    engine = _engine_for(layout, shapes, options, tau, m_h, size, group)
 
     x = ops.convert_to_tensor(dataset.x.astype("float32"))
     y = ops.convert_to_tensor(dataset.y.astype("float32"))
