@@ -734,9 +734,9 @@ def train_members(
     """Train E members (budget, seed) on the same data at once; keep each one's best weights.
 
     Member ``(budget, seed)`` starts from the weights of
-    ``build_transformer(budget, ...)`` built after
-    ``keras.utils.set_random_seed(seed)`` (as `tfapprox.fit` with that seed
-    does). All members see the same batches in the same order (shuffled by
+    ``build_transformer(budget, ..., seed=seed)``: a function of the seed
+    alone, so a chunk trained on a Dask worker starts where it would in
+    this process. All members see the same batches in the same order (shuffled by
     ``shuffle_seed``, reshuffled each epoch). Each member has its own Adam
     state, learning rate, schedule and early stopping; the kept weights are
     those at the end of its epoch with the lowest finite training loss (or
@@ -813,8 +813,9 @@ def train_members(
     }
     member_weights, layout = [], None
     for index, (budget, seed, _) in enumerate(members):
-        keras.utils.set_random_seed(seed)
-        model = build_transformer(budget, tau, input_dim, output_dim=output_dim, **options)
+        model = build_transformer(
+            budget, tau, input_dim, output_dim=output_dim, seed=seed, **options
+        )
         if layout is None:
             layout = _layout(model)
         weights = model.get_weights()
