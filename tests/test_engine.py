@@ -75,8 +75,7 @@ def test_engine_matches_keras_adam_loop(data, alone):
     import tensorflow as tf
 
     x, y = data
-    keras.utils.set_random_seed(MEMBERS[0][1])
-    model = build_transformer(SMALL, TAU, 1)
+    model = build_transformer(SMALL, TAU, 1, seed=MEMBERS[0][1])  # the engine's initial weights
     optimizer = keras.optimizers.Adam(CONSTANT["learning_rate"])
     mse = keras.losses.MeanSquaredError()
 
@@ -175,8 +174,7 @@ def test_pooled_output_and_short_last_batch(data):
 
 
 def test_non_finite_member_stops_alone(data, ensemble):
-    keras.utils.set_random_seed(1)
-    weights = build_transformer(MEMBERS[1][0], TAU, 1).get_weights()
+    weights = build_transformer(MEMBERS[1][0], TAU, 1, seed=1).get_weights()
     weights[-2][:] = np.nan  # F̂'s output kernel
     with pytest.warns(RuntimeWarning, match=r"Member 1 \(budget \(n=8, m_h=5.*seed 1\)"):
         result = train_members(MEMBERS, data, CONSTANT, initial_weights=[None, weights, None])
@@ -349,8 +347,7 @@ def test_jax_backend_without_tensorflow_matches_tensorflow(data, ensemble, tmp_p
 def ensemble_initial_weights():
     weights = []
     for budget, seed in MEMBERS:
-        keras.utils.set_random_seed(seed)
-        weights.append(build_transformer(budget, TAU, 1).get_weights())
+        weights.append(build_transformer(budget, TAU, 1, seed=seed).get_weights())
     return weights
 
 
