@@ -43,12 +43,9 @@ setup(
     extras_require={
         "test": ["pytest>=7", "ruff==0.17.6", "jax[cpu]>=0.4.30", "dask[distributed]>=2024.1"],
         "gpu": ["tensorflow[and-cuda]>=2.16"],
-<<<<<<< HEAD
         "distributed": ["dask[distributed]>=2024.1"],
-=======
         # tfapprox.engine also trains under KERAS_BACKEND=jax.
         "jax": ["jax[cpu]>=0.4.30"],
->>>>>>> 7c2e3fd
     },
     entry_points={"console_scripts": ["tfapprox=tfapprox_cli.main:main"]},
 )

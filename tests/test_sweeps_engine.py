@@ -128,7 +128,11 @@ def test_a_dask_local_cluster_gives_the_runs_of_the_inline_sweep(tmp_path, data)
     for a, b in zip(inline["runs"], dask["runs"]):
         assert a["budget"] == b["budget"]
         # Same seeds, data order and arithmetic: equal up to float rounding.
-        assert b["loss"] == pytest.approx(a["loss"], rel=1e-4), (a["history"], b["history"], b["backend"])
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-4), (
+            a["history"],
+            b["history"],
+            b["backend"],
+        )
 
 
 # ----------------------------------------------------------------------------
