@@ -40,7 +40,8 @@ DEFAULT_TARGET = "fig5b-rinf"
 # quotes for feed-forward approximation; the check prints this reason.
 DEFAULT_ALPHA = 0.5
 ALPHA_REASON = (
-    "α = 1/2: Barron's feed-forward rate, the one Jiang & Li quote; measure it with --measure-alpha"
+    "α = 1/2: Barron's feed-forward rate, the one Jiang & Li quote; give a measured one "
+    "with --alpha (tfapprox.ffrate.ff_rate measures it)"
 )
 
 
