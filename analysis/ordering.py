@@ -51,10 +51,10 @@ PAPER_TABLE3 = {
 FULL = {
     "jit_compile": True,
     "tau": 32,
-    "num_train": 4096,
+    "num_train": 2048,
     "num_test": 1024,
     "seeds": [0, 1, 2],
-    "epochs": 200,
+    "epochs": 100,
     "batch_size": 64,
     "learning_rate": 1e-3,
     "patience": 20,
