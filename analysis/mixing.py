@@ -232,9 +232,11 @@ def _train(settings, train, test, seed, conv_size):
     if conv_size:
         kernel = fit.model.get_layer("temporal_conv").get_weights()[0][:, 0, 0]
         learned = kernel[::-1].tolist()  # θ̂_j multiplies x(t − j)
+    mse = float(np.mean((pred - test[1]) ** 2))
     return {
         "seed": seed,
-        "test_mse": float(np.mean((pred - test[1]) ** 2)),
+        "test_mse": mse,
+        "relative_mse": mse / float(np.var(test[1])),
         "train_mse": float(fit.loss),
         "epochs": int(fit.epochs),
         "learned_filter": learned,
@@ -263,8 +265,10 @@ def part_mixed(settings):
                 "kernel": complexity,
                 "transformer": plain,
                 "transformer_mse": float(np.mean([r["test_mse"] for r in plain])),
+                "transformer_relative_mse": float(np.mean([r["relative_mse"] for r in plain])),
                 "conv_transformer": conv,
                 "conv_transformer_mse": float(np.mean([r["test_mse"] for r in conv])),
+                "conv_transformer_relative_mse": float(np.mean([r["relative_mse"] for r in conv])),
             }
         )
     return rows, target
@@ -280,14 +284,15 @@ def claims_of(d3, rows):
         "mixing_raises_kernel_rank": bool(
             all(r["kernel"]["rank"] > base["kernel"]["rank"] for r in mixed)
         ),
-        "mixing_raises_transformer_error": bool(
-            all(r["transformer_mse"] > base["transformer_mse"] for r in mixed)
+        "mixing_raises_transformer_relative_error": bool(
+            all(r["transformer_relative_mse"] > base["transformer_relative_mse"] for r in mixed)
         ),
-        "conv_recovers_unmixed_error_within_2x": [
-            bool(r["conv_transformer_mse"] <= 2 * base["transformer_mse"]) for r in mixed
+        "conv_recovers_unmixed_relative_error_within_2x": [
+            bool(r["conv_transformer_relative_mse"] <= 2 * base["transformer_relative_mse"])
+            for r in mixed
         ],
         "conv_beats_plain_on_mixed": [
-            bool(r["conv_transformer_mse"] < r["transformer_mse"]) for r in mixed
+            bool(r["conv_transformer_relative_mse"] < r["transformer_relative_mse"]) for r in mixed
         ],
     }
 
@@ -319,8 +324,8 @@ def table(d3, rows, settings):
             "n/a"
             if r["kernel"]["beta"] is None
             else f"{r['kernel']['beta']:.2f} [{r['kernel']['beta_ci'][0]:.2f}, {r['kernel']['beta_ci'][1]:.2f}]",
-            f"{r['transformer_mse']:.3g}",
-            f"{r['conv_transformer_mse']:.3g}",
+            f"{r['transformer_mse']:.3g} ({r['transformer_relative_mse']:.3g})",
+            f"{r['conv_transformer_mse']:.3g} ({r['conv_transformer_relative_mse']:.3g})",
         ]
         for r in rows
     ]
@@ -332,8 +337,8 @@ def table(d3, rows, settings):
             "rank (1e-2)",
             "σ_1..4",
             "β [CI]",
-            f"Transformer test MSE (m_h={settings['m_h']})",
-            f"TemporalConv(k={max(settings['filter_lengths'])}) + Transformer",
+            f"Transformer test MSE (relative to Var y), m_h={settings['m_h']}",
+            f"TemporalConv(k={max(settings['filter_lengths'])}) + Transformer, same",
         ],
         mix_rows,
     )
@@ -364,11 +369,14 @@ def _figure(d3, rows, out):
     ):
         for r in rows:
             right.scatter(
-                [r["filter_length"]] * len(r[key]), [x["test_mse"] for x in r[key]], s=10, alpha=0.4
+                [r["filter_length"]] * len(r[key]),
+                [x["relative_mse"] for x in r[key]],
+                s=10,
+                alpha=0.4,
             )
-        right.semilogy(lengths, [r[f"{key}_mse"] for r in rows], "o-", label=label)
+        right.semilogy(lengths, [r[f"{key}_relative_mse"] for r in rows], "o-", label=label)
     right.set_xlabel("filter length L")
-    right.set_ylabel("test MSE")
+    right.set_ylabel("test MSE / Var(y)")
     right.legend(fontsize=7)
     fig.tight_layout()
     path = os.path.join(out, "mixing.png")
