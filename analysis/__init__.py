@@ -12,4 +12,18 @@ Keras).
 """
 
 # name -> (module in this package, one-line description)
-EXPERIMENTS = {}
+EXPERIMENTS = {
+    "attention-rank": (
+        "attention_rank",
+        "training error vs the attention rank m_h and the learned spectrum (paper A Fig. 1)",
+    ),
+    "mixing": (
+        "mixing",
+        "temporal mixing vs the POD spectrum; a TemporalConv in front (paper A Sec. 6, App. D.3)",
+    ),
+    "ordering": ("ordering", "RNN vs Transformer under reordering and mixing (paper A Tables 2-3)"),
+    "permutation": (
+        "permutation",
+        "digits classifier on original vs permuted tokens: accuracy and β (paper A Table 1)",
+    ),
+}

@@ -461,3 +461,135 @@ class SingleHeadAttention(keras.layers.Layer):
             }
         )
         return config
+
+
+TEMPORAL_PADDINGS = ("causal", "same")
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class TemporalConv(keras.layers.Layer):
+    """Learnable 1-D convolution over time: ``y(t) = Σ_j W_j x(t + j − left) + b``.
+
+    Jiang & Li (2024), Sec. 6: a temporal mixing ``H̃_t(x) = H_t(θ * x)``
+    changes the POD spectrum of the attention kernel, and the paper suggests
+    undoing it (de-convolution) as future work. Put in front of the
+    Transformer, this layer can learn θ (or its inverse) so the attention sees
+    unmixed tokens.
+
+    Zero padding of the time axis keeps τ: ``"causal"`` pads ``left = k − 1``
+    positions before the start (``y(t)`` depends on ``x(t−k+1), …, x(t)``;
+    ``W_{k−1}`` multiplies the current token), ``"same"`` pads
+    ``left = (k − 1) // 2`` before and ``k // 2`` after.
+
+    Args:
+        kernel_size: int. k, the number of time steps mixed.
+        filters: int or None. Output width; None keeps the input width d.
+            Defaults to None.
+        padding: str. ``"causal"`` or ``"same"``. Defaults to ``"causal"``.
+        use_bias: bool. Add a bias b. Defaults to False.
+        kernel_initializer: Initializer of W (shape ``(k, d, filters)``), or
+            None for the identity filter (``W = I`` at the current token, 0
+            elsewhere; needs ``filters`` None or d), so the layer starts as a
+            no-op. Defaults to None.
+        bias_initializer: Defaults to ``"zeros"``.
+        **kwargs: Base layer keyword arguments, such as ``name`` and ``dtype``.
+
+    Call arguments:
+        inputs: Tensor of shape ``(batch, tau, d)``.
+
+    Returns:
+        Tensor of shape ``(batch, tau, filters)``.
+
+    Example:
+
+    >>> layer = TemporalConv(3)
+    >>> x = np.arange(8.0, dtype="float32").reshape(1, 4, 2)
+    >>> bool(np.allclose(layer(x), x))  # the identity filter at the start
+    True
+    >>> tuple(TemporalConv(2, filters=5, kernel_initializer="ones")(x).shape)
+    (1, 4, 5)
+    """
+
+    def __init__(
+        self,
+        kernel_size,
+        filters=None,
+        padding="causal",
+        use_bias=False,
+        kernel_initializer=None,
+        bias_initializer="zeros",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.kernel_size = check_positive_int("kernel_size", kernel_size)
+        self.filters = check_positive_int("filters", filters, allow_none=True)
+        self.padding = check_choice("padding", padding, TEMPORAL_PADDINGS)
+        self.use_bias = check_bool("use_bias", use_bias)
+        self.kernel_initializer = (
+            None if kernel_initializer is None else keras.initializers.get(kernel_initializer)
+        )
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+
+    @property
+    def pads(self):
+        """``(left, right)``: zero positions added before and after the sequence."""
+        if self.padding == "causal":
+            return self.kernel_size - 1, 0
+        return (self.kernel_size - 1) // 2, self.kernel_size // 2
+
+    def build(self, input_shape):
+        if len(input_shape) != 3 or input_shape[-1] is None:
+            raise ValueError(
+                "TemporalConv expects inputs of shape (batch, tau, d) with d known. "
+                f"Received input_shape={input_shape}"
+            )
+        input_dim = input_shape[-1]
+        filters = self.filters or input_dim
+        if self.kernel_initializer is None:
+            if filters != input_dim:
+                raise ValueError(
+                    "The identity initialisation (kernel_initializer=None) needs filters == d. "
+                    f"Received: filters={self.filters}, d={input_dim}"
+                )
+            delta = np.zeros((self.kernel_size, input_dim, filters), dtype="float32")
+            delta[self.pads[0]] = np.eye(input_dim, dtype="float32")
+            initializer = keras.initializers.Constant(delta)
+        else:
+            initializer = fresh_initializer(self.kernel_initializer, 0)
+        self.kernel = self.add_weight(
+            name="kernel", shape=(self.kernel_size, input_dim, filters), initializer=initializer
+        )
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                name="bias",
+                shape=(filters,),
+                initializer=fresh_initializer(self.bias_initializer, 1),
+            )
+
+    def call(self, inputs):
+        left, right = self.pads
+        padded = ops.pad(inputs, ((0, 0), (left, right), (0, 0)))  # (batch, tau + k − 1, d)
+        outputs = ops.conv(padded, self.kernel, strides=1, padding="valid")  # (batch, tau, filters)
+        if self.bias is not None:
+            outputs = outputs + self.bias
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.filters or input_shape[-1])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "kernel_size": self.kernel_size,
+                "filters": self.filters,
+                "padding": self.padding,
+                "use_bias": self.use_bias,
+                "kernel_initializer": None
+                if self.kernel_initializer is None
+                else keras.initializers.serialize(self.kernel_initializer),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            }
+        )
+        return config

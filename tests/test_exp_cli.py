@@ -1,0 +1,34 @@
+"""tfapprox experiment: the paper-A experiments are listed, and user mistakes give one line."""
+
+from helpers import assert_one_line_error, run_cli, run_cli_json
+
+PAPER_A = {"ordering", "permutation", "mixing", "attention-rank"}
+
+
+def test_experiment_list_names_the_paper_a_experiments():
+    listed = run_cli_json("experiment", "list")
+    assert set(listed) >= PAPER_A
+    text = run_cli("experiment", "list").output
+    for name in PAPER_A:
+        assert any(line.startswith(name + " ") for line in text.splitlines()), text
+
+
+def test_unknown_experiment_lists_the_known_ones_and_exits_2():
+    result = run_cli("experiment", "no-such-thing", expect_exit=2)
+    assert "unknown experiment 'no-such-thing'" in result.output
+    for name in PAPER_A:
+        assert name in result.output
+
+
+def test_output_folder_that_is_a_file_is_one_line_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = run_cli("experiment", "ordering", "--quick", "--out", blocker, expect_exit=2)
+    assert_one_line_error(result, "a-file")
+
+
+def test_output_folder_that_cannot_be_created_is_one_line_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = run_cli("experiment", "mixing", "--quick", "--out", blocker / "below", expect_exit=1)
+    assert_one_line_error(result, "cannot create the output folder")

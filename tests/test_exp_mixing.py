@@ -1,0 +1,68 @@
+"""analysis/mixing.py --quick: App. D.3 spectrum, mixed low-rank target, TemporalConv in front."""
+
+import math
+
+import numpy as np
+import pytest
+
+from analysis import mixing
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    return mixing.main(["--quick", "--out", str(tmp_path_factory.mktemp("mixing"))])
+
+
+def test_d3_spectrum_matches_closed_form_and_paper(result):
+    d3 = result["d3"]
+    # Gauss quadrature of a trigonometric polynomial: exact to round-off.
+    np.testing.assert_allclose(d3["original"][:2], [1, 1], atol=1e-9)
+    np.testing.assert_allclose(d3["mixed"][:3], d3["mixed_closed_form"], atol=1e-9)
+    expected = [math.sqrt((7 + math.sqrt(33)) / 8), 0.5, math.sqrt((7 - math.sqrt(33)) / 8)]
+    np.testing.assert_allclose(d3["mixed_closed_form"], expected, atol=1e-12)
+    # The paper rounds: 1.265, 0.5, 0.4.
+    np.testing.assert_allclose(d3["mixed"][:3], [1.265, 0.5, 0.4], atol=0.005)
+
+
+def test_unmixed_kernel_has_the_target_rank_and_mixing_raises_it(result):
+    rows = result["mixed"]
+    assert rows[0]["filter_length"] == 1 and rows[0]["kernel"]["rank"] == 2
+    assert all(r["kernel"]["rank"] > 2 for r in rows[1:])
+    assert result["claims"]["mixing_raises_kernel_rank"]
+
+
+def test_every_setting_and_error_is_recorded(result):
+    for row in result["mixed"]:
+        assert len(row["transformer"]) == len(result["settings"]["seeds"])
+        assert np.isfinite(row["transformer_mse"]) and np.isfinite(row["conv_transformer_mse"])
+        # Relative to the variance of the test outputs: mixing smooths the target,
+        # so raw MSEs of different targets are not comparable.
+        assert row["transformer_relative_mse"] > 0 and row["conv_transformer_relative_mse"] > 0
+        assert len(row["conv_transformer"][0]["learned_filter"]) == max(
+            result["settings"]["filter_lengths"]
+        )
+
+
+def test_conditional_kernel_without_mixing_is_the_kernel():
+    rho = mixing.conditional_kernel([1.0], 4, [1.0, 0.5])
+    u = np.linspace(0, 1, 7)[:, None, None]
+    v = np.linspace(0, 1, 5)[None, :, None]
+    exact = sum(
+        s * 2 * np.sin(2 * np.pi * i * u[..., 0]) * np.sin(2 * np.pi * i * v[..., 0])
+        for i, s in ((1, 1.0), (2, 0.5))
+    )
+    np.testing.assert_allclose(rho(u, v, 2, 1), exact, atol=1e-12)
+
+
+def test_conditional_kernel_matches_monte_carlo():
+    theta, tau = [0.5, 0.3, 0.2], 5
+    rho = mixing.conditional_kernel(theta, tau, [1.0])
+    rng = np.random.default_rng(0)
+    x = rng.random((200_000, tau))
+    t, s, u, v = 3, 2, 0.3, 0.8
+    x[:, t], x[:, s] = u, v
+    a = sum(theta[j] * x[:, t - j] for j in range(3))
+    b = sum(theta[j] * x[:, s - j] for j in range(3))
+    mc = np.mean(2 * np.sin(2 * np.pi * a) * np.sin(2 * np.pi * b))
+    # 200k samples of a bounded (|·| ≤ 2) variable: standard error < 0.005.
+    assert abs(rho(np.array([[u]]), np.array([[v]]), t, s)[0] - mc) < 0.02
