@@ -231,7 +231,7 @@ def run_size(name, spec, *, samples, batch, epochs, repeats, peak, log=print):
         f"sequential engine {row['seconds_sequential_engine']:.2f}s  ratio {row['ratio']:.2f}  "
         f"ratio_sequential {row['ratio_sequential']:.2f}  ratio_end_to_end "
         f"{row['ratio_end_to_end']:.2f}  engine {row['gflops_engine']:.1f} GFLOP/s = "
-        f"{100 * row['fraction_of_peak']:.0f}% of matmul (stock "
+        f"{100 * row['fraction_of_peak']:.0f}% of the first matmul (stock "
         f"{100 * row['fraction_of_peak_stock']:.0f}%)"
     )
     return row

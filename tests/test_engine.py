@@ -376,3 +376,24 @@ def test_members_trained_group_by_group_match_the_batched_ensemble(
     grouped = train_members(MEMBERS, data, CONSTANT, validation_data=held_out)
     for got, want in zip(grouped.records, ensemble.records):
         np.testing.assert_allclose(got["history"], want["history"], rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "model_kwargs",
+    [
+        {"position_encoding": "sinusoidal", "projection_dim": 3, "use_scale": True, "causal": True},
+        {"position_encoding": "none", "activation": "tanh"},
+    ],
+)
+def test_model_options_forward_matches_member_models(data, model_kwargs):
+    x, y = data
+    result = train_members(
+        MEMBERS[1:], (x[:16], y[:16]), {**CONSTANT, "epochs": 1}, model_kwargs=model_kwargs
+    )
+    batched = result.predict(x[:8])
+    for index in range(2):
+        model = result.member_model(index)
+        # float32 sums in a different order: ~1e-7 relative
+        np.testing.assert_allclose(
+            batched[index], model.predict(x[:8], verbose=0), rtol=1e-5, atol=1e-6
+        )
