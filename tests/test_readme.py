@@ -26,20 +26,20 @@ def test_ci_runs_both_readme_commands_in_order():
     assert lines.index(main_job) < lines.index(test_command) == len(lines) - 1
 
 
-def test_main_job_arguments_are_accepted_by_the_cli():
+def test_main_job_is_the_check_on_a_bundled_target():
     main_job, _ = quick_start_commands()
     install, _, job = main_job.partition(" && ")
     assert install == "pip install -e ."
-    words = shlex.split(job)
-    assert words[:2] == ["tfapprox", "train"]
-    # The command line parses and validates (DATA is a bundled preset), without training.
-    from tfapprox.targets import preset_names
+    assert shlex.split(job) == ["tfapprox", "check"]
+    # The command line parses (without training), and its default target is bundled.
+    from tfapprox import workflow
+    from tfapprox.targets import load_preset
     from tfapprox_cli.main import main
 
-    command = main.get_command(None, "train")
-    context = command.make_context("train", words[2:])
-    assert context.params["data"] in preset_names()
-    assert context.params["epochs"] >= 1
+    context = main.get_command(None, "check").make_context("check", [])
+    assert context.params["results_path"] is None  # the main job, not a re-check
+    target = load_preset(workflow.DEFAULT_TARGET)
+    assert str(target.rank) == "inf" and target.beta > 0.5  # a measurable rate
 
 
 def python_tour():

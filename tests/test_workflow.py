@@ -1,0 +1,107 @@
+"""The main job: `tfapprox check` measures, trains, checks and reports."""
+
+import json
+
+import pytest
+
+from tests.helpers import assert_one_line_error, run_cli, run_cli_json
+from tfapprox import theory, workflow
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("check")
+    return out, run_cli_json("check", "--quick", "--out", out)
+
+
+def test_quick_check_writes_the_report_files(quick):
+    out, summary = quick
+    for name in ("report.md", "results.json", "rate.png", "report.json", "convergence.json"):
+        assert (out / name).stat().st_size > 0
+    json.loads((out / "report.json").read_text())  # strict JSON
+    text = (out / "report.md").read_text()
+    for section in ("Verdict", "Recommendation", "Complexity", "Against the bound", "Convergence"):
+        assert section in text
+    assert summary["verdict"] in {
+        "consistent",
+        "faster than predicted",
+        "slower than predicted",
+        "flat",
+        "noise-limited",
+        "not converged",
+    }
+
+
+def test_quick_check_measures_the_true_complexity_of_the_default_target(quick):
+    _, summary = quick
+    assert summary["target"] == "fig5b-rinf"
+    assert summary["complexity"]["beta"] == pytest.approx(1.0, abs=1e-3)
+    assert summary["complexity"]["c_beta"] == pytest.approx(1.0, rel=1e-3)
+
+
+def test_the_envelope_bound_holds_at_every_trained_point(quick):
+    _, summary = quick
+    report = summary["check"]
+    lp, params = report["envelope"], report["parameters"]
+    unit = theory.Bound(tau=params["tau"], alpha=params["alpha"], beta=params["beta"])
+    assert report["error_key"] == "error"  # paper A's norm
+    for point in report["points"]:
+        terms = unit.terms(point["m_h"], point["m_ff"])
+        bound = lp["c_beta"] * terms.attention_term + lp["c_alpha"] * terms.ff_term
+        assert bound >= point["error"] * (1 - 1e-9)
+
+
+def test_truncation_errors_fall_with_m_h_and_recommendation_is_a_tested_width(quick):
+    _, summary = quick
+    rows = sorted(summary["truncation"], key=lambda r: r["m_h"])
+    assert [r["m_h"] for r in rows] == [1, 2, 3, 4]
+    values = [r["truncation"] for r in rows]
+    assert all(a > b for a, b in zip(values, values[1:]))
+    (recommendation,) = summary["recommendation"]
+    assert recommendation["m_h"] in {1, 2, 3, 4} and recommendation["m_ff"] == 32
+
+
+def test_convergence_retrains_with_twice_the_epochs(quick):
+    out, summary = quick
+    conv = summary["convergence"]
+    assert conv["epochs"] == 2 * summary["training"]["epochs"]
+    (row,) = conv["budgets"]
+    assert row["error_2x"] > 0
+    stored = json.loads((out / "convergence.json").read_text())
+    assert {run["epochs"] for run in stored["runs"]} <= set(range(1, conv["epochs"] + 1))
+    assert (
+        conv["material"] == (conv["max_change"] > summary["material_rtol"])
+        or conv["verdict_changed"]
+    )
+
+
+def test_a_second_run_resumes_without_training_again(quick):
+    out, _ = quick
+    again = run_cli_json("check", "--quick", "--out", out)
+    assert again["sweep"] == {"trained": 0, "skipped": 4}
+
+
+def test_seed_noise_compares_seed_spread_with_budget_differences():
+    class Report:
+        points = [
+            {"error": 1.0, "error_max": 2.0, "seeds": 2},
+            {"error": 1.1, "error_max": 2.0, "seeds": 2},
+        ]
+
+    spread, between = workflow._seed_noise(Report)
+    assert spread > between
+
+
+@pytest.mark.parametrize(
+    "args, code, fragment",
+    [
+        (["--target", "nope", "--quick"], 1, "nope"),
+        (["--beta", "1.0"], 2, "--beta"),
+        (["--m-h", "0:2", "--quick"], 2, "positive"),
+        (["--scheduler", "local:0", "--quick"], 2, "local:0"),
+        (["--plot", "x.png"], 2, "--plot"),
+    ],
+)
+def test_check_rejects_bad_input_in_one_line(tmp_path, args, code, fragment):
+    result = run_cli("check", *args, "--out", tmp_path / "o", expect_exit=code)
+    assert_one_line_error(result, fragment)
