@@ -20,7 +20,9 @@ EXPORT_FORMATS = ("keras", "saved_model")
 def training_options(command):
     """Add one option per `TrainingConfig` setting (help, range, default from the config)."""
     for spec in reversed(cli_options()):
-        if spec["kind"] == "int":
+        if spec["kind"] == "choice":
+            kind = click.Choice(spec["choices"])
+        elif spec["kind"] == "int":
             kind = click.IntRange(min=spec.get("minimum", 1))
         else:
             kind = click.FloatRange(

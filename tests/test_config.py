@@ -96,3 +96,38 @@ def test_config_module_imports_only_the_standard_library():
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_schedule_and_warmup_are_validated_together():
+    from tfapprox.config import TrainingConfig
+
+    assert TrainingConfig(schedule="cosine", warmup_epochs=3).warmup_epochs == 3
+    with pytest.raises(ValueError, match="schedule"):
+        TrainingConfig(schedule="linear")
+    with pytest.raises(ValueError, match="warmup_epochs"):
+        TrainingConfig(warmup_epochs=2)  # plateau has no warm-up
+
+
+def test_scheduled_rate_is_warm_up_then_cosine_to_the_floor():
+    import math
+
+    from tfapprox.config import TrainingConfig
+
+    config = TrainingConfig(
+        epochs=10, learning_rate=1.0, schedule="cosine", warmup_epochs=2, min_learning_rate=0.1
+    )
+    rates = [config.scheduled_rate(e) for e in range(10)]
+    assert rates[:2] == [0.5, 1.0]
+    for e in range(2, 10):  # closed form of the cosine after the warm-up
+        assert rates[e] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (e - 2) / 8)))
+    assert TrainingConfig(schedule="constant").scheduled_rate(7) == 1e-3
+
+
+def test_engine_reads_its_settings_from_training_config():
+    from tfapprox import engine
+    from tfapprox.config import TrainingConfig
+
+    config = TrainingConfig(epochs=7, schedule="cosine", warmup_epochs=1)
+    settings = engine.training_config(config)
+    assert settings == {key: config.to_dict()[key] for key in engine.ENGINE_SETTINGS}
+    assert engine.training_config({"epochs": 7, "schedule": "cosine", "warmup_epochs": 1}) == settings

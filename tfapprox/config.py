@@ -37,7 +37,11 @@ import json
 
 from tfapprox._checks import check_int, check_real
 
-__all__ = ["TrainingConfig", "cli_options"]
+__all__ = ["SCHEDULES", "TrainingConfig", "cli_options"]
+
+# How the learning rate moves: reduced on plateaus of the training loss,
+# cosine decay (after an optional linear warm-up), or constant.
+SCHEDULES = ("plateau", "cosine", "constant")
 
 
 def _setting(default=None, *, help, kind, default_factory=None, **rule):
@@ -61,6 +65,10 @@ def _check(field, value):
         return check_int(
             name, value, minimum=rule.get("minimum", 1), allow_none=rule.get("optional", False)
         )
+    if rule["kind"] == "choice":
+        from tfapprox._checks import check_choice
+
+        return check_choice(name, value, rule["choices"])
     if rule["kind"] == "real":
         value = check_real(name, value, low=rule.get("low"), low_open=rule.get("low_open", False))
         high = rule.get("high")
@@ -115,6 +123,12 @@ class TrainingConfig:
             Defaults to None.
         min_learning_rate: float >= 0. Floor of the learning rate.
             Defaults to 1e-6.
+        schedule: str. ``"plateau"`` (multiply by ``reduce_lr_factor`` on a
+            plateau), ``"cosine"`` (per epoch ``lr_min + (lr − lr_min)(1 +
+            cos(π e / E))/2`` after the warm-up) or ``"constant"``. Defaults
+            to ``"plateau"``.
+        warmup_epochs: int >= 0. Linear warm-up epochs (not with
+            ``"plateau"``). Defaults to 0.
         model_kwargs: dict. Extra `tfapprox.models.build_transformer`
             arguments (e.g. ``position_encoding``) when `fit` builds the
             model from a budget. Defaults to ``{}``.
@@ -157,6 +171,18 @@ class TrainingConfig:
     min_learning_rate: float = _setting(
         1e-6, kind="real", low=0, help="Floor of the learning rate."
     )
+    schedule: str = _setting(
+        "plateau",
+        kind="choice",
+        choices=SCHEDULES,
+        help="Learning-rate schedule: plateau (reduce on plateau), cosine or constant.",
+    )
+    warmup_epochs: int = _setting(
+        0,
+        kind="int",
+        minimum=0,
+        help="Epochs of linear learning-rate warm-up (cosine and constant schedules).",
+    )
     model_kwargs: dict = _setting(
         kind="dict",
         default_factory=dict,
@@ -166,6 +192,38 @@ class TrainingConfig:
     def __post_init__(self):
         for field in dataclasses.fields(self):
             object.__setattr__(self, field.name, _check(field, getattr(self, field.name)))
+        if self.warmup_epochs and self.schedule == "plateau":
+            raise ValueError(
+                "`warmup_epochs` applies to the 'cosine' and 'constant' schedules only. "
+                f"Received: warmup_epochs={self.warmup_epochs} with schedule='plateau'"
+            )
+
+    def scheduled_rate(self, epoch, base=None):
+        """The learning rate of ``epoch`` (0-based) under the cosine or constant schedule.
+
+        Linear warm-up over ``warmup_epochs``, then constant, or cosine decay
+        from ``base`` (default ``learning_rate``) to ``min_learning_rate``
+        at the last epoch. The plateau schedule has no fixed rate per epoch
+        (it reacts to the loss): this returns ``base`` for it.
+
+        >>> config = TrainingConfig(epochs=4, schedule="cosine", min_learning_rate=0.0)
+        >>> [round(config.scheduled_rate(e, 1.0), 3) for e in range(4)]
+        [1.0, 0.854, 0.5, 0.146]
+        """
+        import math
+
+        base = self.learning_rate if base is None else base
+        if self.schedule == "plateau":
+            return base
+        if epoch < self.warmup_epochs:
+            return base * (epoch + 1) / self.warmup_epochs
+        if self.schedule == "constant":
+            return base
+        span = max(1, self.epochs - self.warmup_epochs)
+        floor = min(self.min_learning_rate, base)
+        return floor + (base - floor) * 0.5 * (
+            1.0 + math.cos(math.pi * (epoch - self.warmup_epochs) / span)
+        )
 
     @property
     def effective_reduce_lr_patience(self):

@@ -39,27 +39,28 @@ import keras
 import numpy as np
 from keras import ops
 
-from tfapprox._checks import check_choice, check_int, check_positive_int, check_real, check_seed
+from tfapprox._checks import check_int, check_positive_int, check_real, check_seed
 from tfapprox.budget import Budget
+from tfapprox.config import SCHEDULES  # noqa: F401  (re-exported)
 from tfapprox.datasets import Dataset
 
-SCHEDULES = ("plateau", "cosine", "constant")
 STOP_REASONS = ("max_epochs", "plateau", "non_finite")
 
-# `fit`'s defaults, plus the schedule.
-DEFAULTS = {
-    "epochs": 500,
-    "batch_size": 64,
-    "learning_rate": 1e-3,
-    "patience": 30,
-    "min_delta": 0.0,
-    "min_rel_delta": 1e-3,
-    "reduce_lr_factor": 0.5,
-    "reduce_lr_patience": None,
-    "min_learning_rate": 1e-6,
-    "schedule": "plateau",
-    "warmup_epochs": 0,
-}
+# The `TrainingConfig` settings the engine uses (restarts and model_kwargs are
+# the caller's business: one member is one initialisation).
+ENGINE_SETTINGS = (
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "patience",
+    "min_delta",
+    "min_rel_delta",
+    "reduce_lr_factor",
+    "reduce_lr_patience",
+    "min_learning_rate",
+    "schedule",
+    "warmup_epochs",
+)
 
 _MODEL_OPTIONS = (
     "output",
@@ -80,78 +81,44 @@ _BETA_1, _BETA_2, _EPSILON = 0.9, 0.999, 1e-7
 
 
 def training_config(config=None):
-    """Validate training hyperparameters; return them as a JSON-ready dict.
+    """The engine's training settings, validated by `tfapprox.config.TrainingConfig`.
+
+    The recipe (optimiser settings, schedule, stopping) is defined once, in
+    `TrainingConfig`; the engine reads the settings it uses from it.
 
     Args:
-        config: None (all defaults), a dict, or any object with some of the
-            attributes ``epochs``, ``batch_size``, ``learning_rate``,
-            ``patience``, ``min_delta``, ``min_rel_delta``,
-            ``reduce_lr_factor``, ``reduce_lr_patience``,
-            ``min_learning_rate``, ``schedule`` (``"plateau"``,
-            ``"cosine"`` or ``"constant"``) and ``warmup_epochs`` (such as
-            `tfapprox.config.TrainingConfig`). Missing fields take `fit`'s
-            defaults (`DEFAULTS`); a dict with other keys is an error.
+        config: None (the defaults), a `TrainingConfig`, a dict of its
+            settings, or any object with some of its attribute names.
 
     Returns:
-        dict with every field of `DEFAULTS`, validated
-        (``reduce_lr_patience`` resolved to ``max(1, patience // 3)`` when
-        None).
+        dict with the settings of `ENGINE_SETTINGS` (``reduce_lr_patience``
+        resolved to ``max(1, patience // 3)`` when None).
 
     >>> training_config({"epochs": 10})["reduce_lr_patience"]
     10
-    >>> training_config({"epoch": 10})
+    >>> training_config({"epoch": 10})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: Unknown training config keys ['epoch']; expected a subset of ['batch_size', 'epochs', 'learning_rate', 'min_delta', 'min_learning_rate', 'min_rel_delta', 'patience', 'reduce_lr_factor', 'reduce_lr_patience', 'schedule', 'warmup_epochs']
-    """  # noqa: E501
+    ValueError: Unknown TrainingConfig settings ['epoch']; known: epochs, ...
+    """
+    from tfapprox.config import TrainingConfig
+
     if config is None:
-        values = {}
+        config = TrainingConfig()
     elif isinstance(config, dict):
-        unknown = sorted(set(config) - set(DEFAULTS))
-        if unknown:
-            raise ValueError(
-                f"Unknown training config keys {unknown}; expected a subset of {sorted(DEFAULTS)}"
-            )
-        values = dict(config)
-    else:
-        values = {key: getattr(config, key) for key in DEFAULTS if hasattr(config, key)}
+        config = TrainingConfig.from_dict(config)
+    elif not isinstance(config, TrainingConfig):
+        values = {
+            key: getattr(config, key) for key in TrainingConfig.names() if hasattr(config, key)
+        }
         if not values:
             raise TypeError(
                 "`config` must be None, a dict or an object with training attributes "
                 f"(epochs, batch_size, ...). Received: {type(config).__name__}"
             )
-    merged = {**DEFAULTS, **values}
-    out = {
-        "epochs": check_positive_int("epochs", merged["epochs"]),
-        "batch_size": check_positive_int("batch_size", merged["batch_size"]),
-        "learning_rate": check_real("learning_rate", merged["learning_rate"], low=0, low_open=True),
-        "patience": check_positive_int("patience", merged["patience"]),
-        "min_delta": check_real("min_delta", merged["min_delta"], low=0),
-        "min_rel_delta": check_real(
-            "min_rel_delta", merged["min_rel_delta"], low=0, high=1, high_open=True
-        ),
-        "reduce_lr_factor": check_real(
-            "reduce_lr_factor",
-            merged["reduce_lr_factor"],
-            low=0,
-            high=1,
-            low_open=True,
-            high_open=True,
-        ),
-        "min_learning_rate": check_real("min_learning_rate", merged["min_learning_rate"], low=0),
-        "schedule": check_choice("schedule", merged["schedule"], SCHEDULES),
-        "warmup_epochs": check_int("warmup_epochs", merged["warmup_epochs"], minimum=0),
-    }
-    patience = merged["reduce_lr_patience"]
-    if patience is None:
-        patience = max(1, out["patience"] // 3)
-    out["reduce_lr_patience"] = check_positive_int("reduce_lr_patience", patience)
-    if out["warmup_epochs"] and out["schedule"] == "plateau":
-        raise ValueError(
-            "`warmup_epochs` applies to the 'cosine' and 'constant' schedules only. "
-            f"Received: warmup_epochs={out['warmup_epochs']} with schedule='plateau'"
-        )
-    return {key: out[key] for key in DEFAULTS}
+        config = TrainingConfig(**values)
+    settings = config.to_dict()
+    return {key: settings[key] for key in ENGINE_SETTINGS}
 
 
 def _members(members):
@@ -704,15 +671,10 @@ class EnsembleResult:
 
 
 def _schedule_rate(config, base, epoch):
-    """The learning rate of ``epoch`` (0-based) for the cosine and constant schedules."""
-    warmup = config["warmup_epochs"]
-    if epoch < warmup:
-        return base * (epoch + 1) / warmup
-    if config["schedule"] == "constant":
-        return base
-    span = max(1, config["epochs"] - warmup)
-    floor = min(config["min_learning_rate"], base)
-    return floor + (base - floor) * 0.5 * (1.0 + math.cos(math.pi * (epoch - warmup) / span))
+    """The learning rate of ``epoch`` (0-based): `TrainingConfig.scheduled_rate`."""
+    from tfapprox.config import TrainingConfig
+
+    return TrainingConfig.from_dict(config).scheduled_rate(epoch, base)
 
 
 def _label(budget, seed):

@@ -442,17 +442,20 @@ def fit(
             variable.assign(value)
         model.optimizer.learning_rate = learning_rate
         guard = _guard_callback(patience, min_delta, min_rel_delta)
-        restart_callbacks = [
-            guard,
-            keras.callbacks.ReduceLROnPlateau(
+        if config.schedule == "plateau":
+            rate_callback = keras.callbacks.ReduceLROnPlateau(
                 monitor="loss",
                 factor=reduce_lr_factor,
                 patience=reduce_lr_patience,
                 min_delta=min_delta,
                 min_lr=min_learning_rate,
                 verbose=0,
-            ),
-        ]
+            )
+        else:  # the same per-epoch rates as the batched engine
+            rate_callback = keras.callbacks.LearningRateScheduler(
+                lambda epoch, _rate: config.scheduled_rate(epoch)
+            )
+        restart_callbacks = [guard, rate_callback]
         if log_dir is not None:
             restart_callbacks.append(
                 keras.callbacks.TensorBoard(
