@@ -30,8 +30,9 @@ set drawn with `Target.sample(n_eval, seed=EVAL_SEED)`.
 
 Usage::
 
-    python -m analysis.recipe --quick            # ≤ 90 s: the key table on fig5b-r6
-    python -m analysis.recipe                    # the full evidence tables
+    python -m analysis.recipe --quick            # ≤ 90 s: trained vs truncation, fig5b-r2, m_h 1-2
+    python -m analysis.recipe                    # every experiment (hours on 2 CPU cores)
+    python -m analysis.recipe --report           # the evidence tables of the logged runs
     python -m analysis.recipe --experiment truncation --json
 
 Each experiment appends its rows to ``runs/recipe/<experiment>.jsonl`` as it
@@ -691,6 +692,25 @@ EXPERIMENTS = {
             "F b64 12k",
             "fig5b-r6",
             [{"m_h": 1}, {"m_h": 6}],
+            {**RECOMMENDED, "steps": 12000},
+            128,
+            32,
+        ),
+    ],
+    # The recommended recipe at 12k steps: more m_h on fig5b-r6, and fig5b-r2.
+    "sweep12k": [
+        (
+            "G b64 12k",
+            "fig5b-r6",
+            [{"m_h": m} for m in (2, 4, 8)],
+            {**RECOMMENDED, "steps": 12000},
+            128,
+            32,
+        ),
+        (
+            "G b64 12k",
+            "fig5b-r2",
+            [{"m_h": m} for m in (1, 2)],
             {**RECOMMENDED, "steps": 12000},
             128,
             32,
