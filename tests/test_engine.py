@@ -254,7 +254,7 @@ def test_reduce_on_plateau_matches_keras_callback():
             "ff_depth",
         ),
         ({"config": {"batch_size": 0}}, ValueError, "batch_size"),
-        ({"config": {"epoch": 3}}, ValueError, "Unknown training config keys"),
+        ({"config": {"epoch": 3}}, ValueError, "Unknown TrainingConfig settings"),
         ({"config": {"schedule": "linear"}}, ValueError, "schedule"),
         ({"config": {"warmup_epochs": 2}}, ValueError, "warmup_epochs"),
         ({"config": 3}, TypeError, "config"),
