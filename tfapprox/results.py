@@ -64,6 +64,7 @@ __all__ = [
     "FORMAT",
     "RUN_KEYS",
     "append",
+    "check_same_data",
     "data_fingerprint",
     "from_strict_json",
     "merge",
@@ -344,7 +345,8 @@ def metadata_for(data):
     }
 
 
-def _check_same_data(old, new, where):
+def check_same_data(old, new, where):
+    """Raise `ValueError` if two metadata dicts describe different data (`CHECKED_METADATA`)."""
     for key in CHECKED_METADATA:
         if old.get(key) is None or new.get(key) is None or old[key] == new[key]:
             continue
@@ -424,7 +426,7 @@ def append(path, runs, metadata=None):
     )
     if os.path.exists(path):
         old = read(path)
-        _check_same_data(old["metadata"], new["metadata"], f"results file {path}")
+        check_same_data(old["metadata"], new["metadata"], f"results file {path}")
         results = {
             "format": FORMAT,
             "runs": _merged_runs(old["runs"], new["runs"]),
@@ -453,7 +455,7 @@ def merge(paths):
     merged = {"format": FORMAT, "runs": [], "metadata": {}}
     for path in paths:
         results = read(path)
-        _check_same_data(merged["metadata"], results["metadata"], f"results file {path}")
+        check_same_data(merged["metadata"], results["metadata"], f"results file {path}")
         merged["runs"] = _merged_runs(merged["runs"], results["runs"])
         merged["metadata"] = {**results["metadata"], **merged["metadata"]}
     return merged

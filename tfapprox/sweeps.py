@@ -354,9 +354,7 @@ def run_sweep(
     done = {}
     if os.path.exists(results_path):
         existing = results.read(results_path)
-        results._check_same_data(
-            existing["metadata"], file_metadata, f"results file {results_path}"
-        )
+        results.check_same_data(existing["metadata"], file_metadata, f"results file {results_path}")
         if force:
             results.write(results_path, [], {**existing["metadata"], **file_metadata})
         else:
