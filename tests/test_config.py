@@ -130,4 +130,6 @@ def test_engine_reads_its_settings_from_training_config():
     config = TrainingConfig(epochs=7, schedule="cosine", warmup_epochs=1)
     settings = engine.training_config(config)
     assert settings == {key: config.to_dict()[key] for key in engine.ENGINE_SETTINGS}
-    assert engine.training_config({"epochs": 7, "schedule": "cosine", "warmup_epochs": 1}) == settings
+    assert (
+        engine.training_config({"epochs": 7, "schedule": "cosine", "warmup_epochs": 1}) == settings
+    )
