@@ -678,8 +678,10 @@ def _main_job(target, m_h, m_ff, n, seeds, epochs, alpha, scheduler, out, quick,
     click.echo(
         f"bound      holds everywhere with C_β = {lp['c_beta']:.3g}, C_α = {lp['c_alpha']:.3g}"
     )
+    provisional = summary["verdict"] in ("not converged", "noise-limited")
     for row in summary["recommendation"]:
-        click.echo(f"use        m_h = {row['m_h']} at m_FF = {row['m_ff']}")
+        note = " (provisional: the errors are not at their floor)" if provisional else ""
+        click.echo(f"use        m_h = {row['m_h']} at m_FF = {row['m_ff']}{note}")
     outputs = summary["outputs"]
     click.echo(f"wrote      {outputs['report']}, {outputs['results']}, {outputs['figure']}")
 

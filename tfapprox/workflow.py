@@ -115,7 +115,10 @@ def _best_by_budget(runs, key):
 
 
 def _recommendation(report, rtol=0.05):
-    """Per m_FF: the smallest m_h whose error is within ``rtol`` of the best one."""
+    """Per m_FF: the smallest m_h whose error is within ``rtol`` of the best one.
+
+    Provisional when the verdict says the errors are not at their floor.
+    """
     rows = []
     by_m_ff = {}
     for point in report.points:
@@ -427,9 +430,15 @@ def render_report(summary):
         f"**Verdict: {summary['verdict']}.** {summary['verdict_text']}",
         "",
     ]
+    provisional = summary["verdict"] in ("not converged", "noise-limited")
     for row in summary["recommendation"]:
         lines.append(
-            f"**Recommendation:** for this target at m_FF = {row['m_ff']}, use m_h = {row['m_h']} "
+            (
+                "**Provisional recommendation** (the errors are not at their floor):"
+                if provisional
+                else "**Recommendation:**"
+            )
+            + f" for this target at m_FF = {row['m_ff']}, use m_h = {row['m_h']} "
             f"(the smallest m_h within {100 * row['rtol']:.0f}% of the best error, {_fmt(row['error'])})."
         )
     lines += [
