@@ -8,9 +8,8 @@ import os
 
 import click
 
-from tfapprox.budget import POSITION_ENCODINGS
 from tfapprox_cli._common import echo_json, library_errors
-from tfapprox_cli.train import POSITIVE, _training_data, training_options
+from tfapprox_cli.train import POSITIVE, _training_data, data_options, training_options
 
 
 class WidthList(click.ParamType):
@@ -74,27 +73,7 @@ def _flatten(lists):
 @click.option(
     "--seeds", type=POSITIVE, default=1, show_default=True, help="Seeds per budget (0..SEEDS-1)."
 )
-@click.option(
-    "--position-encoding",
-    type=click.Choice(POSITION_ENCODINGS),
-    default="learned",
-    show_default=True,
-    help="Position encoding e(t).",
-)
-@click.option(
-    "--samples",
-    type=POSITIVE,
-    default=2000,
-    show_default=True,
-    help="Training sequences drawn when DATA is a preset (plus a quarter as many held out).",
-)
-@click.option(
-    "--data-seed",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Sampling seed when DATA is a preset (held-out data: DATA_SEED + 1).",
-)
+@data_options
 @training_options
 @click.option(
     "--chunk-size",

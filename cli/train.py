@@ -42,6 +42,36 @@ def training_options(command):
     return command
 
 
+def data_options(command):
+    """The options of DATA shared by train and sweep: encoding, samples, data seed."""
+    options = [
+        click.option(
+            "--position-encoding",
+            type=click.Choice(POSITION_ENCODINGS),
+            default="learned",
+            show_default=True,
+            help="Position encoding e(t).",
+        ),
+        click.option(
+            "--samples",
+            type=POSITIVE,
+            default=2000,
+            show_default=True,
+            help="Training sequences drawn when DATA is a preset (plus a quarter as many held out).",
+        ),
+        click.option(
+            "--data-seed",
+            type=click.IntRange(min=0),
+            default=0,
+            show_default=True,
+            help="Sampling seed when DATA is a preset (held-out data: DATA_SEED + 1).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def _budget_line(budget):
     if budget is None:
         return "budget: (not a tfapprox Transformer)"
@@ -94,27 +124,7 @@ def _training_data(data, samples, data_seed):
     show_default=True,
     help="Hidden layers per feed-forward network.",
 )
-@click.option(
-    "--position-encoding",
-    type=click.Choice(POSITION_ENCODINGS),
-    default="learned",
-    show_default=True,
-    help="Position encoding e(t).",
-)
-@click.option(
-    "--samples",
-    type=POSITIVE,
-    default=2000,
-    show_default=True,
-    help="Training sequences drawn when DATA is a preset (plus a quarter as many held out).",
-)
-@click.option(
-    "--data-seed",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Sampling seed when DATA is a preset (held-out data: DATA_SEED + 1).",
-)
+@data_options
 @training_options
 @click.option(
     "--seed",
