@@ -266,7 +266,7 @@ class TrainingConfig:
         >>> TrainingConfig.from_dict({"epochs": 5, "speed": 2})
         Traceback (most recent call last):
         ...
-        ValueError: Unknown TrainingConfig settings ['speed']; known: epochs, batch_size, learning_rate, restarts, patience, min_delta, min_rel_delta, reduce_lr_factor, reduce_lr_patience, min_learning_rate, model_kwargs
+        ValueError: Unknown TrainingConfig settings ['speed']; known: epochs, batch_size, learning_rate, restarts, patience, min_delta, min_rel_delta, reduce_lr_factor, reduce_lr_patience, min_learning_rate, schedule, warmup_epochs, model_kwargs
         """
         if not isinstance(config, dict):
             raise TypeError(f"`config` must be a dict. Received: {type(config).__name__}")
