@@ -135,7 +135,32 @@ def rate_plot(path, report):
                 + constants["c_alpha"] * unit.terms(k, m_ff).ff_term
                 for k in grid
             ]
-            ax.loglog(grid, curve, "--", color=color, lw=1, label=f"bound, m_FF={m_ff}")
+            ax.loglog(
+                grid, curve, "--", color=color, lw=1, label=f"least-squares bound, m_FF={m_ff}"
+            )
+        envelope = report.get("envelope")
+        if envelope and (envelope["c_alpha"] > 0 or envelope["c_beta"] > 0):
+            grid = np.geomspace(group[0]["m_h"], group[-1]["m_h"], 100)
+            unit = theory.Bound(
+                tau=params["tau"], alpha=params["alpha"], beta=params["beta"], c_0=params["c_0"]
+            )
+            curve = [
+                envelope["c_beta"] * unit.terms(k, m_ff).attention_term
+                + envelope["c_alpha"] * unit.terms(k, m_ff).ff_term
+                for k in grid
+            ]
+            ax.loglog(
+                grid, curve, "-", color=color, lw=2, alpha=0.5, label=f"envelope bound, m_FF={m_ff}"
+            )
+            optimum = next((o for o in report.get("optima", []) if o["m_ff"] == m_ff), None)
+            if optimum and optimum.get("envelope_m_h_opt"):
+                ax.axvline(
+                    optimum["envelope_m_h_opt"],
+                    color=color,
+                    ls=":",
+                    lw=1,
+                    label=f"m_h* = {optimum['envelope_m_h_opt']:.2f}",
+                )
     rate = report["rate"]
     if rate["slope"] is not None:
         low, high = rate["m_h_range"]
