@@ -17,6 +17,10 @@ EXPERIMENTS = {
         "attention_rank",
         "training error vs the attention rank m_h and the learned spectrum (paper A Fig. 1)",
     ),
+    "fig5": (
+        "fig5",
+        "trained error vs m_h on targets of rank 2, 6 and inf: claims (a)-(c) (paper A Fig. 5)",
+    ),
     "mixing": (
         "mixing",
         "temporal mixing vs the POD spectrum; a TemporalConv in front (paper A Sec. 6, App. D.3)",

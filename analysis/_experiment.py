@@ -31,6 +31,23 @@ def parser(description, default_out):
     return parser
 
 
+def start(argv, doc, default_out, quick, full):
+    """Parse an experiment's command line; create its output folder; pick its settings.
+
+    Args:
+        argv: list of str or None (``sys.argv[1:]``).
+        doc: the experiment module's docstring (its first line is the description).
+        default_out: str. The default of ``--out``.
+        quick, full: dicts. The settings of ``--quick`` and of the full run.
+
+    Returns:
+        ``(args, out, settings)``: the parsed arguments, the output folder
+        (created and writable) and the chosen settings.
+    """
+    args = parser(doc.splitlines()[0], default_out).parse_args(argv)
+    return args, prepare_out(args.out), quick if args.quick else full
+
+
 def markdown_table(header, rows):
     """A GitHub-style markdown table.
 

@@ -128,9 +128,9 @@ def table(points, rate):
 
 
 def _figure(points, rate, out):
-    from tfapprox.plots import _pyplot, save_figure
+    from tfapprox.plots import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     m_h = np.array([p["m_h"] for p in points], dtype=float)
     for p in points:
@@ -176,9 +176,7 @@ def _figure(points, rate, out):
 
 
 def main(argv=None):
-    args = _experiment.parser(__doc__.splitlines()[0], "runs/attention-rank").parse_args(argv)
-    out = _experiment.prepare_out(args.out)
-    settings = QUICK if args.quick else FULL
+    args, out, settings = _experiment.start(argv, __doc__, "runs/attention-rank", QUICK, FULL)
     start = time.perf_counter()
     train, _ = _digits.load(settings["patch"])
     points = run(settings, train)

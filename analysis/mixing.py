@@ -349,9 +349,9 @@ def table(d3, rows, settings):
 
 
 def _figure(d3, rows, out):
-    from tfapprox.plots import _pyplot, save_figure
+    from tfapprox.plots import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     for r in rows:
         values = np.asarray(r["kernel"]["singular_values"])
@@ -385,9 +385,7 @@ def _figure(d3, rows, out):
 
 
 def main(argv=None):
-    args = _experiment.parser(__doc__.splitlines()[0], "runs/mixing").parse_args(argv)
-    out = _experiment.prepare_out(args.out)
-    settings = QUICK if args.quick else FULL
+    args, out, settings = _experiment.start(argv, __doc__, "runs/mixing", QUICK, FULL)
     start = time.perf_counter()
     d3 = part_d3()
     rows, target = part_mixed(settings)

@@ -287,9 +287,7 @@ def table(cells, claims):
 
 
 def main(argv=None):
-    args = _experiment.parser(__doc__.splitlines()[0], "runs/ordering").parse_args(argv)
-    out = _experiment.prepare_out(args.out)
-    settings = QUICK if args.quick else FULL
+    args, out, settings = _experiment.start(argv, __doc__, "runs/ordering", QUICK, FULL)
     start = time.perf_counter()
     cells, data_info = run(settings)
     claims = directions(cells)
@@ -317,9 +315,9 @@ def main(argv=None):
 def _figure(cells, out):
     import os
 
-    from tfapprox.plots import _pyplot, save_figure
+    from tfapprox.plots import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
     for ax, number in zip(axes, (2, 3)):
         group = [c for c in cells if c["table"] == number]

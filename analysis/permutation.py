@@ -172,9 +172,9 @@ def table(runs, summary):
 
 
 def _figure(summary, out):
-    from tfapprox.plots import _pyplot, save_figure
+    from tfapprox.plots import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4.0))
     for case, style in (("original", "o-"), ("permuted", "s--")):
         values = np.asarray(summary[case]["spectrum_mean"])
@@ -191,9 +191,7 @@ def _figure(summary, out):
 
 
 def main(argv=None):
-    args = _experiment.parser(__doc__.splitlines()[0], "runs/permutation").parse_args(argv)
-    out = _experiment.prepare_out(args.out)
-    settings = QUICK if args.quick else FULL
+    args, out, settings = _experiment.start(argv, __doc__, "runs/permutation", QUICK, FULL)
     start = time.perf_counter()
     train, test = _digits.load(settings["patch"])
     tau = train.x.shape[1]

@@ -11,10 +11,11 @@ import os
 
 from tfapprox import _io
 
-__all__ = ["rate_plot", "save_figure", "spectrum_plot"]
+__all__ = ["pyplot", "rate_plot", "save_figure", "spectrum_plot"]
 
 
-def _pyplot():
+def pyplot():
+    """`matplotlib.pyplot` on the Agg backend (files only, no display), imported on first use."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -25,7 +26,7 @@ def _pyplot():
 
 def save_figure(fig, path):
     """Write a matplotlib figure atomically, in the format of ``path``'s suffix, and close it."""
-    plt = _pyplot()
+    plt = pyplot()
     suffix = os.path.splitext(os.fspath(path))[1].lstrip(".").lower() or "png"
     buffer = io.BytesIO()
     try:
@@ -52,7 +53,7 @@ def spectrum_plot(path, summary, title=""):
     >>> spectrum_plot(path, summary, "example") == path and os.path.getsize(path) > 0
     True
     """
-    plt = _pyplot()
+    plt = pyplot()
     import numpy as np
 
     values = np.asarray(summary["all_values"])
@@ -96,7 +97,7 @@ def rate_plot(path, report):
     >>> rate_plot(path, report) == path and os.path.getsize(path) > 0
     True
     """
-    plt = _pyplot()
+    plt = pyplot()
     import numpy as np
 
     from tfapprox import theory

@@ -1,0 +1,89 @@
+"""analysis/fig5.py: paper A's Fig. 5 claims, checked from trained errors."""
+
+import math
+
+import numpy as np
+import pytest
+
+from analysis import fig5
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("fig5"))
+
+
+@pytest.fixture(scope="module")
+def result(out):
+    return fig5.main(["--quick", "--out", out])
+
+
+def test_every_target_has_one_point_per_m_h(result):
+    assert [r["target"] for r in result["targets"]] == list(fig5.TARGETS)
+    for r in result["targets"]:
+        assert [p["m_h"] for p in r["points"]] == result["settings"]["m_h"]
+        for p in r["points"]:
+            assert p["error"] == min(p["errors"]) and p["error"] > 0
+
+
+def test_truncation_error_vanishes_exactly_from_the_rank_on(result):
+    for r in result["targets"]:
+        truncation = [p["truncation_error"] for p in r["points"]]
+        assert all(a >= b - 1e-12 for a, b in zip(truncation, truncation[1:]))
+        for p in r["points"]:
+            if r["rank"] != "inf" and p["m_h"] >= r["rank"]:
+                assert p["truncation_error"] == 0.0
+            else:
+                assert p["truncation_error"] > 0.0
+
+
+def test_claims_and_side_runs_are_reported(result):
+    claims = result["claims"]
+    assert [c["target"] for c in claims["a"]] == [t for t in fig5.TARGETS if "inf" not in t]
+    assert [c["expected"] for c in claims["b"]] == pytest.approx([-0.1, -1.0])
+    assert claims["c"]["total"] > 0
+    doubling = result["side"]["doubling"][0]
+    assert doubling["epochs"][1] == 2 * doubling["epochs"][0]
+    assert result["outputs"]["figure"].endswith("fig5.png")
+
+
+def test_running_again_resumes_without_training(result, out, capsys):
+    again = fig5.main(["--quick", "--out", out, "--json"])
+    assert all(r["trained"] == 0 for r in again["targets"])
+    for first, second in zip(result["targets"], again["targets"]):
+        assert [p["error"] for p in first["points"]] == [p["error"] for p in second["points"]]
+
+
+def _result(name, errors, m_hs=(1, 2, 4, 8)):
+    rank = "inf" if name.endswith("rinf") else int(name.rsplit("-r", 1)[1])
+    beta = 0.55 if name.startswith("fig5a") else 1.0
+    points = [{"m_h": m, "error": e} for m, e in zip(m_hs, errors)]
+    return {"target": name, "panel": name[:5], "rank": rank, "beta": beta, "points": points}
+
+
+def test_claim_a_compares_errors_past_the_rank_with_the_first():
+    assert fig5.claim_floor(_result("fig5b-r2", [1.0, 0.005, 0.002, 0.001]), 0.01)["holds"]
+    fails = fig5.claim_floor(_result("fig5b-r2", [1.0, 0.005, 0.02, 0.001]), 0.01)
+    assert not fails["holds"] and fails["worst_ratio_at_m_h_ge_r"] == pytest.approx(0.02)
+
+
+def test_claim_b_recovers_an_exact_power_law():
+    m_h = np.array([1, 2, 4, 8])
+    fit = fig5.claim_slope(_result("fig5b-rinf", 1.5 * m_h**-1.0), n_bootstrap=50)
+    assert fit["slope"] == pytest.approx(-1.0) and fit["holds"]
+    flat = fig5.claim_slope(_result("fig5b-rinf", 1.5 * m_h**-0.2), n_bootstrap=50)
+    assert flat["slope"] == pytest.approx(-0.2) and not flat["holds"]
+
+
+def test_claim_c_counts_every_pair_below_the_larger_rank():
+    results = [
+        _result("fig5a-r2", [1.0, 0.1, 0.1, 0.1]),
+        _result("fig5a-r6", [2.0, 1.0, 0.5, 0.1]),
+        _result("fig5a-rinf", [3.0, 0.5, 1.0, 0.9]),
+    ]
+    claim = fig5.claim_rank_order(results)
+    # (2, 6) at m_h 1, 2, 4; (6, inf) at m_h 1, 2, 4; (2, inf) at m_h 1.
+    assert claim["total"] == 7
+    failed = [(c["ranks"], c["m_h"]) for c in claim["comparisons"] if not c["holds"]]
+    assert failed == [([6, "inf"], 2)] and not claim["holds"]
+    assert math.isclose(claim["held"], 6)
