@@ -364,3 +364,44 @@ def test_digits_bad_test_fraction_is_a_value_error_naming_it(fraction):
 def test_digits_bad_seed_is_a_value_error_naming_it(seed):
     with pytest.raises(ValueError, match="`seed`"):
         datasets.digits_patches(seed=seed)
+
+
+def test_python_source_text_is_deterministic_and_over_the_fixed_alphabet():
+    from tfapprox.datasets import CHARACTERS, python_source_text
+
+    text, sources = python_source_text(50_000)
+    again, _ = python_source_text(50_000)
+    assert text == again and len(text) == 50_000
+    assert set(text) <= set(CHARACTERS) and len(CHARACTERS) == 96
+    assert sources == sorted(sources) and all(name.endswith(".py") for name in sources)
+    first, _ = python_source_text(10**9, modules=[sources[0]])
+    assert text.startswith(first[:1000])
+
+
+def test_character_windows_shift_the_targets_by_one_against_a_loop():
+    from tfapprox.datasets import CHARACTERS, character_windows
+
+    text = "def f(x):\n    return x + 1\n" * 3
+    x, y = character_windows(text, 7, 5, seed=3)
+    starts = np.random.default_rng(3).integers(0, len(text) - 7, size=5)
+    for row, start in enumerate(starts):
+        window = text[start : start + 8]
+        assert "".join(CHARACTERS[i] for i in x[row].argmax(-1)) == window[:-1]
+        assert "".join(CHARACTERS[i] for i in y[row]) == window[1:]
+    assert np.all(x.sum(-1) == 1.0) and x.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"text": "abc", "sequence_length": 3, "count": 1}, "shorter"),
+        ({"text": "abc\u00e9", "sequence_length": 1, "count": 1}, "outside CHARACTERS"),
+        ({"text": "abcdef", "sequence_length": 0, "count": 1}, "sequence_length"),
+        ({"text": "abcdef", "sequence_length": 2, "count": 0}, "count"),
+    ],
+)
+def test_character_windows_bad_input_names_the_argument(kwargs, match):
+    from tfapprox.datasets import character_windows
+
+    with pytest.raises(ValueError, match=match):
+        character_windows(**kwargs)

@@ -316,3 +316,105 @@ def digits_patches(patch=2, *, test_fraction=DIGITS_TEST_FRACTION, seed=0):
         }
         parts.append(Dataset(tokens[rows], labels[rows], metadata))
     return tuple(parts)
+
+
+# Printable ASCII and the newline: the characters of `python_source_text`.
+CHARACTERS = "\n" + "".join(chr(code) for code in range(32, 127))
+
+
+def python_source_text(max_chars=1_000_000, *, modules=None):
+    """Offline real text: the Python standard library's own source files.
+
+    Every Python install carries these files, so a character-level language
+    model has a real corpus without downloads (the stand-in for paper B's
+    pre-training corpus). The files are the standard library's top-level
+    ``*.py`` modules (``sysconfig.get_paths()["stdlib"]``), read in sorted
+    order and joined with a newline, until ``max_chars`` characters. Tabs
+    become four spaces, every other character outside `CHARACTERS`
+    (printable ASCII and the newline) becomes ``"?"``, so the vocabulary is
+    fixed at 96 symbols whatever the install.
+
+    Args:
+        max_chars: int >= 1. Length of the text. Defaults to 1,000,000.
+        modules: list of str or None. File names to read (e.g.
+            ``["argparse.py"]``) instead of every top-level module.
+
+    Returns:
+        ``(text, sources)``: the text (a str of at most ``max_chars``
+        characters) and the file names it came from, in order.
+
+    Example:
+
+    >>> text, sources = python_source_text(200, modules=["json/__init__.py"])
+    >>> len(text), sources, set(text) <= set(CHARACTERS)
+    (200, ['json/__init__.py'], True)
+    """
+    import sysconfig
+
+    if isinstance(max_chars, bool) or not isinstance(max_chars, (int, np.integer)) or max_chars < 1:
+        raise ValueError(f"`max_chars` must be a positive int. Received: max_chars={max_chars!r}")
+    root = sysconfig.get_paths()["stdlib"]
+    if modules is None:
+        modules = sorted(name for name in os.listdir(root) if name.endswith(".py"))
+    allowed = set(CHARACTERS)
+    pieces, sources, length = [], [], 0
+    for name in modules:
+        path = os.path.join(root, name)
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                raw = f.read()
+        except OSError as err:
+            raise ValueError(
+                f"cannot read the standard library file {name!r}: {err.strerror}"
+            ) from None
+        text = "".join(c if c in allowed else "?" for c in raw.replace("\t", "    "))
+        pieces.append(text)
+        sources.append(name)
+        length += len(text) + 1
+        if length >= max_chars:
+            break
+    return "\n".join(pieces)[:max_chars], sources
+
+
+def character_windows(text, sequence_length, count, *, seed=0):
+    """Random windows of ``text`` for next-character prediction.
+
+    Window ``i`` starts at a position drawn uniformly (``numpy`` generator of
+    ``seed``); its inputs are one-hot characters ``c_0 … c_{τ−1}`` and its
+    targets the next characters ``c_1 … c_τ`` (indices into `CHARACTERS`).
+
+    Args:
+        text: str over `CHARACTERS` (e.g. from `python_source_text`).
+        sequence_length: int >= 1. τ.
+        count: int >= 1. Number of windows.
+        seed: int. Defaults to 0.
+
+    Returns:
+        ``(x, y)``: float32 one-hot inputs ``(count, τ, 96)`` and int32
+        targets ``(count, τ)``.
+
+    Example:
+
+    >>> x, y = character_windows("abcdef", 3, 2, seed=0)
+    >>> x.shape, y.shape, bool((x.argmax(-1)[:, 1:] == y[:, :-1]).all())
+    ((2, 3, 96), (2, 3), True)
+    """
+    for name, value in (("sequence_length", sequence_length), ("count", count)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
+    if not isinstance(text, str):
+        raise TypeError(f"`text` must be a str. Received: {type(text).__name__}")
+    unknown = set(text) - set(CHARACTERS)
+    if unknown:
+        raise ValueError(f"`text` has characters outside CHARACTERS: {sorted(unknown)[:5]}")
+    if len(text) < sequence_length + 1:
+        raise ValueError(
+            f"`text` ({len(text)} characters) is shorter than sequence_length + 1 "
+            f"({sequence_length + 1})"
+        )
+    index = {c: i for i, c in enumerate(CHARACTERS)}
+    codes = np.fromiter((index[c] for c in text), dtype=np.int32, count=len(text))
+    starts = np.random.default_rng(seed).integers(0, len(text) - sequence_length, size=count)
+    windows = codes[starts[:, None] + np.arange(sequence_length + 1)]  # (count, τ + 1)
+    x = np.eye(len(CHARACTERS), dtype=np.float32)[windows[:, :-1]]  # (count, τ, 96)
+    return x, windows[:, 1:]
