@@ -59,7 +59,7 @@ import numbers
 
 import numpy as np
 
-from tfapprox._checks import check_choice, check_int, check_positive_int, check_real, check_seed
+from tfapprox._checks import check_choice, check_positive_int, check_real, check_seed
 from tfapprox.targets import Target
 
 __all__ = [
@@ -134,6 +134,7 @@ class MemoryTarget(Target):
         return None
 
     def _no_kernel(self, *args, **kwargs):
+        """Refused: a sparse-memory target has no closed-form kernel ρ (`ValueError`)."""
         raise ValueError(
             f"target {self.name!r} ({self.family}) has sparse memory and no closed-form "
             "kernel rho; evaluate it with target(x) or sample it"
@@ -151,16 +152,6 @@ class MemoryTarget(Target):
 
 # --------------------------------------------------------------------------
 # Shared parts
-
-
-def _check_lag(name, value, tau):
-    """An int lag in ``[0, τ)``."""
-    lag = check_int(name, value, minimum=0)
-    if lag >= tau:
-        raise ValueError(
-            f"`{name}` must hold lags in [0, tau) = [0, {tau}). Received: {name}={value!r}"
-        )
-    return lag
 
 
 def _check_lag_list(name, values, tau, *, length=None):
