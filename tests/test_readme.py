@@ -74,3 +74,13 @@ def test_python_tour_runs(tmp_path, monkeypatch):
     assert scope["bound"].integer_m_h(128) == 2
     assert (tmp_path / "model.keras").exists() and (tmp_path / "saved_model").is_dir()
     exec(compile(layers_example, "README.md (layers)", "exec"), {})
+
+
+def test_targets_section_names_every_bundled_preset():
+    from tfapprox import targets
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Targets and presets", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"`([a-z0-9.-]+)`", section))
+    assert set(targets.preset_names()) <= listed
+    assert set(targets.FAMILIES) <= listed

@@ -7,8 +7,9 @@ Transformer by
 
 tfapprox implements that hypothesis space as Keras layers (`tfapprox.layers`,
 `tfapprox.models`), targets with a controlled POD spectrum
-(`tfapprox.targets`), complexity estimators (`tfapprox.pod`), the bound in
-sympy (`tfapprox.theory`) and the check of measured errors against it
+(`tfapprox.targets`) and with sparse memory (`tfapprox.memory`, paper B:
+Wang & E, NeurIPS 2024), complexity estimators (`tfapprox.pod`), the bound
+in sympy (`tfapprox.theory`) and the check of measured errors against it
 (`tfapprox.check`), training (`tfapprox.config`, `tfapprox.training`,
 `tfapprox.sweeps`, `tfapprox.results`) and export.
 
@@ -36,6 +37,7 @@ _SUBMODULES = (
     "ffrate",
     "fits",
     "layers",
+    "memory",
     "metrics",
     "models",
     "plots",
