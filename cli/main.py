@@ -9,7 +9,7 @@ os.environ.setdefault("TFAPPROX_LAZY_IMPORT", "1")
 import click  # noqa: E402
 
 from tfapprox import __version__  # noqa: E402
-from tfapprox_cli import estimate, experiment, sweep, targets, theory, train  # noqa: E402
+from tfapprox_cli import bound, estimate, experiment, sweep, targets, theory, train  # noqa: E402
 from tfapprox_cli._common import quiet_tensorflow  # noqa: E402
 
 
@@ -66,7 +66,7 @@ def main():
     quiet_tensorflow()
 
 
-for _module in (theory, targets, estimate, train, sweep, experiment):
+for _module in (bound, theory, targets, estimate, train, sweep, experiment):
     for _command in _module.COMMANDS:
         main.add_command(_command)
 
