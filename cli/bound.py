@@ -166,6 +166,11 @@ def _memory_bound(memory, kernels, heads, rpe, constants, json_):
         _print_type3(report)
 
 
+def _count(number, word):
+    """``"1 head"``, ``"2 heads"``."""
+    return f"{number} {word}{'' if number == 1 else 's'}"
+
+
 def _error_text(entry):
     if entry["attention"] is not None:
         return _fmt(entry["attention"])
@@ -176,7 +181,7 @@ def _print_type1(r):
     echo = click.echo
     lags = ", ".join(map(str, r["lags"]))
     echo(
-        f"memory     Type I (fixed sparse): lags {lags}; H = {r['heads']} heads, rate n = "
+        f"memory     Type I (fixed sparse): lags {lags}; H = {_count(r['heads'], 'head')}, rate n = "
         f"{r['rate']}, C(n) = {_fmt(r['constants']['c_n'])}"
     )
     source = "given" if r["rpe_source"] == "given" else "the type the theory prefers"
@@ -187,7 +192,7 @@ def _print_type1(r):
     )
     for entry in r["allocation"]:
         echo(
-            f"           lag {entry['lag']:>6}: {entry['heads']:>4} heads  (quota {entry['quota']:.4g})"
+            f"           lag {entry['lag']:>6}: {_count(entry['heads'], 'head'):>9}  (quota {entry['quota']:.4g})"
         )
     echo(
         f"           bound at this split = {r['allocation_ratio']:.6g} × the continuous "
@@ -225,13 +230,13 @@ def _print_type1(r):
 def _print_type3(r):
     echo = click.echo
     echo(
-        f"memory     Type III (essentially sparse): M = {r['memories']} kernels, H = "
-        f"{r['heads']} heads ({_fmt(r['heads_per_memory'])} per memory), rate n = {r['rate']}"
+        f"memory     Type III (essentially sparse): M = {_count(r['memories'], 'kernel')}, H = "
+        f"{_count(r['heads'], 'head')} ({_fmt(r['heads_per_memory'])} per memory), rate n = {r['rate']}"
     )
     for k in r["kernels"]:
         shape = f"e^(-{k['beta']:g} s)" if k["kind"] == "exp" else f"s^(-{k['beta']:g})"
         echo(
-            f"kernel     {k['kind']}:{k['beta']:g} (ρ ~ {shape}): {k['rpe']} RPE, {k['heads']} heads"
+            f"kernel     {k['kind']}:{k['beta']:g} (ρ ~ {shape}): {k['rpe']} RPE, {_count(k['heads'], 'head')}"
         )
         echo(f"           why: {k['reason']}")
     if r["rpe"] == "mixed":

@@ -55,6 +55,7 @@ def main():
     \b
     Examples:
       tfapprox bound --tau 16 --beta 1.0 --alpha 0.5 --m-ff 128
+      tfapprox bound --memory 48,56,99 --rpe log --heads 32
       tfapprox target list
       tfapprox target make fig5b-r6 --samples 2000 --out fig5b.npz
       tfapprox estimate fig5b-rinf --plot spectrum.png
