@@ -485,8 +485,7 @@ def _largest_remainder(shares, total):
     the floor of its quota and the heads left over go to the largest
     fractional parts (ties: larger share, then later memory).
 
-    Returns ``(heads, quotas)``; ``quotas`` are those of the last round
-    (1.0 for the memories fixed at one head).
+    Returns the heads, a tuple of int.
     """
     count = len(shares)
     fixed = set()
@@ -505,9 +504,7 @@ def _largest_remainder(shares, total):
     order = sorted(free, key=lambda k: (quotas[k] - heads[k], shares[k], k), reverse=True)
     for k in order[:spare]:
         heads[k] += 1
-    return tuple(heads[k] for k in range(count)), tuple(
-        1.0 if k in fixed else quotas[k] for k in range(count)
-    )
+    return tuple(heads[k] for k in range(count))
 
 
 def allocate_heads(lags, heads, *, rpe, rate=1):
@@ -557,7 +554,7 @@ def allocate_heads(lags, heads, *, rpe, rate=1):
             f"needs a head. Received: heads={heads!r}"
         )
     shares = lag_weights(lags, rpe)
-    split, _ = _largest_remainder(shares, total)
+    split = _largest_remainder(shares, total)
     log_total = _log_weight_sum(lags, rpe)
     # Σ_k w_k^{n+1}/H_k^n = (Σw)^{n+1} Σ_k p_k^{n+1}/H_k^n with p_k = w_k/Σw.
     log_scale = (rate + 1) * log_total
@@ -850,7 +847,7 @@ def type3_report(kernels, heads, *, rate=1, width=None, c_n=1.0, lip=1.0, barron
         )
     rate = _check_rate(rate)
     width = check_positive_int("width", width, allow_none=True)
-    split, _ = _largest_remainder([1.0 / memories] * memories, total)
+    split = _largest_remainder([1.0 / memories] * memories, total)
     types_ = {item.rpe for item in advice}
     attention = type3_attention_error(memories, total, rate=rate, c_n=c_n)
     return {
