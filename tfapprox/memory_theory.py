@@ -515,7 +515,8 @@ def allocate_heads(lags, heads, *, rpe, rate=1):
     rounded by largest remainders: every memory gets at least one head
     (memories whose quota is below one get exactly one, the rest share
     H − #those in proportion), each other memory gets the floor or the
-    ceiling of its quota, and the sum is exactly H. The split is monotone:
+    ceiling of its quota (of those H − # heads, which is q_k when no memory
+    is held at one head), and the sum is exactly H. The split is monotone:
     a longer lag never gets fewer heads.
 
     Guarantee: ``bound = ratio · continuous_bound`` and the continuous
