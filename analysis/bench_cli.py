@@ -12,6 +12,8 @@ Measured in the same run:
 - ``tfapprox bound ... --m-ff 128`` and ``--params 50000 --d 1 --json`` with
   the sympy derivation cached (the normal case: no sympy import);
 - ``tfapprox bound ... --latex`` (imports sympy to render);
+- ``tfapprox bound --memory ...`` and ``--kernel ... --json`` (paper B's
+  rates: plain Python, no sympy);
 - ``tfapprox bound`` with an empty user cache (the first run after
   installing: the derivation bundled in ``tfapprox_data`` is read);
 - the sympy derivation from scratch (what a first run would cost without
@@ -50,6 +52,8 @@ BOUND_PARAMS = [
     "1",
     "--json",
 ]
+MEMORY = ["bound", "--memory", "48,56,99", "--rpe", "log", "--heads", "32", "--width", "256"]
+KERNEL = ["bound", "--kernel", "exp:5,power:0.5", "--heads", "8", "--json"]
 TARGET_SECONDS = 1.0
 
 
@@ -112,6 +116,8 @@ def main(argv=None):
             "tfapprox bound --m-ff 128": (tfapprox + BOUND, env, repeats),
             "tfapprox bound --params 50000 --json": (tfapprox + BOUND_PARAMS, env, repeats),
             "tfapprox bound --latex": (tfapprox + BOUND + ["--latex"], env, repeats),
+            "tfapprox bound --memory (paper B)": (tfapprox + MEMORY, env, repeats),
+            "tfapprox bound --kernel --json (paper B)": (tfapprox + KERNEL, env, repeats),
         }
         timings = {name: _time(*spec) for name, spec in commands.items()}
         empty = []

@@ -75,3 +75,29 @@ def echo_json(obj):
     from tfapprox import _io
 
     click.echo(_io.to_json(obj))
+
+
+EXPLICIT_SOURCES = ("COMMANDLINE", "ENVIRONMENT")
+
+
+def explicit(ctx, name):
+    """Whether the user gave option ``name`` (on the command line or in the environment)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name in EXPLICIT_SOURCES
+
+
+def checked_parameter(name):
+    """A click callback validating one parameter of paper A's bound (exit 2 on a bad value)."""
+    import click
+
+    def callback(ctx, param, value):
+        if value is None:
+            return None
+        from tfapprox import theory
+
+        try:
+            return theory.check_parameter(name, value)
+        except (TypeError, ValueError) as err:
+            raise click.BadParameter(" ".join(str(err).split())) from None
+
+    return callback

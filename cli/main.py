@@ -9,7 +9,7 @@ os.environ.setdefault("TFAPPROX_LAZY_IMPORT", "1")
 import click  # noqa: E402
 
 from tfapprox import __version__  # noqa: E402
-from tfapprox_cli import estimate, experiment, sweep, targets, theory, train  # noqa: E402
+from tfapprox_cli import bound, estimate, experiment, sweep, targets, theory, train  # noqa: E402
 from tfapprox_cli._common import quiet_tensorflow  # noqa: E402
 
 
@@ -55,6 +55,7 @@ def main():
     \b
     Examples:
       tfapprox bound --tau 16 --beta 1.0 --alpha 0.5 --m-ff 128
+      tfapprox bound --memory 48,56,99 --rpe log --heads 32
       tfapprox target list
       tfapprox target make fig5b-r6 --samples 2000 --out fig5b.npz
       tfapprox estimate fig5b-rinf --plot spectrum.png
@@ -66,7 +67,7 @@ def main():
     quiet_tensorflow()
 
 
-for _module in (theory, targets, estimate, train, sweep, experiment):
+for _module in (bound, theory, targets, estimate, train, sweep, experiment):
     for _command in _module.COMMANDS:
         main.add_command(_command)
 

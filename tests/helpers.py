@@ -31,3 +31,13 @@ def assert_one_line_error(result, *fragments):
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
     for fragment in fragments:
         assert fragment in result.output, f"{fragment!r} not in {result.output!r}"
+
+
+def assert_usage_error(result, *fragments):
+    """Exit 2, no traceback, and the message on a single ``Error:`` line."""
+    assert result.exit_code == 2, result.output
+    assert_one_line_error(result, *fragments)
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.output
+    for fragment in fragments:
+        assert fragment in errors[0]

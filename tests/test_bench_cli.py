@@ -10,6 +10,8 @@ def test_quick_benchmark_reports_every_command_and_ratios(capsys):
         "python -c 'import tensorflow'",
         "tfapprox --help",
         "tfapprox bound --m-ff 128",
+        "tfapprox bound --memory (paper B)",
+        "tfapprox bound --kernel --json (paper B)",
         "tfapprox bound, empty user cache",
         "sympy derivation from scratch",
     }

@@ -94,3 +94,16 @@ def test_bound_with_empty_cache_reads_the_bundled_derivation(tmp_path):
     assert "sympy" not in packages  # the derivation shipped in tfapprox_data
     assert not packages & HEAVY, sorted(packages & HEAVY)
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["bound", "--memory", "48,56,99", "--rpe", "log", "--heads", "32", "--json"],
+        ["bound", "--kernel", "exp:5,power:0.5", "--heads", "8"],
+    ],
+)
+def test_bound_paper_b_imports_neither_sympy_nor_heavy_packages(args, tmp_path):
+    stdout, packages = imported_packages(args, str(tmp_path))
+    assert "heads" in stdout
+    assert not packages & (HEAVY | {"sympy"}), sorted(packages & (HEAVY | {"sympy"}))

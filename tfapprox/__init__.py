@@ -10,8 +10,9 @@ tfapprox implements that hypothesis space as Keras layers (`tfapprox.layers`,
 (`tfapprox.targets`) and with sparse memory (`tfapprox.memory`, paper B:
 Wang & E, NeurIPS 2024), complexity estimators (`tfapprox.pod`), the bound
 in sympy (`tfapprox.theory`) and the check of measured errors against it
-(`tfapprox.check`), training (`tfapprox.config`, `tfapprox.training`,
-`tfapprox.sweeps`, `tfapprox.results`) and export.
+(`tfapprox.check`), paper B's sparse-memory rates (`tfapprox.memory_theory`),
+training (`tfapprox.config`, `tfapprox.training`, `tfapprox.sweeps`,
+`tfapprox.results`) and export.
 
 Importing tfapprox registers its Keras layers, so ``keras.saving.load_model``
 reads tfapprox models after ``import tfapprox``. With the environment variable
@@ -38,6 +39,7 @@ _SUBMODULES = (
     "fits",
     "layers",
     "memory",
+    "memory_theory",
     "metrics",
     "models",
     "plots",
