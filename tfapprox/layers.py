@@ -758,28 +758,43 @@ class MultiHeadAttention(_SelfAttention):
     def call(self, inputs, mask=None, return_attention_logits=False):
         query, key, value = self.project(inputs)  # (batch, tau, H, m_h) twice, (…, m_v)
         tau = ops.shape(inputs)[1]
+        heads = self.num_heads
         bias, position_keep = self.position_bias(tau)  # (H, tau, tau), (tau, tau)
-        logits = None
-        if self.use_dot_product:
-            logits = ops.einsum("bthk,bshk->bhts", query, key)  # (batch, H, tau, tau)
-            if bias is not None:
-                logits = logits + ops.cast(bias, logits.dtype)[None]
-        elif bias is not None:
-            logits = bias[None]  # (1, H, tau, tau): the weights do not depend on the batch
-        else:
-            logits = ops.zeros((1, self.num_heads, tau, tau), dtype="float32")
-        keep = _keep_mask(mask, self.causal, tau)  # (batch or 1, tau, tau)
+        # The masks that do not depend on the batch (causal, the log type's
+        # z = 0) join the RPE bias as one additive term: a single add over
+        # the scores instead of an add and a select.
+        static_keep = _keep_mask(None, self.causal, tau)  # (1, tau, tau)
         if position_keep is not None:
-            keep = position_keep[None] if keep is None else ops.logical_and(keep, position_keep)
-        scores = ops.cast(logits, "float32")
-        if keep is not None:
-            keep = keep[:, None]  # (batch or 1, 1, tau, tau)
-            scores = ops.where(keep, scores, ops.full_like(scores, -1e9))
+            static_keep = (
+                position_keep[None]
+                if static_keep is None
+                else ops.logical_and(static_keep, position_keep)
+            )
+        additive = bias
+        if static_keep is not None:
+            penalty = ops.where(static_keep, 0.0, -1e9)  # (1, tau, tau)
+            additive = penalty if additive is None else additive + penalty  # (H, tau, tau)
+        dot = None
+        if self.use_dot_product:
+            dot = ops.einsum("bthk,bshk->bhts", query, key)  # (batch, H, tau, tau)
+            scores = ops.cast(dot, "float32")
+            if additive is not None:
+                scores = scores + additive[None]
+        else:
+            # (1, H, tau, tau): without the dot product the weights do not
+            # depend on the batch.
+            scores = ops.zeros((tau, tau)) if additive is None else additive
+            scores = ops.broadcast_to(scores, (1, heads, tau, tau))
+        keep = static_keep
+        if mask is not None:
+            user_keep = _keep_mask(mask, False, tau)  # (batch, 1|tau, tau)
+            scores = ops.where(user_keep[:, None], scores, -1e9)
+            keep = user_keep if keep is None else ops.logical_and(user_keep, keep)
         weights = ops.softmax(scores, axis=-1)  # (batch or 1, H, tau, tau)
-        if keep is not None and (mask is not None or position_keep is not None):
+        if mask is not None or position_keep is not None:
             # A query with no admissible key (the first token under the log
             # RPE) would otherwise average all keys uniformly: it outputs 0.
-            weights = weights * ops.cast(keep, weights.dtype)
+            weights = weights * ops.cast(keep, weights.dtype)[:, None]
         weights = ops.cast(weights, value.dtype)
         if weights.shape[0] == 1 and not self.use_dot_product:
             outputs = ops.einsum("hts,bshv->bthv", weights[0], value)  # (batch, tau, H, m_v)
@@ -792,8 +807,11 @@ class MultiHeadAttention(_SelfAttention):
             outputs = ops.reshape(outputs, (batch, tau, -1))  # (batch, tau, H m_v)
         if return_attention_logits:
             batch = ops.shape(inputs)[0]
-            shape = (batch, self.num_heads, tau, tau)
-            return outputs, ops.cast(ops.broadcast_to(logits, shape), self.compute_dtype)
+            logits = ops.zeros((1, heads, tau, tau)) if dot is None else ops.cast(dot, "float32")
+            if bias is not None:
+                logits = logits + bias[None]
+            logits = ops.broadcast_to(logits, (batch, heads, tau, tau))
+            return outputs, ops.cast(logits, self.compute_dtype)
         return outputs
 
     def compute_output_shape(self, input_shape):
