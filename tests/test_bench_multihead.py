@@ -6,6 +6,7 @@ columns together, and that the two models compute the same function.
 
 import doctest
 import json
+import statistics
 
 import pytest
 
@@ -35,6 +36,9 @@ ROW_KEYS = {
     "params_stock",
     "seconds_ours",
     "seconds_stock",
+    "ratio_cpu",
+    "cpu_seconds_ours",
+    "cpu_seconds_stock",
 }
 
 
@@ -63,6 +67,9 @@ def test_columns_follow_from_the_timings_and_flop_count(quick):
     peak = result["peak"]["gflops"]
     for row in result["rows"]:
         assert row["ratio"] == pytest.approx(row["samples_per_s_ours"] / row["samples_per_s_stock"])
+        assert row["ratio_cpu"] == pytest.approx(
+            statistics.median(row["cpu_seconds_stock"]) / statistics.median(row["cpu_seconds_ours"])
+        )
         assert row["gflops_ours"] == pytest.approx(
             row["train_flops_per_sample"] * row["samples_per_s_ours"] / 1e9
         )
