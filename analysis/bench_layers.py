@@ -297,14 +297,14 @@ def _compile(model, steps_per_execution):
     return model
 
 
-def _dataset(tau, batch, num_batches, seed):
+def _dataset(tau, batch, num_batches, seed, input_dim=INPUT_DIM, output_dim=OUTPUT_DIM):
     """A fixed, cached, repeating dataset of `num_batches` distinct batches."""
     import tensorflow as tf
 
     rng = np.random.default_rng(seed)
-    x = rng.uniform(size=(num_batches * batch, tau, INPUT_DIM)).astype("float32")
+    x = rng.uniform(size=(num_batches * batch, tau, input_dim)).astype("float32")
     y = np.cumsum(x, axis=1) / np.arange(1, tau + 1, dtype="float32")[None, :, None]
-    y = y[..., :OUTPUT_DIM].astype("float32")
+    y = y[..., :output_dim].astype("float32")
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch, drop_remainder=True)
     # tf.data's autotuner runs beside the training step and, on a 2-core
     # machine, pinned the step time of both models to the same ~25 ms: off.
@@ -416,6 +416,45 @@ def _load_average():
         return os.getloadavg()[0]
     except (AttributeError, OSError):
         return float("nan")
+
+
+def environment(load_before):
+    """The machine a benchmark ran on: load averages, CPUs, Python, TensorFlow, Keras."""
+    import keras
+    import tensorflow as tf
+
+    return {
+        "load_average_before": load_before,
+        "load_average_after": _load_average(),
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "python": sys.version.split()[0],
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
+
+
+def summarise(rows, peak, args, load_before):
+    """The result of a benchmark run: rows with their fraction of the peak, ratio summary, machine.
+
+    Every row needs ``gflops_ours``, ``gflops_stock``, ``ratio`` and
+    ``ratio_paired_median``; ``args`` has ``repeats`` and ``quick``.
+    """
+    for row in rows:
+        row["fraction_of_peak"] = row["gflops_ours"] / peak["gflops"]
+        row["fraction_of_peak_stock"] = row["gflops_stock"] / peak["gflops"]
+    ratios = [row["ratio"] for row in rows]
+    return {
+        "rows": rows,
+        "peak": peak,
+        "repeats": args.repeats,
+        "quick": args.quick,
+        "never_slower": min(ratios) >= 1.0,
+        "never_slower_paired": min(row["ratio_paired_median"] for row in rows) >= 1.0,
+        "ratio_min": min(ratios),
+        "ratio_median": statistics.median(ratios),
+        **environment(load_before),
+    }
 
 
 def format_table(result):
@@ -543,8 +582,6 @@ def main(argv=None):
     """Run the benchmark; print the table; return a dict with ``rows`` and ``peak``."""
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-    import tensorflow as tf
 
     from tfapprox._io import atomic_write_json
 
@@ -579,30 +616,11 @@ def main(argv=None):
         "gflops_median_before": statistics.median(before),
         "gflops_median_after": statistics.median(after),
     }
-    for row in rows:
-        row["fraction_of_peak"] = row["gflops_ours"] / peak["gflops"]
-        row["fraction_of_peak_stock"] = row["gflops_stock"] / peak["gflops"]
+    result = summarise(rows, peak, args, load_before)
     ratios = [row["ratio"] for row in rows]
-    result = {
-        "rows": rows,
-        "peak": peak,
-        "batches": sorted({row["batch"] for row in rows}),
-        "repeats": args.repeats,
-        "quick": args.quick,
-        "never_slower": min(ratios) >= 1.0,
-        "never_slower_paired": min(row["ratio_paired_median"] for row in rows) >= 1.0,
-        "ratio_min": min(ratios),
-        "ratio_median": statistics.median(ratios),
-        "meets_target": min(ratios) >= 1.0 and statistics.median(ratios) >= TARGET_RATIO,
-        "target_ratio": TARGET_RATIO,
-        "load_average_before": load_before,
-        "load_average_after": _load_average(),
-        "cpus": os.cpu_count(),
-        "machine": platform.machine(),
-        "python": sys.version.split()[0],
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-    }
+    result["batches"] = sorted({row["batch"] for row in rows})
+    result["meets_target"] = min(ratios) >= 1.0 and statistics.median(ratios) >= TARGET_RATIO
+    result["target_ratio"] = TARGET_RATIO
     print(format_table(result))
     if args.json:
         atomic_write_json(args.json, result)

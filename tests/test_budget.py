@@ -66,3 +66,35 @@ def test_count_parameters_is_polynomial_in_sympy_symbols():
 def test_parameter_count_rejects_unknown_position_encoding():
     with pytest.raises(ValueError, match="`position_encoding` must be one of"):
         Budget(n=4, m_h=2, m_ff=8).parameter_count(4, 1, position_encoding="rotary")
+
+
+def test_budget_with_heads_and_layers_round_trips_and_hides_defaults():
+    budget = Budget(n=5, m_h=2, m_ff=9, num_heads=4, num_layers=2)
+    assert Budget.from_dict(budget.to_dict()) == budget
+    assert budget.to_dict()["num_heads"] == 4 and budget.to_dict()["num_layers"] == 2
+    one = Budget(n=5, m_h=2, m_ff=9, num_heads=1)
+    assert "num_heads" not in one.to_dict() and "num_layers" not in one.to_dict()
+    assert Budget.from_dict(one.to_dict()) == one
+
+
+@pytest.mark.parametrize("field", ["num_heads", "num_layers"])
+def test_budget_rejects_zero_heads_or_layers(field):
+    with pytest.raises(ValueError, match=f"{field}=0"):
+        Budget(n=4, m_h=2, m_ff=8, **{field: 0})
+
+
+def test_paper_b_count_reduces_to_paper_a_and_is_linear_in_layers_and_heads():
+    base = dict(n=8, m_h=2, m_v=8, m_ff=16, ff_depth=1, sequence_length=6, input_dim=1)
+    assert count_parameters(**base) == count_parameters(
+        **base, num_heads=1, num_layers=1, residual=False, rpe="none"
+    )
+    options = dict(residual=True, rpe="linear", embedding="linear")
+    one = count_parameters(**base, num_layers=1, **options)
+    two = count_parameters(**base, num_layers=2, **options)
+    three = count_parameters(**base, num_layers=3, **options)
+    # Each extra layer adds one attention and one FFN (n → m_FF → n).
+    attention = (2 * 2 + 8) * 8 + 8 * 8 + 1
+    assert two - one == three - two == attention + (8 + 1) * 16 + (16 + 1) * 8
+    dp_free = count_parameters(**base, use_dot_product=False, num_heads=3, rpe="t5", num_buckets=4)
+    with_dp = count_parameters(**base, num_heads=3, rpe="t5", num_buckets=4)
+    assert with_dp - dp_free == 3 * 2 * 2 * 8  # W_Q, W_K of 3 heads

@@ -189,3 +189,152 @@ def test_a_seeded_model_still_has_independent_weights():
         for b in kernels[i + 1 :]:
             if a.shape == b.shape:
                 assert not np.array_equal(a, b)
+
+
+# Paper B (Wang & E 2024): layers, heads, residual blocks, RPE, DP-free.
+
+PAPER_B_GRID = [
+    dict(num_heads=h, num_layers=layers, residual=r, rpe=rpe, use_dot_product=dp)
+    for h in (1, 2)
+    for layers in (1, 2)
+    for r in (False, True)
+    for rpe in ("none", "linear", "log", "t5")
+    for dp in (True, False)
+]
+
+
+def test_paper_b_parameter_count_equals_count_params_on_a_grid():
+    import itertools
+
+    sequence_length, input_dim = 5, 2
+    options = itertools.cycle(
+        [
+            dict(embedding="linear", position_encoding="none", num_buckets=6),
+            dict(embedding="ffn", projection_dim=3, output_dim=2),
+            dict(embedding="linear", position_encoding="sinusoidal"),
+        ]
+    )
+    for point, extra in zip(PAPER_B_GRID, options):
+        layers, heads = point.pop("num_layers"), point.pop("num_heads")
+        budget = Budget(n=4, m_h=2, m_v=3, m_ff=5, ff_depth=2, num_heads=heads, num_layers=layers)
+        build = {**point, **extra}
+        if point["rpe"] == "t5":
+            build["max_distance"] = 40
+        model = build_transformer(budget, sequence_length, input_dim, **build)
+        build.pop("max_distance", None)
+        assert model.count_params() == budget.parameter_count(
+            sequence_length, input_dim, **build
+        ), (budget, build)
+
+
+def test_one_layer_one_head_without_residual_or_rpe_is_the_paper_a_model(rng):
+    budget = Budget(n=6, m_h=2, m_v=3, m_ff=8, ff_depth=2)
+    today = build_transformer(budget, 5, 2, output_dim=2, seed=0)
+    explicit = build_transformer(
+        budget,
+        5,
+        2,
+        output_dim=2,
+        seed=1,
+        num_layers=1,
+        num_heads=1,
+        residual=False,
+        rpe="none",
+        use_dot_product=True,
+    )
+    explicit.set_weights(today.get_weights())
+    x = rng.uniform(size=(4, 5, 2)).astype("float32")
+    np.testing.assert_array_equal(explicit.predict(x, verbose=0), today.predict(x, verbose=0))
+    np.testing.assert_allclose(
+        explicit.predict(x, verbose=0), numpy_forward(today, x), rtol=1e-4, atol=1e-5
+    )
+
+
+def paper_b_model(seed=0, **options):
+    budget = Budget(n=6, m_h=2, m_v=3, m_ff=8, ff_depth=1, num_heads=2, num_layers=3)
+    settings = dict(
+        residual=True, rpe="log", embedding="linear", position_encoding="none", causal=True
+    )
+    settings.update(options)
+    return budget, build_transformer(budget, 5, 2, output_dim=2, seed=seed, **settings)
+
+
+def test_paper_b_model_is_residual_blocks_without_layer_norm(rng):
+    _, model = paper_b_model()
+    x = rng.uniform(size=(3, 5, 2)).astype("float32")
+    w_e, b_e = model.get_layer("embedding").get_weights()
+    h = x @ w_e + b_e  # W_E x + b_E
+    for layer in (1, 2, 3):
+        h = h + np.asarray(model.get_layer(f"attention_{layer}")(h))
+        if layer < 3:
+            h = h + np.asarray(model.get_layer(f"ffn_{layer}")(h))
+    expected = np.asarray(model.get_layer("F_hat")(h))  # readout, no residual
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_paper_b_model_without_residual_feeds_heads_to_the_next_network(rng):
+    budget, model = paper_b_model(residual=False, rpe="linear")
+    assert model.get_layer("attention_1").output.shape[-1] == budget.num_heads * budget.m_v
+    x = rng.uniform(size=(3, 5, 2)).astype("float32")
+    w_e, b_e = model.get_layer("embedding").get_weights()
+    h = x @ w_e + b_e
+    for layer in (1, 2, 3):
+        h = np.asarray(model.get_layer(f"attention_{layer}")(h))
+        if layer < 3:
+            h = np.asarray(model.get_layer(f"ffn_{layer}")(h))
+    expected = np.asarray(model.get_layer("F_hat")(h))
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_seeded_paper_b_model_depends_on_the_seed_alone():
+    first = paper_b_model(seed=3)[1].get_weights()
+    second = paper_b_model(seed=3)[1].get_weights()
+    other = paper_b_model(seed=4)[1].get_weights()
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+    assert all(not np.array_equal(a, b) for a, b in zip(first, other) if a.any())
+    # Layers start independent: the value kernels of the three attention layers differ.
+    model = paper_b_model(seed=3)[1]
+    values = [model.get_layer(f"attention_{i}").value_kernel.numpy() for i in (1, 2, 3)]
+    assert not np.array_equal(values[0], values[1]) and not np.array_equal(values[1], values[2])
+
+
+def test_attention_logits_of_paper_b_model_are_per_layer_and_head(rng):
+    _, model = paper_b_model(use_dot_product=True)
+    x = rng.uniform(size=(4, 5, 2)).astype("float32")
+    logits = attention_logits(model, x, batch_size=3)
+    assert logits.shape == (4, 3, 2, 5, 5)
+    w_e, b_e = model.get_layer("embedding").get_weights()
+    _, first = model.get_layer("attention_1")(x @ w_e + b_e, return_attention_logits=True)
+    np.testing.assert_allclose(logits[:, 0], np.asarray(first), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(logits[:, 1], logits[:, 0])
+
+
+def test_budget_of_and_describe_recover_paper_b_build_arguments():
+    budget, model = paper_b_model(rpe="t5", num_buckets=8, max_distance=12)
+    assert budget_of(model) == budget
+    summary = describe(model)
+    assert summary["budget"] == budget.to_dict()
+    assert summary["architecture"] == {
+        "residual": True,
+        "rpe": "t5",
+        "use_dot_product": True,
+        "embedding": "linear",
+        "causal": True,
+        "num_buckets": 8,
+        "max_distance": 12,
+    }
+    assert summary["parameter_count"] == budget.parameter_count(
+        5, 2, 2, "none", residual=True, rpe="t5", embedding="linear", num_buckets=8
+    )
+
+
+def test_query_key_features_refuse_multi_layer_models():
+    _, model = paper_b_model()
+    with pytest.raises(ValueError, match="paper A's one-layer, one-head model"):
+        query_key_features(model, np.zeros((1, 5, 2)))
+
+
+def test_build_transformer_rejects_scale_outside_paper_a_attention():
+    with pytest.raises(ValueError, match="use_scale=True"):
+        build_transformer(Budget(n=4, m_h=2, m_ff=4), 4, 1, use_scale=True, rpe="linear")

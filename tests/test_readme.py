@@ -58,7 +58,7 @@ TOUR_SHRINK = {
 
 
 def test_python_tour_runs(tmp_path, monkeypatch):
-    tour, layers_example = python_tour()
+    tour, paper_b, layers_example = python_tour()
     for old, new in TOUR_SHRINK.items():
         assert tour.count(old) == 1, f"the README tour no longer contains {old!r}"
         tour = tour.replace(old, new)
@@ -73,6 +73,12 @@ def test_python_tour_runs(tmp_path, monkeypatch):
     assert round(estimate.beta_, 6) == 1.0 and estimate.rank_ == 6
     assert scope["bound"].integer_m_h(128) == 2
     assert (tmp_path / "model.keras").exists() and (tmp_path / "saved_model").is_dir()
+    exec(compile(paper_b, "README.md (paper B)", "exec"), scope)
+    assert scope["model_b"].count_params() == scope["budget_b"].parameter_count(
+        32, 1, **scope["options"]
+    )
+    assert scope["logits_b"].shape == (2, 2, 4, 32, 32)
+    assert tuple(scope["logits"].shape) == (2, 4, 32, 32)
     exec(compile(layers_example, "README.md (layers)", "exec"), {})
 
 

@@ -1,4 +1,4 @@
-"""The budget of the one-layer hypothesis space: n, m_h, m_v, m_FF and depth.
+"""The budget of the hypothesis space: n, m_h, m_v, m_FF, depth, heads and layers.
 
 Jiang & Li (NeurIPS 2024) measure a Transformer by independent widths:
 
@@ -6,6 +6,10 @@ Jiang & Li (NeurIPS 2024) measure a Transformer by independent widths:
 - ``m_h``: query/key width, the rank budget of the attention kernel ρ̂;
 - ``m_v``: value width, the input width of the read-out network F̂;
 - ``m_ff``: width of the feed-forward networks f̂ and F̂ (their depth is fixed).
+
+Wang & E (NeurIPS 2024) add heads and layers: ``num_heads`` (H, each head
+with its own m_h and m_v) and ``num_layers`` (L residual blocks); both are 1
+in paper A's model.
 
 `Budget` holds these numbers, validates them, and counts the exact number of
 trainable parameters of the model that `tfapprox.models.build_transformer`
@@ -15,9 +19,11 @@ theory checker use it without TensorFlow.
 
 import dataclasses
 
-from tfapprox._checks import check_choice, check_positive_int
+from tfapprox._checks import check_bool, check_choice, check_int, check_positive_int
 
 POSITION_ENCODINGS = ("learned", "sinusoidal", "none")
+RELATIVE_POSITIONS = ("none", "linear", "log", "t5")
+EMBEDDINGS = ("ffn", "linear")
 
 
 def feedforward_parameter_count(input_dim, hidden_dim, output_dim, depth):
@@ -51,35 +57,64 @@ def count_parameters(
     output_dim=1,
     position_encoding="learned",
     projection_dim=None,
+    num_heads=1,
+    num_layers=1,
+    residual=False,
+    rpe="none",
+    use_dot_product=True,
+    embedding="ffn",
+    num_buckets=32,
 ):
     """Exact trainable-parameter count of `build_transformer`'s model.
 
+    Paper A's model (one layer, one head, no residual):
     ``P = P_pe + P_ff(d', m_FF, n) + (2 m_h + m_v) n + P_ff(m_v, m_FF, d_out)``
-
     where ``d'`` is ``projection_dim`` (or ``input_dim`` without a projection),
     ``P_pe = τ d'`` for a learned encoding e(t) (0 otherwise) plus ``d d'`` for
     the projection A, and ``P_ff`` is `feedforward_parameter_count`. The
     attention has no biases (W_Q, W_K ∈ R^{m_h×n}, W_V ∈ R^{m_v×n}).
 
+    In general (Wang & E 2024) the embedding is f̂ (``"ffn"``, as above) or
+    ``W_E x + b_E`` (``"linear"``, ``(d' + 1) n``), and each of the L layers
+    has an attention of ``H (2 m_h + m_v) n`` (``H m_v n`` DP-free), plus
+    W_O (``H m_v n``) with residual connections, plus H scales p_h (linear,
+    log RPE) or ``num_buckets · H`` T5 biases; its output width is ``a = n``
+    with residual connections and ``a = H m_v`` without. Layers 1..L−1 end in
+    a feed-forward network ``P_ff(a, m_FF, n)``, the last in the readout
+    ``P_ff(a, m_FF, d_out)``.
+
     No validation and pure arithmetic, so every number may be a sympy symbol;
     `Budget.parameter_count` is the validated entry point.
     """
     check_choice("position_encoding", position_encoding, POSITION_ENCODINGS)
+    check_choice("rpe", rpe, RELATIVE_POSITIONS)
+    check_choice("embedding", embedding, EMBEDDINGS)
     embed_dim = input_dim if projection_dim is None else projection_dim
     count = 0
     if projection_dim is not None:
         count += input_dim * projection_dim
     if position_encoding == "learned":
         count += sequence_length * embed_dim
-    count += feedforward_parameter_count(embed_dim, m_ff, n, ff_depth)
-    count += (2 * m_h + m_v) * n
-    count += feedforward_parameter_count(m_v, m_ff, output_dim, ff_depth)
+    if embedding == "ffn":
+        count += feedforward_parameter_count(embed_dim, m_ff, n, ff_depth)
+    else:
+        count += (embed_dim + 1) * n
+    attention = num_heads * ((2 * m_h if use_dot_product else 0) + m_v) * n
+    if residual:
+        attention += num_heads * m_v * n  # W_O
+    attention += {"none": 0, "linear": num_heads, "log": num_heads, "t5": num_buckets * num_heads}[
+        rpe
+    ]
+    width = n if residual else num_heads * m_v
+    count += num_layers * attention
+    count += (num_layers - 1) * feedforward_parameter_count(width, m_ff, n, ff_depth)
+    count += feedforward_parameter_count(width, m_ff, output_dim, ff_depth)
     return count
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Budget:
-    """Widths of the one-layer, one-head Transformer of Jiang & Li (2024).
+    """Widths of the Transformer of Jiang & Li (2024), with Wang & E's heads and layers.
 
     Args:
         n: int. Embedding width, the output width of f̂.
@@ -87,7 +122,10 @@ class Budget:
         m_ff: int. Width of the feed-forward networks f̂ and F̂.
         m_v: int. Value width. Defaults to ``n``.
         ff_depth: int. Hidden layers in each feed-forward network. Defaults
-            to 3, as in the paper's experiments.
+            to 3, as in the paper's experiments (paper B's FFN has 1).
+        num_heads: int. H, attention heads per layer, each with widths m_h
+            and m_v. Defaults to 1.
+        num_layers: int. L, attention layers. Defaults to 1.
 
     Example:
 
@@ -96,6 +134,10 @@ class Budget:
     32
     >>> budget.parameter_count(sequence_length=16, input_dim=1)  # 16 + 37408 + 1280 + 37377
     76081
+    >>> Budget(n=8, m_h=2, m_ff=16, ff_depth=1, num_heads=2, num_layers=2).parameter_count(
+    ...     16, 1, position_encoding="none", residual=True, rpe="log", embedding="linear"
+    ... )  # W_E, b_E: 16; 2 layers of 192 + W_O 128 + p_h 2; FFN 144 + 136; readout 144 + 17
+    1101
     """
 
     n: int
@@ -103,9 +145,11 @@ class Budget:
     m_ff: int
     m_v: int = None
     ff_depth: int = 3
+    num_heads: int = 1
+    num_layers: int = 1
 
     def __post_init__(self):
-        for field in ("n", "m_h", "m_ff", "ff_depth"):
+        for field in ("n", "m_h", "m_ff", "ff_depth", "num_heads", "num_layers"):
             object.__setattr__(self, field, check_positive_int(field, getattr(self, field)))
         m_v = self.n if self.m_v is None else check_positive_int("m_v", self.m_v)
         object.__setattr__(self, "m_v", m_v)
@@ -117,25 +161,46 @@ class Budget:
         output_dim=1,
         position_encoding="learned",
         projection_dim=None,
+        *,
+        residual=False,
+        rpe="none",
+        use_dot_product=True,
+        embedding="ffn",
+        num_buckets=32,
     ):
         """Exact number of trainable parameters of the built model.
 
         Equals ``build_transformer(self, sequence_length, input_dim,
-        output_dim, position_encoding=..., projection_dim=...).count_params()``.
-        See `count_parameters` for the formula.
+        output_dim, position_encoding=..., projection_dim=..., residual=...,
+        rpe=..., use_dot_product=..., embedding=...,
+        num_buckets=...).count_params()``. See `count_parameters` for the
+        formula.
         """
         return count_parameters(
-            **self.to_dict(),
+            **dataclasses.asdict(self),
             sequence_length=check_positive_int("sequence_length", sequence_length),
             input_dim=check_positive_int("input_dim", input_dim),
             output_dim=check_positive_int("output_dim", output_dim),
             position_encoding=position_encoding,
             projection_dim=check_positive_int("projection_dim", projection_dim, allow_none=True),
+            residual=check_bool("residual", residual),
+            rpe=rpe,
+            use_dot_product=check_bool("use_dot_product", use_dot_product),
+            embedding=embedding,
+            num_buckets=check_int("num_buckets", num_buckets, minimum=2),
         )
 
     def to_dict(self):
-        """The budget as a plain dict (JSON-ready)."""
-        return dataclasses.asdict(self)
+        """The budget as a plain dict (JSON-ready).
+
+        ``num_heads`` and ``num_layers`` appear only when not 1, so paper A's
+        budgets keep the dict (and the results-file run keys) they always had.
+        """
+        config = dataclasses.asdict(self)
+        for field in ("num_heads", "num_layers"):
+            if config[field] == 1:
+                del config[field]
+        return config
 
     @classmethod
     def from_dict(cls, config):

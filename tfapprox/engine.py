@@ -155,6 +155,13 @@ def _members(members):
                 f"`members[{index}]`: the budget must be a tfapprox.Budget. "
                 f"Received: {type(budget).__name__}"
             )
+        if budget.num_heads != 1 or budget.num_layers != 1:
+            raise ValueError(
+                f"`members[{index}]`: the batched engine trains paper A's one-layer, one-head "
+                f"model; train {budget.num_layers} layers of {budget.num_heads} heads with "
+                "tfapprox.fit. Received: "
+                f"num_heads={budget.num_heads}, num_layers={budget.num_layers}"
+            )
         seed = check_seed(f"members[{index}].seed", seed)
         if rate is not None:
             rate = check_real(f"members[{index}].learning_rate", rate, low=0, low_open=True)
