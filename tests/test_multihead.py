@@ -284,9 +284,24 @@ def test_keras_file_and_saved_model_round_trips(rng, tmp_path):
             ValueError,
             "max_distance=8",
         ),
+        (
+            dict(num_heads=2, key_dim=2, relative_position="t5", num_buckets=3),
+            ValueError,
+            "num_buckets=3",
+        ),
         (dict(num_heads=2, key_dim=2, use_dot_product=1), TypeError, "use_dot_product=1"),
     ],
 )
 def test_multihead_rejects_bad_arguments_naming_them(kwargs, error, message):
     with pytest.raises(error, match=message):
         MultiHeadAttention(**kwargs)
+
+
+def test_t5_with_the_fewest_buckets_builds_and_runs():
+    # Non-causal: 4 buckets = one exact and one logarithmic bucket per side.
+    for causal, buckets in ((False, 4), (True, 2)):
+        layer = MultiHeadAttention(
+            num_heads=1, key_dim=2, relative_position="t5", num_buckets=buckets, causal=causal
+        )
+        out = layer(np.ones((1, 5, 3), "float32"))
+        assert np.all(np.isfinite(keras.ops.convert_to_numpy(out)))

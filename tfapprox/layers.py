@@ -647,9 +647,14 @@ class MultiHeadAttention(_SelfAttention):
         )
         self.num_buckets = check_int("num_buckets", num_buckets, minimum=2)
         self.max_distance = check_int("max_distance", max_distance, minimum=2)
-        if self.relative_position == "t5" and self.max_distance <= self.num_buckets // (
-            2 if self.causal else 4
-        ):
+        exact = self.num_buckets // (2 if self.causal else 4)  # T5's exact buckets per side
+        if self.relative_position == "t5" and exact < 1:
+            raise ValueError(
+                "`num_buckets` must be at least 4 when not causal (2 when causal), so that "
+                f"T5 has an exact bucket. Received: num_buckets={num_buckets}, "
+                f"causal={self.causal}"
+            )
+        if self.relative_position == "t5" and self.max_distance <= exact:
             raise ValueError(
                 "`max_distance` must exceed the exact buckets (num_buckets/2, halved again "
                 f"when not causal). Received: max_distance={max_distance}, "
