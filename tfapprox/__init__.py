@@ -35,6 +35,7 @@ _SUBMODULES = (
     "export",
     "ffrate",
     "fits",
+    "group",
     "layers",
     "metrics",
     "models",
@@ -58,6 +59,7 @@ _EXPORTS = {
     "load_preset": "targets",
     "TrainingConfig": "config",
     "train_members": "engine",
+    "train_models": "group",
 }
 
 __all__ = ["Budget", "__version__", *_SUBMODULES, *_EXPORTS]

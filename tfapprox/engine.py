@@ -949,20 +949,32 @@ def train_members(
 
 def _scores(engine, params, dataset, batch_size):
     """Per member over ``dataset``: (mean MSE, mean Σ_t Σ_o |H − Ĥ|), NumPy ``(E,)`` each."""
-    order, weights = _padded_order(np.arange(dataset.num_samples), batch_size)
-    x = dataset.x.astype("float32")
-    y = dataset.y.astype("float32")
-    squared = absolute = 0.0
+    return mean_scores(
+        lambda x, y, weights: engine.evaluate(params, x, y, weights),
+        dataset.x.astype("float32"),
+        dataset.y.astype("float32"),
+        batch_size,
+    )
+
+
+def mean_scores(evaluate, x, y, batch_size):
+    """Means over the samples of the two weighted sums ``evaluate(x, y, weights)`` returns.
+
+    ``evaluate`` maps a batch of ``batch_size`` rows (a short last batch is
+    padded, with 0/1 sample ``weights``) to two per-model sums ``(K,)``;
+    the result is two NumPy ``(K,)`` float64 arrays, each divided by N.
+    """
+    order, weights = _padded_order(np.arange(len(x)), batch_size)
+    first = second = 0.0
     for rows, row_weights in zip(order, weights):
-        s, a = engine.evaluate(
-            params,
+        a, b = evaluate(
             ops.convert_to_tensor(x[rows]),
             ops.convert_to_tensor(y[rows]),
             ops.convert_to_tensor(row_weights),
         )
-        squared = squared + ops.convert_to_numpy(s).astype("float64")
-        absolute = absolute + ops.convert_to_numpy(a).astype("float64")
-    return squared / dataset.num_samples, absolute / dataset.num_samples
+        first = first + ops.convert_to_numpy(a).astype("float64")
+        second = second + ops.convert_to_numpy(b).astype("float64")
+    return first / len(x), second / len(x)
 
 
 def __getattr__(name):
