@@ -41,3 +41,11 @@ def assert_usage_error(result, *fragments):
     assert len(errors) == 1, result.output
     for fragment in fragments:
         assert fragment in errors[0]
+
+
+def running_sums(count, sequence_length):
+    """Seeded inputs U[0,1] ``(count, tau, 1)`` and their running sums over tau, float32."""
+    import numpy as np
+
+    x = np.random.default_rng(0).uniform(size=(count, sequence_length, 1)).astype("float32")
+    return x, (np.cumsum(x, axis=1) / sequence_length).astype("float32")

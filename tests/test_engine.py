@@ -17,6 +17,7 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+from helpers import running_sums
 
 from tfapprox import Budget
 from tfapprox.engine import _padded_order, train_members, training_config
@@ -36,20 +37,14 @@ MEMBERS = [
 @pytest.fixture(scope="module")
 def data():
     """64 training sequences, a smooth target: 8 batches of 8, so 7 epochs are 56 steps."""
-    x, y = _sequences(80)
+    x, y = running_sums(80, TAU)
     return x[:64], y[:64]
 
 
 @pytest.fixture(scope="module")
 def held_out():
-    x, y = _sequences(80)
+    x, y = running_sums(80, TAU)
     return x[64:], y[64:]
-
-
-def _sequences(count):
-    rng = np.random.default_rng(0)
-    x = rng.uniform(size=(count, TAU, 1)).astype("float32")
-    return x, (np.cumsum(x, axis=1) / TAU).astype("float32")
 
 
 @pytest.fixture(scope="module")

@@ -37,6 +37,7 @@ _SUBMODULES = (
     "export",
     "ffrate",
     "fits",
+    "group",
     "layers",
     "memory",
     "memory_theory",
@@ -63,6 +64,7 @@ _EXPORTS = {
     "MultiHeadAttention": "layers",
     "TrainingConfig": "config",
     "train_members": "engine",
+    "train_models": "group",
 }
 
 __all__ = ["Budget", "__version__", *_SUBMODULES, *_EXPORTS]

@@ -40,6 +40,7 @@ import numpy as np
 from keras import ops
 
 from tfapprox._checks import check_int, check_positive_int, check_real, check_seed
+from tfapprox._recipe import Recipe, _reduce_on_plateau, _schedule_rate  # noqa: F401
 from tfapprox.budget import Budget
 from tfapprox.config import SCHEDULES  # noqa: F401  (re-exported)
 from tfapprox.datasets import Dataset
@@ -261,6 +262,43 @@ def _backend_tools():
 
 
 # ----------------------------------------------------------------------------
+# Adam, one learning rate per model (shared with `tfapprox.group`)
+
+
+def adam_rate(learning_rate, steps):
+    """Adam's bias-corrected step size ``lr · √(1 − β₂ᵗ) / (1 − β₁ᵗ)``, as `keras.optimizers.Adam`.
+
+    ``learning_rate`` and ``steps`` (t, the updates made so far including
+    this one; 0 reads as 1) broadcast against each other.
+    """
+    safe_steps = ops.maximum(steps, 1.0)
+    return (
+        learning_rate
+        * ops.sqrt(1.0 - ops.power(_BETA_2, safe_steps))
+        / (1.0 - ops.power(_BETA_1, safe_steps))
+    )
+
+
+def adam_update(param, moment, velocity, grad, alpha, on):
+    """One `keras.optimizers.Adam` update where ``on``; the old values elsewhere.
+
+    ``m ← m + (g − m)(1 − β₁)``, ``v ← v + (g² − v)(1 − β₂)``,
+    ``θ ← θ − α m / (√v + ε)`` with ``α`` from `adam_rate`.
+
+    Returns:
+        ``(param, moment, velocity)``, updated.
+    """
+    m_new = moment + (grad - moment) * (1.0 - _BETA_1)
+    v_new = velocity + (ops.square(grad) - velocity) * (1.0 - _BETA_2)
+    step = (m_new * alpha) / (ops.sqrt(v_new) + _EPSILON)
+    return (
+        ops.where(on, param - step, param),
+        ops.where(on, m_new, moment),
+        ops.where(on, v_new, velocity),
+    )
+
+
+# ----------------------------------------------------------------------------
 # The batched model
 
 
@@ -474,20 +512,12 @@ class _Engine:
             active = ops.logical_and(active, finite)
             steps = steps + ops.cast(active, "float32")
             # keras.optimizers.Adam, one learning rate per member.
-            safe_steps = ops.maximum(steps, 1.0)
-            alpha = (
-                learning_rate
-                * ops.sqrt(1.0 - ops.power(_BETA_2, safe_steps))
-                / (1.0 - ops.power(_BETA_1, safe_steps))
-            )
+            alpha = adam_rate(learning_rate, steps)
             on = active[:, None]  # (E, 1)
             grads = ops.where(on, grads, ops.zeros_like(grads)) * mask  # (E, P)
-            m_new = moments + (grads - moments) * (1.0 - _BETA_1)
-            v_new = velocities + (ops.square(grads) - velocities) * (1.0 - _BETA_2)
-            step = (m_new * alpha[:, None]) / (ops.sqrt(v_new) + _EPSILON)
-            params = ops.where(on, params - step, params)
-            moments = ops.where(on, m_new, moments)
-            velocities = ops.where(on, v_new, velocities)
+            params, moments, velocities = adam_update(
+                params, moments, velocities, grads, alpha[:, None], on
+            )
             total = total + losses * ops.sum(batch_weights)
             return (params, moments, velocities, steps, active, bad, total)
 
@@ -677,13 +707,6 @@ class EnsembleResult:
 # Training
 
 
-def _schedule_rate(config, base, epoch):
-    """The learning rate of ``epoch`` (0-based): `TrainingConfig.scheduled_rate`."""
-    from tfapprox.config import TrainingConfig
-
-    return TrainingConfig.from_dict(config).scheduled_rate(epoch, base)
-
-
 def _label(budget, seed):
     fields = ", ".join(f"{key}={value}" for key, value in budget.to_dict().items())
     return f"budget ({fields}), seed {seed}"
@@ -828,21 +851,11 @@ def train_members(
     )
 
     rng = np.random.default_rng(shuffle_seed)
-    rates = base_rates.copy()
-    if config["schedule"] != "plateau":
-        rates = np.asarray([_schedule_rate(config, r, 0) for r in base_rates])
-    active = np.ones(size, dtype=bool)
-    stopped = [None] * size
-    messages = [None] * size
-    epochs_run = [0] * size
-    history = [[] for _ in range(size)]
-    best_epoch = [None] * size
-    best_seen = [math.inf] * size
-    reference = [math.inf] * size
-    wait = [0] * size
-    lr_best = [math.inf] * size
-    lr_wait = [0] * size
-
+    recipe = Recipe(
+        config,
+        base_rates,
+        [f"Member {i} ({_label(budget, seed)})" for i, (budget, seed, _) in enumerate(members)],
+    )
     for epoch in range(config["epochs"]):
         order, weights = _padded_order(rng.permutation(dataset.num_samples), config["batch_size"])
         params_, m_, v_, steps_, _, best_params_, best_loss_ = state
@@ -851,65 +864,39 @@ def train_members(
             m_,
             v_,
             steps_,
-            ops.convert_to_tensor(active),
+            ops.convert_to_tensor(recipe.active),
             best_params_,
             best_loss_,
         )
         state, epoch_loss, bad = engine.run_epoch(
             state,
             mask,
-            ops.convert_to_tensor(rates.astype("float32")),
+            ops.convert_to_tensor(recipe.rates.astype("float32")),
             ops.convert_to_tensor(order),
             ops.convert_to_tensor(weights),
             x,
             y,
         )
-        epoch_loss = ops.convert_to_numpy(epoch_loss).astype("float64")
-        bad = ops.convert_to_numpy(bad)
-        states = []
-        for i in range(size):
-            loss = None
-            if active[i]:
-                epochs_run[i] = epoch + 1
-                loss = float(epoch_loss[i])
-                if bad[i] or not math.isfinite(loss):
-                    _stop_non_finite(
-                        i, members, epoch, loss, best_epoch, best_seen, stopped, messages
-                    )
-                else:
-                    history[i].append(loss)
-                    if loss < best_seen[i]:
-                        best_seen[i], best_epoch[i] = loss, epoch
-                    # Early stopping (as fit's guard).
-                    if loss < reference[i] * (1.0 - config["min_rel_delta"]) - config["min_delta"]:
-                        reference[i], wait[i] = loss, 0
-                    else:
-                        wait[i] += 1
-                        if wait[i] >= config["patience"]:
-                            stopped[i] = "plateau"
-                    if config["schedule"] == "plateau":
-                        rates[i] = _reduce_on_plateau(i, loss, rates, lr_best, lr_wait, config)
-                    else:
-                        rates[i] = _schedule_rate(config, base_rates[i], epoch + 1)
-                active[i] = stopped[i] is None
-            states.append(
-                {
-                    "index": i,
-                    "budget": members[i][0].to_dict(),
-                    "seed": members[i][1],
-                    "loss": loss,
-                    "learning_rate": float(rates[i]),
-                    "epochs": epochs_run[i],
-                    "stopped": stopped[i],
-                }
-            )
+        losses = recipe.end_epoch(
+            epoch,
+            ops.convert_to_numpy(epoch_loss).astype("float64"),
+            ops.convert_to_numpy(bad),
+        )
         if progress is not None:
-            progress(epoch + 1, states)
-        if not active.any():
+            progress(
+                epoch + 1,
+                [
+                    {
+                        **recipe.state(i, loss),
+                        "budget": members[i][0].to_dict(),
+                        "seed": members[i][1],
+                    }
+                    for i, loss in enumerate(losses)
+                ],
+            )
+        if not recipe.active.any():
             break
-    for i in range(size):
-        if stopped[i] is None:
-            stopped[i] = "max_epochs"
+    recipe.finish()
 
     best_params = state[5]
     eval_batch = max(config["batch_size"], 256)
@@ -935,7 +922,6 @@ def train_members(
     }
     records = []
     for i, (budget, seed, _) in enumerate(members):
-        finite = [h for h in history[i] if math.isfinite(h)]
         records.append(
             {
                 "budget": budget.to_dict(),
@@ -944,15 +930,8 @@ def train_members(
                 "error": float(train_scores[1][i]),
                 "val_loss": None if val_scores is None else float(val_scores[0][i]),
                 "val_error": None if val_scores is None else float(val_scores[1][i]),
-                "best_loss": min(finite) if finite else math.nan,
-                "final_loss": finite[-1] if finite else math.nan,
-                "epochs": epochs_run[i],
-                "stopped": stopped[i],
-                "message": messages[i],
-                "learning_rate": float(base_rates[i]),
-                "final_learning_rate": float(rates[i]),
+                **recipe.summary(i),
                 "parameter_count": counts[i],
-                "history": list(history[i]),
                 "seconds": elapsed / size,
                 "ensemble_seconds": elapsed,
                 "ensemble_size": size,
@@ -975,49 +954,40 @@ def train_members(
     )
 
 
-def _stop_non_finite(i, members, epoch, loss, best_epoch, best_seen, stopped, messages):
-    import warnings
-
-    budget, seed, _ = members[i]
-    if best_epoch[i] is None:
-        kept = "keeping the initial weights"
-    else:
-        kept = f"keeping the weights of epoch {best_epoch[i] + 1} (loss {best_seen[i]:.6g})"
-    stopped[i] = "non_finite"
-    messages[i] = (
-        f"Member {i} ({_label(budget, seed)}) stopped in epoch {epoch + 1}: the training loss "
-        f"is {loss}; {kept}. Lower its learning rate or rescale the data."
-    )
-    warnings.warn(messages[i], RuntimeWarning, stacklevel=3)
-
-
-def _reduce_on_plateau(i, loss, rates, best, wait, config):
-    """`keras.callbacks.ReduceLROnPlateau` (monitor the training loss, no cooldown)."""
-    if loss < best[i] - config["min_delta"]:
-        best[i], wait[i] = loss, 0
-        return rates[i]
-    wait[i] += 1
-    if wait[i] >= config["reduce_lr_patience"] and rates[i] > np.float32(
-        config["min_learning_rate"]
-    ):
-        wait[i] = 0
-        return max(rates[i] * config["reduce_lr_factor"], config["min_learning_rate"])
-    return rates[i]
-
-
 def _scores(engine, params, dataset, batch_size):
     """Per member over ``dataset``: (mean MSE, mean Σ_t Σ_o |H − Ĥ|), NumPy ``(E,)`` each."""
-    order, weights = _padded_order(np.arange(dataset.num_samples), batch_size)
-    x = dataset.x.astype("float32")
-    y = dataset.y.astype("float32")
-    squared = absolute = 0.0
+    return mean_scores(
+        lambda x, y, weights: engine.evaluate(params, x, y, weights),
+        dataset.x.astype("float32"),
+        dataset.y.astype("float32"),
+        batch_size,
+    )
+
+
+def mean_scores(evaluate, x, y, batch_size):
+    """Means over the samples of the two weighted sums ``evaluate(x, y, weights)`` returns.
+
+    ``evaluate`` maps a batch of ``batch_size`` rows (a short last batch is
+    padded, with 0/1 sample ``weights``) to two per-model sums ``(K,)``;
+    the result is two NumPy ``(K,)`` float64 arrays, each divided by N.
+    """
+    order, weights = _padded_order(np.arange(len(x)), batch_size)
+    first = second = 0.0
     for rows, row_weights in zip(order, weights):
-        s, a = engine.evaluate(
-            params,
+        a, b = evaluate(
             ops.convert_to_tensor(x[rows]),
             ops.convert_to_tensor(y[rows]),
             ops.convert_to_tensor(row_weights),
         )
-        squared = squared + ops.convert_to_numpy(s).astype("float64")
-        absolute = absolute + ops.convert_to_numpy(a).astype("float64")
-    return squared / dataset.num_samples, absolute / dataset.num_samples
+        first = first + ops.convert_to_numpy(a).astype("float64")
+        second = second + ops.convert_to_numpy(b).astype("float64")
+    return first / len(x), second / len(x)
+
+
+def __getattr__(name):
+    # `train_models` (any Keras models) lives in tfapprox.group, which imports this module.
+    if name == "train_models":
+        from tfapprox.group import train_models
+
+        return train_models
+    raise AttributeError(f"module 'tfapprox.engine' has no attribute {name!r}")
