@@ -359,8 +359,10 @@ def _figure(results, claims, out):
     from tfapprox.plots import pyplot, save_figure
 
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for axis, panel in zip(axes, ("fig5a", "fig5b")):
+    panels = [p for p in ("fig5a", "fig5b") if any(r["panel"] == p for r in results)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), sharey=True)
+    axes = np.atleast_1d(axes)
+    for axis, panel in zip(axes, panels):
         for index, r in enumerate(x for x in results if x["panel"] == panel):
             m_h = [p["m_h"] for p in r["points"]]
             axis.loglog(

@@ -87,3 +87,13 @@ def test_claim_c_counts_every_pair_below_the_larger_rank():
     failed = [(c["ranks"], c["m_h"]) for c in claim["comparisons"] if not c["holds"]]
     assert failed == [([6, "inf"], 2)] and not claim["holds"]
     assert math.isclose(claim["held"], 6)
+
+
+def test_one_panel_draws_alone(tmp_path):
+    results = [_result("fig5b-r2", [1.0, 0.1, 0.1, 0.1]), _result("fig5b-rinf", [1, 0.5, 0.3, 0.2])]
+    for r in results:
+        for p in r["points"]:
+            p["truncation_error"] = 0.0
+    claims = {"b": [fig5.claim_slope(results[1], n_bootstrap=20)]}
+    path = fig5._figure(results, claims, str(tmp_path))
+    assert path.endswith("fig5.png") and (tmp_path / "fig5.png").stat().st_size > 0
