@@ -16,10 +16,15 @@ The theory (Thm 4.2): the error is ``E_FFN + ‖f‖_Lip E_Attn`` with
 ``E_FFN ~ ‖f‖_B/√m`` (the readout's complexity, paid in width) and
 ``E_Attn ~ C(n) (Σ_i T_i-terms)^{n+1}/H^n`` (the memories, paid in heads).
 
-Here: τ = 64 (not 1,000) with lags 12, 28, 57 (presets ``memory-relu-1``,
-``memory-sum-3``, ``memory-relu-3`` of `tfapprox.memory`), one output per
-sequence, read at the last position. The model (paper B's, one layer, no
-layer norm): ``Dense(D)`` embedding, ``X + Attn(X)`` with
+Here: τ = 32 (not 1,000) with lags 1, 3, 7 (the paper's lags sit in the
+last tenth of its window; this 2-core CPU's budget of ~1,000 Adam steps
+does not get DP-free models to isolate lags beyond ~10 at all: lags 5, 6,
+10 left every cell at 63-97% of Var(y) after 2,500 steps, more heads or
+not), the targets of the presets ``memory-relu-1``, ``memory-sum-3`` and
+``memory-relu-3`` (`tfapprox.memory.fixed_memory_target`, the same ReLU
+weights) rebuilt at these lags, one output per sequence, read at the last
+position. The model (paper B's, one layer, no layer norm): ``Dense(D)``
+embedding, ``X + Attn(X)`` with
 `tfapprox.layers.MultiHeadAttention` (H heads, causal, linear RPE,
 ``value_dim=1``; DP-free unless stated), then the last position through the
 readout FFN ``Dense(m, relu) → Dense(1)``. Every cell of every target is
@@ -52,17 +57,38 @@ PAPER = {
     "numbers": {"relu-1": [0.49, 0.002], "sum-3": [1.16, 1e-6]},
 }
 
+# name -> the readout, which lags it reads ("last": the longest lag only,
+# "all": every lag) and the claim it tests.
 TARGETS = {
-    "relu-1": {"preset": "memory-relu-1", "claim": "width"},
-    "sum-3": {"preset": "memory-sum-3", "claim": "heads"},
-    "relu-3": {"preset": "memory-relu-3", "claim": "dp"},
+    "relu-1": {"readout": "relu", "lags": "last", "claim": "width"},
+    "sum-3": {"readout": "sum", "lags": "all", "claim": "heads"},
+    "relu-3": {"readout": "relu", "lags": "all", "claim": "dp"},
 }
+
+
+def load_target(name, settings):
+    """Target ``name`` at ``settings["tau"]`` and ``settings["lags"]`` (`tfapprox.memory`)."""
+    from tfapprox import memory
+
+    spec = TARGETS[name]
+    lags = settings["lags"] if spec["lags"] == "all" else settings["lags"][-1:]
+    return memory.fixed_memory_target(
+        tau=settings["tau"],
+        lags=lags,
+        readout=spec["readout"],
+        width=64 if spec["readout"] == "relu" else None,
+        name=name,
+        seed=0,
+    )
+
 
 FULL = {
     "targets": list(TARGETS),
-    "heads": [1, 2, 4, 8, 16],
-    "widths": [4, 16, 64, 256],
-    "dp_cells": [[1, 256], [4, 256], [16, 256], [4, 16]],
+    "tau": 32,
+    "lags": [1, 3, 7],
+    "heads": [1, 4, 16],
+    "widths": [4, 32, 256],
+    "dp_cells": [[4, 256], [16, 256]],
     "embedding": 8,
     "key_dim": 1,
     "rpe": "linear",
@@ -70,9 +96,9 @@ FULL = {
     "held_out": 4096,
     "seed": 0,
     "training": {
-        "steps": 3000,
+        "steps": 1000,
         "batch_size": 128,
-        "learning_rate": 3e-3,
+        "learning_rate": 1e-2,
         "min_learning_rate": 1e-5,
         "warmup_fraction": 0.02,
     },
@@ -146,11 +172,9 @@ def plan(settings):
 
 def train_cells(settings, cells, steps):
     """Train ``cells`` together for ``steps``; one result dict per cell."""
-    from tfapprox import targets
-
     rng = np.random.default_rng(settings["seed"])
-    loaded = {name: targets.load_preset(TARGETS[name]["preset"]) for name in settings["targets"]}
-    tau = next(iter(loaded.values())).sequence_length
+    loaded = {name: load_target(name, settings) for name in settings["targets"]}
+    tau = settings["tau"]
     x = 2.0 * rng.integers(0, 2, (settings["samples"], tau, 1)) - 1.0
     x_test = 2.0 * rng.integers(0, 2, (settings["held_out"], tau, 1)) - 1.0
     y = {name: np.asarray(t(x))[:, -1, :] for name, t in loaded.items()}
@@ -253,14 +277,9 @@ def claims(rows, settings):
 
 
 def doubling(settings, rows):
-    """The grid corners (and the DP cells) trained again with twice the steps."""
+    """The opposite grid corners (and the DP cells) trained again with twice the steps."""
     heads, widths = settings["heads"], settings["widths"]
-    corners = {
-        (heads[0], widths[0]),
-        (heads[0], widths[-1]),
-        (heads[-1], widths[0]),
-        (heads[-1], widths[-1]),
-    }
+    corners = {(heads[0], widths[0]), (heads[-1], widths[-1])}
     cells = [
         (r["target"], r["heads"], r["width"], r["dot_product"])
         for r in rows
@@ -379,8 +398,12 @@ def main(argv=None):
             "error": "held-out MSE at the last position, in the target's units (the models fit "
             "standardised outputs; relative_error = MSE / Var(y))",
             "init": "RPE scales p_h start at ALiBi's slopes 2^(-8h/H)",
-            "scaling": "tau 1000 -> 64, lags 48, 56, 99 -> 12, 28, 57; one output per sequence; "
-            "1M samples -> a fixed training set; 10,000 AdamW steps -> Adam",
+            "scaling": "tau 1000 -> 32, lags 48, 56, 99 -> 1, 3, 7; one output per sequence; "
+            "H up to 16 (paper: 32), m up to 256; 1M samples -> a fixed training set; "
+            "10,000 AdamW steps -> 1,000 Adam steps",
+            "recipe": "measured on H = 1, 4, 16 and m = 64 (sum-3, relu-1): Adam 1e-2 learns "
+            "where 3e-3 had not moved after 300 steps; at lags 5, 6, 10 the errors stayed at "
+            "63-97% of Var(y) from 800 to 2,500 steps, hence the shorter lags",
         },
         "cells": rows,
         "claims": claim_rows,

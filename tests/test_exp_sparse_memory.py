@@ -40,11 +40,18 @@ def test_every_claim_states_its_direction_and_numbers(result):
     assert "dp_free_over_dp" in claims["relu-3"]
 
 
-def test_wider_ffn_lowers_the_one_memory_error(result):
-    # On relu-1 the readout is what costs: at quick sizes m = 64 already
-    # beats m = 4 at every H.
-    assert result["claims"][0]["target"] == "relu-1"
-    assert result["claims"][0]["along_width"] > 1.5
+@pytest.mark.parametrize(
+    ("name", "preset"),
+    [("relu-1", "memory-relu-1"), ("sum-3", "memory-sum-3"), ("relu-3", "memory-relu-3")],
+)
+def test_targets_at_the_preset_lags_are_the_presets(name, preset):
+    from tfapprox import targets
+
+    reference = targets.load_preset(preset)
+    settings = {"tau": 64, "lags": [12, 28, 57]}
+    rebuilt = sparse_memory.load_target(name, settings)
+    x = reference.sample(8, seed=3).x
+    np.testing.assert_array_equal(rebuilt(x), reference(x))
 
 
 def test_gains_are_geometric_means_of_error_ratios():
