@@ -91,6 +91,7 @@ FULL = {
         "warmup_fraction": 0.02,
     },
     "doubling": True,
+    "extended": {"kernels": ["exp-5"], "factor": 8},
 }
 QUICK = {
     **FULL,
@@ -100,6 +101,7 @@ QUICK = {
     "held_out": 1024,
     "training": {**FULL["training"], "steps": 300},
     "doubling": False,
+    "extended": None,
 }
 
 
@@ -264,12 +266,14 @@ def claims(cells):
     return out
 
 
-def doubling(settings, cells, claim_rows):
-    """The cells that decide the claims, trained again with twice the steps.
+def doubling(settings, cells, claim_rows, factor=2, kernels=None):
+    """The cells that decide the claims, trained again with ``factor`` times the steps.
 
-    Those are, per kernel, the matching RPE with one head and the other RPE
-    with the most heads.
+    Those are, per kernel (of ``kernels``, default all), the matching RPE
+    with one head and the other RPE with the most heads.
     """
+    if kernels is not None:
+        claim_rows = [c for c in claim_rows if c["kernel"] in kernels]
     most = max(settings["heads"])
     deciding = {(c["kernel"], c["matching_rpe"], 1) for c in claim_rows}
     deciding |= {
@@ -278,7 +282,7 @@ def doubling(settings, cells, claim_rows):
         for rpe in settings["rpe"]
         if rpe != c["matching_rpe"]
     }
-    steps = 2 * settings["training"]["steps"]
+    steps = factor * settings["training"]["steps"]
     again, _ = _train_cells(settings, steps, only=deciding)
     before = {(c["kernel"], c["rpe"], c["heads"]): c for c in cells}
     rows = []
@@ -335,8 +339,9 @@ def table(cells, claim_rows, doubled, tau):
         )
     for d in doubled:
         lines.append(
-            f"- twice the steps ({d['kernel']}, {d['rpe']}, H = {d['heads']}): "
-            f"{_fmt(d['errors'][0])} → {_fmt(d['errors'][1])}"
+            f"- {d['steps'][1] // d['steps'][0]}× the steps ({d['kernel']}, {d['rpe']}, "
+            f"H = {d['heads']}): {_fmt(d['errors'][0])} → {_fmt(d['errors'][1])}"
+            + (f", p = {d['p'][1][0]:.4g}" if d["heads"] == 1 else "")
         )
     return "\n".join(lines)
 
@@ -376,6 +381,11 @@ def main(argv=None):
     cells, fit = _train_cells(settings, settings["training"]["steps"])
     claim_rows = claims(cells)
     doubled = doubling(settings, cells, claim_rows) if settings["doubling"] else []
+    if settings["extended"]:
+        # e^{-5t} in steps is nearly a one-step memory: the softmax saturates
+        # as p grows, so the exact head (p = 5) is approached slowly.
+        extended = settings["extended"]
+        doubled += doubling(settings, cells, claim_rows, extended["factor"], extended["kernels"])
     figure = _figure(cells, out)
     result = {
         "experiment": "position-bias",
