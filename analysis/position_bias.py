@@ -357,7 +357,7 @@ def _figure(cells, out):
             mine = [c for c in cells if c["kernel"] == name and c["rpe"] == rpe]
             axis.loglog(
                 [c["heads"] for c in mine],
-                [max(c["error"], 1e-12) for c in mine],
+                [max(c["error"], 1e-16) for c in mine],
                 "o-",
                 color=f"C{index}",
                 label=f"{rpe} RPE",
