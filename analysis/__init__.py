@@ -26,8 +26,16 @@ EXPERIMENTS = {
         "temporal mixing vs the POD spectrum; a TemporalConv in front (paper A Sec. 6, App. D.3)",
     ),
     "ordering": ("ordering", "RNN vs Transformer under reordering and mixing (paper A Tables 2-3)"),
+    "position-bias": (
+        "position_bias",
+        "linear vs log RPE on heavy- and light-tailed memories, error vs heads (paper B Tables 8-9)",
+    ),
     "permutation": (
         "permutation",
         "digits classifier on original vs permuted tokens: accuracy and β (paper A Table 1)",
+    ),
+    "sparse-memory": (
+        "sparse_memory",
+        "heads vs FFN width on fixed sparse memories, with and without DP (paper B Tables 3-6)",
     ),
 }
