@@ -35,12 +35,16 @@ def _fmt(value, spec="g"):
 
 @click.group("target")
 def target():
-    """Synthetic targets with a known POD spectrum: list presets, sample datasets.
+    """Synthetic targets: list presets, sample datasets.
+
+    Targets with a known POD spectrum (paper A) and with sparse memory
+    (paper B's Types I-III: memory-*, adaptive-*, kernel-* presets).
 
     \b
     Examples:
       tfapprox target list
       tfapprox target make fig5b-r6 --samples 2000 --out fig5b.npz
+      tfapprox target make memory-relu-3 --samples 2000 --out relu3.npz
       tfapprox target make --beta 0.55 --rank inf --tau 16 --out fig5a.npz
       tfapprox target make --d 2 --rank 8 --beta 1 --out positional.npz
     """
@@ -57,11 +61,14 @@ def list_command(json_):
     if json_:
         echo_json(rows)
         return
-    header = f"{'name':<15} {'tau':>4} {'d':>3} {'beta':>5} {'C_beta':>6} {'rank':>5}  description"
+    width = max([15, *(len(row["name"]) for row in rows)])
+    header = (
+        f"{'name':<{width}} {'tau':>4} {'d':>3} {'beta':>5} {'C_beta':>6} {'rank':>5}  description"
+    )
     click.echo(header)
     for row in rows:
         click.echo(
-            f"{row['name']:<15} {row['sequence_length']:>4} {row['input_dim']:>3} "
+            f"{row['name']:<{width}} {row['sequence_length']:>4} {row['input_dim']:>3} "
             f"{_fmt(row['beta']):>5} {_fmt(row['c_beta']):>6} {_fmt(row['rank']):>5}  "
             f"{row['description']}"
         )
@@ -162,9 +169,11 @@ def list_command(json_):
 def make_command(preset, samples, seed, out, json_, **options):
     """Sample a dataset from PRESET or from a custom target and write it to --out.
 
-    x is drawn i.i.d. U[0,1]; y = H(x). The file holds x, y and the target's
-    metadata (parameters, seed, true β, C_β, rank); the same PRESET and --seed
-    always give the same bytes.
+    x is drawn i.i.d. from the target's input distribution (U[0,1]; {-1,1},
+    U[-1,1] or {-1,0,1} for the sparse-memory presets); y = H(x). The file
+    holds x, y and the target's metadata (parameters, seed, true β, C_β,
+    rank, or the true lags and kernels); the same PRESET and --seed always
+    give the same bytes.
     """
     from tfapprox import targets
 
@@ -214,11 +223,16 @@ def make_command(preset, samples, seed, out, json_, **options):
     if json_:
         echo_json(summary)
         return
+    memory = summary["target"].get("memory")
+    truth = (
+        f"memory type {memory['type']}: {memory['formula']}"
+        if memory
+        else f"beta={_fmt(model.beta)} C_beta={_fmt(model.c_beta)} "
+        f"rank={_fmt(model.metadata['rank'])}"
+    )
     click.echo(
         f"wrote {out}: {model.name}, {dataset.num_samples} samples (seed {seed}), "
-        f"x {tuple(dataset.x.shape)}, y {tuple(dataset.y.shape)}, "
-        f"beta={_fmt(model.beta)} C_beta={_fmt(model.c_beta)} "
-        f"rank={_fmt(model.metadata['rank'])}"
+        f"x {tuple(dataset.x.shape)}, y {tuple(dataset.y.shape)}, {truth}"
     )
 
 

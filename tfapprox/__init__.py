@@ -56,6 +56,7 @@ _EXPORTS = {
     "load_dataset": "datasets",
     "load_model": "export",
     "load_preset": "targets",
+    "MultiHeadAttention": "layers",
     "TrainingConfig": "config",
     "train_members": "engine",
 }

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from tfapprox._checks import check_bool, check_choice, check_positive_int
+from tfapprox._checks import check_bool, check_choice, check_int, check_positive_int
 from tfapprox.budget import POSITION_ENCODINGS
 
 _PACKAGE = "tfapprox"
@@ -76,6 +76,24 @@ def fresh_initializer(initializer, index=0):
     if isinstance(seed, int) and not isinstance(seed, bool):
         config["seed"] = seed + index
     return initializer.__class__.from_config(config)
+
+
+def _keep_mask(mask, causal, tau):
+    """Boolean ``(batch or 1, tau, tau)`` of (query, key) pairs to keep, or None for all.
+
+    ``mask`` is None, ``(batch, tau)`` over the keys or ``(batch, tau, tau)``;
+    ``causal`` also drops the keys s > t.
+    """
+    keep = None
+    if mask is not None:
+        mask = ops.cast(mask, "bool")
+        keep = mask[:, None, :] if len(mask.shape) == 2 else mask  # (batch, 1|tau, tau)
+    if causal:
+        rows = ops.arange(tau)[:, None]
+        cols = ops.arange(tau)[None, :]
+        lower = (cols <= rows)[None]  # (1, tau, tau)
+        keep = lower if keep is None else ops.logical_and(keep, lower)
+    return keep
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -303,8 +321,38 @@ class FeedForward(keras.layers.Layer):
         return config
 
 
+class _SelfAttention(keras.layers.Layer):
+    """What the attention layers share: the input check and key-mask propagation."""
+
+    def _input_width(self, input_shape):
+        """n, the width of ``(batch, tau, n)`` inputs, or a clear error."""
+        if len(input_shape) != 3 or input_shape[-1] is None:
+            raise ValueError(
+                f"{type(self).__name__} expects inputs of shape (batch, tau, n) with n known. "
+                f"Received input_shape={input_shape}"
+            )
+        return input_shape[-1]
+
+    def compute_mask(self, inputs, mask=None):
+        if mask is None or len(mask.shape) != 2:
+            return None
+        return mask
+
+    def _logits_shape(self, batch, tau):
+        return (batch, tau, tau)
+
+    def compute_output_spec(self, inputs, mask=None, return_attention_logits=False):
+        output = keras.KerasTensor(
+            self.compute_output_shape(inputs.shape), dtype=self.compute_dtype
+        )
+        if not return_attention_logits:
+            return output
+        logits_shape = self._logits_shape(inputs.shape[0], inputs.shape[1])
+        return output, keras.KerasTensor(logits_shape, dtype=self.compute_dtype)
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class SingleHeadAttention(keras.layers.Layer):
+class SingleHeadAttention(_SelfAttention):
     """Dot-product self-attention with independent widths m_h and m_v.
 
     ``out_t = Σ_s softmax_s(ρ̂_ts) v_s`` with ``ρ̂_ts = q_tᵀ k_s``,
@@ -363,12 +411,7 @@ class SingleHeadAttention(keras.layers.Layer):
         self.supports_masking = True
 
     def build(self, input_shape):
-        if len(input_shape) != 3 or input_shape[-1] is None:
-            raise ValueError(
-                "SingleHeadAttention expects inputs of shape (batch, tau, n) with n known. "
-                f"Received input_shape={input_shape}"
-            )
-        width = input_shape[-1]
+        width = self._input_width(input_shape)
         # One clone of the initializer per kernel (`fresh_initializer`): a
         # shared instance would start with W_Q = W_K (and = W_V if m_v = m_h).
         self.query_kernel = self.add_weight(
@@ -419,35 +462,11 @@ class SingleHeadAttention(keras.layers.Layer):
 
     def _attention_mask(self, inputs, mask):
         """Boolean (batch or 1, tau, tau) of pairs to keep, or None for all."""
-        keep = None
-        if mask is not None:
-            mask = ops.cast(mask, "bool")
-            keep = mask[:, None, :] if len(mask.shape) == 2 else mask  # (batch, 1|tau, tau)
-        if self.causal:
-            tau = ops.shape(inputs)[1]
-            rows = ops.arange(tau)[:, None]
-            cols = ops.arange(tau)[None, :]
-            causal = (cols <= rows)[None]  # (1, tau, tau)
-            keep = causal if keep is None else ops.logical_and(keep, causal)
-        return keep
-
-    def compute_mask(self, inputs, mask=None):
-        if mask is None or len(mask.shape) != 2:
-            return None
-        return mask
+        return _keep_mask(mask, self.causal, ops.shape(inputs)[1])
 
     def compute_output_shape(self, input_shape):
         value_dim = self.value_dim or input_shape[-1]
         return (*input_shape[:-1], value_dim)
-
-    def compute_output_spec(self, inputs, mask=None, return_attention_logits=False):
-        output = keras.KerasTensor(
-            self.compute_output_shape(inputs.shape), dtype=self.compute_dtype
-        )
-        if not return_attention_logits:
-            return output
-        batch, tau = inputs.shape[0], inputs.shape[1]
-        return output, keras.KerasTensor((batch, tau, tau), dtype=self.compute_dtype)
 
     def get_config(self):
         config = super().get_config()
@@ -458,6 +477,350 @@ class SingleHeadAttention(keras.layers.Layer):
                 "use_scale": self.use_scale,
                 "causal": self.causal,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            }
+        )
+        return config
+
+
+RELATIVE_POSITIONS = ("none", "linear", "log", "t5")
+
+
+def t5_relative_position_bucket(
+    relative_position, bidirectional=True, num_buckets=32, max_distance=128
+):
+    """T5's bucket of a relative position ``s − t`` (key minus query), with `keras.ops`.
+
+    Raffel et al. (2020), the ``relative_position_bucket`` of T5 (Mesh
+    TensorFlow and Hugging Face): with ``bidirectional`` half the buckets hold
+    keys after the query (s > t) and half keys at or before it; without it
+    (causal) keys after the query share bucket 0 with the current token. In
+    each half of B buckets the distance z = |s − t| has its own bucket up to
+    ``B/2`` (exact), then ``B/2 + ⌊log(z/(B/2)) / log(max_distance/(B/2)) ·
+    B/2⌋`` (logarithmic), capped at ``B − 1`` (constant beyond about
+    ``max_distance``).
+
+    Args:
+        relative_position: int tensor or array of ``s − t``.
+        bidirectional: bool. Separate buckets for s > t. Defaults to True.
+        num_buckets: int. Defaults to 32.
+        max_distance: int. Defaults to 128.
+
+    Returns:
+        int32 tensor of buckets in ``[0, num_buckets)``, the shape of the input.
+
+    Example:
+
+    >>> z = np.array([-200, -20, -3, 0, 3, 20, 200])
+    >>> ops.convert_to_numpy(t5_relative_position_bucket(z, num_buckets=8, max_distance=16)).tolist()
+    [3, 3, 2, 0, 6, 7, 7]
+    """
+    relative_position = ops.cast(relative_position, "int32")
+    buckets = ops.zeros_like(relative_position)
+    if bidirectional:
+        num_buckets //= 2
+        buckets = buckets + ops.cast(relative_position > 0, "int32") * num_buckets
+        distance = ops.abs(relative_position)
+    else:
+        distance = -ops.minimum(relative_position, 0)
+    max_exact = num_buckets // 2
+    # Clipped below at 1 so the logarithm stays finite where it is not used.
+    scaled = ops.log(ops.cast(ops.maximum(distance, 1), "float32") / max_exact) / math.log(
+        max_distance / max_exact
+    )
+    large = max_exact + ops.cast(scaled * (num_buckets - max_exact), "int32")
+    large = ops.minimum(large, num_buckets - 1)
+    return buckets + ops.where(distance < max_exact, distance, large)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class MultiHeadAttention(_SelfAttention):
+    """Multi-head self-attention with relative position encodings (Wang & E, 2024).
+
+    ``Attn(X)_t = W_O Σ_h Σ_s softmax_s(⟨W_Q^h x_t, W_K^h x_s⟩ + p_h φ(t − s)) W_V^h x_s``
+
+    the attention of Wang & E (NeurIPS 2024, Eq. 2), over s ≤ t when
+    ``causal`` and over all s otherwise (then φ is applied to the distance
+    |t − s|). Per head h, W_Q^h, W_K^h ∈ R^{m_h×n} and W_V^h ∈ R^{m_v×n};
+    W_O ∈ R^{output_dim×H m_v}. The relative position encoding (RPE) is
+
+    - ``"linear"``: φ(z) = −z, geometric (ALiBi-like) weights e^{−p_h z};
+    - ``"log"``: φ(z) = −log z for z ≥ 1; the current token (z = 0) is
+      excluded (masked out), giving power-law weights z^{−p_h}. A query
+      with no admissible key (the first position when causal) outputs 0;
+    - ``"t5"``: T5's bucketed form, a learned scalar per head and bucket
+      (`t5_relative_position_bucket`) in place of p_h φ;
+    - ``"none"``: no position bias.
+
+    p_h > 0 is kept positive by the parameterisation ``p_h = softplus(r_h) =
+    log(1 + e^{r_h})`` of a trainable raw weight r_h (``position_weights``);
+    `position_scales` returns p_h. With ``use_dot_product=False`` (DP-free)
+    W_Q and W_K do not exist and the weights come from the RPE alone.
+
+    Differences from `keras.layers.MultiHeadAttention`: no 1/√m_h scaling of
+    the logits, no biases, no dropout, the relative position bias above, the
+    DP-free option and an optional W_O (``output_projection=False`` returns
+    the H heads concatenated, width H·m_v, as paper A's one-head model does).
+    Self-attention only. The softmax runs in float32 under mixed precision.
+
+    Args:
+        num_heads: int. H, the number of heads.
+        key_dim: int or None. m_h, the per-head query/key width. Required
+            with the dot product; unused without it. Defaults to None.
+        value_dim: int or None. m_v, the per-head value width. Defaults to
+            the input width n.
+        output_dim: int or None. Output width of W_O. Defaults to the input
+            width n.
+        output_projection: bool. Apply W_O; False returns the heads
+            concatenated (``output_dim`` must then be None). Defaults to True.
+        causal: bool. Let token t attend only to s ≤ t. Defaults to False.
+        use_dot_product: bool. Include ⟨W_Q^h x_t, W_K^h x_s⟩. Defaults to
+            True.
+        relative_position: str. ``"none"``, ``"linear"``, ``"log"`` or
+            ``"t5"``. Defaults to ``"none"``.
+        num_buckets: int. T5 buckets (``"t5"`` only). Defaults to 32.
+        max_distance: int. T5's distance beyond which the bucket is constant
+            (``"t5"`` only). Defaults to 128.
+        kernel_initializer: Initializer of W_Q, W_K, W_V, W_O. Defaults to
+            ``"glorot_uniform"``.
+        position_initializer: Initializer of the raw weights r_h (linear,
+            log) or of the T5 table. Defaults to uniform on [−1, 1] (p_h
+            between 0.31 and 1.31).
+        **kwargs: Base layer keyword arguments, such as ``name`` and ``dtype``.
+
+    Call arguments:
+        inputs: Tensor of shape ``(batch, tau, n)``.
+        mask: Optional boolean mask, ``(batch, tau)`` over the keys or
+            ``(batch, tau, tau)`` over (query, key) pairs; True means attend.
+        return_attention_logits: bool. Also return the per-head logits
+            ``⟨W_Q^h x_t, W_K^h x_s⟩ + p_h φ(t − s)`` before masking and
+            softmax (the bias is 0 at the log type's excluded z = 0; the dot
+            product is 0 when DP-free). Works inside jit-compiled models.
+
+    Returns:
+        Tensor ``(batch, tau, output_dim)`` (``(batch, tau, H·m_v)`` without
+        W_O), or the tuple ``(output, logits)`` with logits of shape
+        ``(batch, H, tau, tau)``.
+
+    Example:
+
+    >>> attention = MultiHeadAttention(num_heads=2, key_dim=3, relative_position="linear")
+    >>> out, logits = attention(np.ones((1, 4, 5)), return_attention_logits=True)
+    >>> tuple(out.shape), tuple(logits.shape)
+    ((1, 4, 5), (1, 2, 4, 4))
+    >>> free = MultiHeadAttention(num_heads=2, use_dot_product=False, relative_position="log")
+    >>> _ = free.build((None, 4, 5))
+    >>> [tuple(w.shape) for w in free.weights]  # W_V, W_O, r_h
+    [(5, 2, 5), (2, 5, 5), (2,)]
+    """
+
+    def __init__(
+        self,
+        num_heads,
+        key_dim=None,
+        value_dim=None,
+        output_dim=None,
+        output_projection=True,
+        causal=False,
+        use_dot_product=True,
+        relative_position="none",
+        num_buckets=32,
+        max_distance=128,
+        kernel_initializer="glorot_uniform",
+        position_initializer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_heads = check_positive_int("num_heads", num_heads)
+        self.use_dot_product = check_bool("use_dot_product", use_dot_product)
+        self.key_dim = check_positive_int("key_dim", key_dim, allow_none=not self.use_dot_product)
+        self.value_dim = check_positive_int("value_dim", value_dim, allow_none=True)
+        self.output_projection = check_bool("output_projection", output_projection)
+        self.output_dim = check_positive_int("output_dim", output_dim, allow_none=True)
+        if not self.output_projection and self.output_dim is not None:
+            raise ValueError(
+                "`output_dim` needs the output projection W_O. Received: "
+                f"output_dim={output_dim}, output_projection=False"
+            )
+        self.causal = check_bool("causal", causal)
+        self.relative_position = check_choice(
+            "relative_position", relative_position, RELATIVE_POSITIONS
+        )
+        self.num_buckets = check_int("num_buckets", num_buckets, minimum=2)
+        self.max_distance = check_int("max_distance", max_distance, minimum=2)
+        if self.relative_position == "t5" and self.max_distance <= self.num_buckets // (
+            2 if self.causal else 4
+        ):
+            raise ValueError(
+                "`max_distance` must exceed the exact buckets (num_buckets/2, halved again "
+                f"when not causal). Received: max_distance={max_distance}, "
+                f"num_buckets={num_buckets}"
+            )
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        if position_initializer is None:
+            position_initializer = keras.initializers.RandomUniform(-1.0, 1.0)
+        self.position_initializer = keras.initializers.get(position_initializer)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        width = self._input_width(input_shape)
+        heads, value_dim = self.num_heads, self.value_dim or width
+
+        def kernel(name, shape, index):
+            return self.add_weight(
+                name=name,
+                shape=shape,
+                initializer=fresh_initializer(self.kernel_initializer, index),
+            )
+
+        # One clone of the initializer per weight (`fresh_initializer`).
+        self.query_kernel = self.key_kernel = None
+        if self.use_dot_product:
+            self.query_kernel = kernel("query_kernel", (width, heads, self.key_dim), 0)
+            self.key_kernel = kernel("key_kernel", (width, heads, self.key_dim), 1)
+        self.value_kernel = kernel("value_kernel", (width, heads, value_dim), 2)
+        self.output_kernel = None
+        if self.output_projection:
+            self.output_kernel = kernel(
+                "output_kernel", (heads, value_dim, self.output_dim or width), 3
+            )
+        self.position_weights = None
+        if self.relative_position != "none":
+            shape = (self.num_buckets, heads) if self.relative_position == "t5" else (heads,)
+            self.position_weights = self.add_weight(
+                name="position_weights",
+                shape=shape,
+                initializer=fresh_initializer(self.position_initializer, 4),
+            )
+
+    @property
+    def position_scales(self):
+        """p_h = softplus(r_h) > 0, shape ``(num_heads,)`` (linear and log RPE only)."""
+        if self.relative_position not in ("linear", "log"):
+            raise ValueError(
+                "Only the linear and log RPE have scales p_h. Received: "
+                f"relative_position={self.relative_position!r}"
+            )
+        return ops.softplus(ops.cast(self.position_weights, "float32"))
+
+    def position_bias(self, tau):
+        """The RPE bias ``p_h φ(t − s)`` and the pairs it admits, for ``tau`` positions.
+
+        Returns:
+            ``(bias, keep)``: float32 ``(num_heads, tau, tau)`` or None (no
+            RPE), and boolean ``(tau, tau)`` or None (every pair admitted).
+            ``keep`` is False at z = 0 for the log type; the bias there is 0.
+        """
+        if self.relative_position == "none":
+            return None, None
+        positions = ops.arange(tau)
+        relative = positions[None, :] - positions[:, None]  # s − t, (tau, tau)
+        if self.relative_position == "t5":
+            buckets = t5_relative_position_bucket(
+                relative, not self.causal, self.num_buckets, self.max_distance
+            )  # (tau, tau)
+            table = ops.cast(self.position_weights, "float32")  # (buckets, H)
+            bias = ops.transpose(ops.take(table, buckets, axis=0), (2, 0, 1))  # (H, tau, tau)
+            return bias, None
+        distance = ops.cast(ops.abs(relative), "float32")  # z = |t − s|, (tau, tau)
+        keep = None
+        if self.relative_position == "linear":
+            phi = -distance
+        else:
+            phi = -ops.log(ops.maximum(distance, 1.0))
+            keep = distance >= 1.0
+        bias = self.position_scales[:, None, None] * phi[None]  # (H, tau, tau)
+        return bias, keep
+
+    def project(self, inputs):
+        """Per-head queries, keys and values ``(q, k, v)`` of ``inputs`` (batch, tau, n).
+
+        One matmul with the concatenated kernel [W_Q | W_K | W_V], then split;
+        q and k are None when DP-free. Shapes ``(batch, tau, H, m_h)`` and
+        ``(batch, tau, H, m_v)``.
+        """
+        heads = self.num_heads
+        value_dim = self.value_kernel.shape[-1]
+        width = self.value_kernel.shape[0]
+        kernels = [self.value_kernel]
+        if self.use_dot_product:
+            kernels = [self.query_kernel, self.key_kernel, self.value_kernel]
+        kernel = ops.concatenate([ops.reshape(k, (width, -1)) for k in kernels], axis=1)
+        projected = ops.matmul(inputs, kernel)  # (batch, tau, H (2 m_h + m_v))
+        batch, tau = ops.shape(inputs)[0], ops.shape(inputs)[1]
+        if not self.use_dot_product:
+            return None, None, ops.reshape(projected, (batch, tau, heads, value_dim))
+        split = heads * self.key_dim
+        query = ops.reshape(projected[..., :split], (batch, tau, heads, self.key_dim))
+        key = ops.reshape(projected[..., split : 2 * split], (batch, tau, heads, self.key_dim))
+        value = ops.reshape(projected[..., 2 * split :], (batch, tau, heads, value_dim))
+        return query, key, value
+
+    def call(self, inputs, mask=None, return_attention_logits=False):
+        query, key, value = self.project(inputs)  # (batch, tau, H, m_h) twice, (…, m_v)
+        tau = ops.shape(inputs)[1]
+        bias, position_keep = self.position_bias(tau)  # (H, tau, tau), (tau, tau)
+        logits = None
+        if self.use_dot_product:
+            logits = ops.einsum("bthk,bshk->bhts", query, key)  # (batch, H, tau, tau)
+            if bias is not None:
+                logits = logits + ops.cast(bias, logits.dtype)[None]
+        elif bias is not None:
+            logits = bias[None]  # (1, H, tau, tau): the weights do not depend on the batch
+        else:
+            logits = ops.zeros((1, self.num_heads, tau, tau), dtype="float32")
+        keep = _keep_mask(mask, self.causal, tau)  # (batch or 1, tau, tau)
+        if position_keep is not None:
+            keep = position_keep[None] if keep is None else ops.logical_and(keep, position_keep)
+        scores = ops.cast(logits, "float32")
+        if keep is not None:
+            keep = keep[:, None]  # (batch or 1, 1, tau, tau)
+            scores = ops.where(keep, scores, ops.full_like(scores, -1e9))
+        weights = ops.softmax(scores, axis=-1)  # (batch or 1, H, tau, tau)
+        if keep is not None and (mask is not None or position_keep is not None):
+            # A query with no admissible key (the first token under the log
+            # RPE) would otherwise average all keys uniformly: it outputs 0.
+            weights = weights * ops.cast(keep, weights.dtype)
+        weights = ops.cast(weights, value.dtype)
+        if weights.shape[0] == 1 and not self.use_dot_product:
+            outputs = ops.einsum("hts,bshv->bthv", weights[0], value)  # (batch, tau, H, m_v)
+        else:
+            outputs = ops.einsum("bhts,bshv->bthv", weights, value)  # (batch, tau, H, m_v)
+        if self.output_kernel is not None:
+            outputs = ops.einsum("bthv,hvo->bto", outputs, self.output_kernel)  # (batch, tau, out)
+        else:
+            batch = ops.shape(inputs)[0]
+            outputs = ops.reshape(outputs, (batch, tau, -1))  # (batch, tau, H m_v)
+        if return_attention_logits:
+            batch = ops.shape(inputs)[0]
+            shape = (batch, self.num_heads, tau, tau)
+            return outputs, ops.cast(ops.broadcast_to(logits, shape), self.compute_dtype)
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        width = input_shape[-1]
+        if self.output_projection:
+            return (*input_shape[:-1], self.output_dim or width)
+        return (*input_shape[:-1], self.num_heads * (self.value_dim or width))
+
+    def _logits_shape(self, batch, tau):
+        return (batch, self.num_heads, tau, tau)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_heads": self.num_heads,
+                "key_dim": self.key_dim,
+                "value_dim": self.value_dim,
+                "output_dim": self.output_dim,
+                "output_projection": self.output_projection,
+                "causal": self.causal,
+                "use_dot_product": self.use_dot_product,
+                "relative_position": self.relative_position,
+                "num_buckets": self.num_buckets,
+                "max_distance": self.max_distance,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "position_initializer": keras.initializers.serialize(self.position_initializer),
             }
         )
         return config

@@ -53,6 +53,8 @@ Example:
 ((8, 16, 1), (8, 16, 1))
 """
 
+import collections.abc
+import importlib
 import importlib.resources
 import json
 import math
@@ -257,6 +259,13 @@ class Target:
 
     exact_representation = True
 
+    #: How `sample` draws the inputs (recorded in the metadata).
+    input_distribution = INPUT_DISTRIBUTION
+
+    def _draw_inputs(self, rng, shape):
+        """Inputs of ``shape`` in float64, drawn with ``rng``: i.i.d. U[0,1]."""
+        return rng.random(shape)
+
     def rho(self, u, v, t=None, s=None):
         """The kernel ``ρ(u, v, t, s)``, vectorised with broadcasting.
 
@@ -380,7 +389,9 @@ class Target:
     def sample(self, num_samples, seed=0):
         """Draw a dataset: ``x`` i.i.d. U[0,1] of shape ``(N, τ, d)``, ``y = H(x)``.
 
-        ``x`` is drawn in float64 with ``numpy.random.default_rng(seed)``,
+        ``x`` is drawn in float64 with ``numpy.random.default_rng(seed)``
+        (from the target's `input_distribution`: U[0,1] here, other
+        distributions for the sparse-memory targets of `tfapprox.memory`),
         rounded to float32, and ``y`` is ``H`` evaluated (in float64) on the
         rounded ``x``, then stored as float32. The same target, ``num_samples``
         and ``seed`` always give the same arrays.
@@ -401,7 +412,7 @@ class Target:
         seed = check_seed("seed", seed)
         rng = np.random.default_rng(seed)
         shape = (num_samples, self.sequence_length, self.input_dim)
-        x = rng.random(shape).astype(np.float32)
+        x = self._draw_inputs(rng, shape).astype(np.float32)
         y = self(x.astype(np.float64)).astype(np.float32)
         return _datasets.Dataset(x, y, self.dataset_metadata(num_samples, seed))
 
@@ -428,7 +439,7 @@ class Target:
             "target": meta,
             "seed": seed,
             "num_samples": num_samples,
-            "input_distribution": INPUT_DISTRIBUTION,
+            "input_distribution": self.input_distribution,
             "task": "sequence",
         }
 
@@ -471,7 +482,7 @@ class Target:
                 None if self.singular_values is None else self.singular_values.tolist()
             ),
             "exact_representation": self.exact_representation,
-            "input_distribution": INPUT_DISTRIBUTION,
+            "input_distribution": self.input_distribution,
             "pod_measure": self.pod_measure,
             **self._extra_metadata(),
         }
@@ -1097,12 +1108,55 @@ def linear_memory_target(
 # --------------------------------------------------------------------------
 # Recipes and presets
 
-#: The generator of each family, by the ``family`` key of a recipe.
-FAMILIES = {
-    "fig5": fig5_target,
-    "positional": positional_target,
-    "linear-memory": linear_memory_target,
-}
+# Modules that define more families (a module-level ``FAMILIES`` dict of
+# their own). They import this module for `Target`, so they are imported on
+# the registry's first use, never at import time (no import cycle).
+_FAMILY_MODULES = ("tfapprox.memory",)
+
+
+class _FamilyRegistry(collections.abc.Mapping):
+    """``{family: generator}``: this module's families, then those of `_FAMILY_MODULES`.
+
+    A read-only mapping that imports the other family modules on first
+    access, so the registry is complete whatever was imported first.
+    """
+
+    def __init__(self, builtin, modules):
+        self._builtin = dict(builtin)
+        self._modules = tuple(modules)
+        self._families = None
+
+    def _all(self):
+        if self._families is None:
+            families = dict(self._builtin)
+            for module in self._modules:
+                families.update(importlib.import_module(module).FAMILIES)
+            self._families = families
+        return self._families
+
+    def __getitem__(self, family):
+        return self._all()[family]
+
+    def __iter__(self):
+        return iter(self._all())
+
+    def __len__(self):
+        return len(self._all())
+
+    def __repr__(self):
+        return f"FAMILIES({', '.join(self)})"
+
+
+#: The generator of each family, by the ``family`` key of a recipe
+#: (with the sparse-memory families of `tfapprox.memory`).
+FAMILIES = _FamilyRegistry(
+    {
+        "fig5": fig5_target,
+        "positional": positional_target,
+        "linear-memory": linear_memory_target,
+    },
+    _FAMILY_MODULES,
+)
 
 
 def make_target(family, params=None, *, seed=0, name=None, description=""):
