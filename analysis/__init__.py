@@ -17,9 +17,18 @@ EXPERIMENTS = {
         "attention_rank",
         "training error vs the attention rank m_h and the learned spectrum (paper A Fig. 1)",
     ),
+    "depth": (
+        "depth",
+        "L = 1-4 layers at a fixed parameter count, with and without DP, on Type II targets "
+        "(paper B)",
+    ),
     "fig5": (
         "fig5",
         "trained error vs m_h on targets of rank 2, 6 and inf: claims (a)-(c) (paper A Fig. 5)",
+    ),
+    "language-model": (
+        "language_model",
+        "character-level language model: layers vs heads, DP vs DP-free (paper B Tables 2, 7)",
     ),
     "mixing": (
         "mixing",
