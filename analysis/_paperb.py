@@ -19,28 +19,35 @@ import numpy as np
 
 
 def attention_parameters(width, num_heads, key_dim, value_dim, use_dot_product, rpe):
-    """Weights of one attention layer: W_Q, W_K (with DP), W_V, W_O and the RPE scalars.
-
-    ``2 H m_h D`` (DP only) ``+ 2 H m_v D + `` the position weights (H for
-    the linear and log types, ``32 H`` for T5's 32 buckets, 0 for none).
+    """Weights of one attention layer (W_O back to width D): `tfapprox.budget.attention_parameter_count`.
 
     >>> attention_parameters(16, 4, 4, 4, True, "log")
     1028
     >>> attention_parameters(16, 4, 4, 4, False, "log")
     516
     """
-    qk = 2 * num_heads * key_dim * width if use_dot_product else 0
-    position = {"none": 0, "linear": num_heads, "log": num_heads, "t5": 32 * num_heads}[rpe]
-    return qk + 2 * num_heads * value_dim * width + position
+    from tfapprox.budget import attention_parameter_count
+
+    return attention_parameter_count(
+        width,
+        num_heads,
+        key_dim if use_dot_product else 0,
+        value_dim,
+        output_projection=True,
+        use_dot_product=use_dot_product,
+        rpe=rpe,
+    )
 
 
 def ffn_parameters(d_in, hidden, d_out):
-    """``W_1 (hidden × d_in), b_1, W_2 (d_out × hidden), b_2``.
+    """A two-layer ReLU network ``d_in → hidden → d_out``: `tfapprox.budget.feedforward_parameter_count`.
 
     >>> ffn_parameters(16, 32, 16)
     1072
     """
-    return d_in * hidden + hidden + hidden * d_out + d_out
+    from tfapprox.budget import feedforward_parameter_count
+
+    return feedforward_parameter_count(d_in, hidden, d_out, 1)
 
 
 def parameter_count(

@@ -45,6 +45,25 @@ def feedforward_parameter_count(input_dim, hidden_dim, output_dim, depth):
     )
 
 
+def attention_parameter_count(
+    n, num_heads, m_h, m_v, *, output_projection, use_dot_product=True, rpe="none", num_buckets=32
+):
+    """Trainable parameters of one `tfapprox.layers.MultiHeadAttention` on width n.
+
+    ``H (2 m_h + m_v) n`` (``H m_v n`` DP-free: no W_Q, W_K), plus W_O
+    (``H m_v n``) when projecting back to n, plus H scales p_h (linear, log
+    RPE) or ``num_buckets · H`` T5 biases. Pure arithmetic.
+
+    >>> attention_parameter_count(16, 4, 4, 4, output_projection=True, rpe="log")
+    1028
+    """
+    count = num_heads * ((2 * m_h if use_dot_product else 0) + m_v) * n
+    if output_projection:
+        count += num_heads * m_v * n  # W_O
+    scales = {"none": 0, "linear": 1, "log": 1, "t5": num_buckets}[rpe]
+    return count + scales * num_heads
+
+
 def count_parameters(
     *,
     n,
@@ -99,12 +118,16 @@ def count_parameters(
         count += feedforward_parameter_count(embed_dim, m_ff, n, ff_depth)
     else:
         count += (embed_dim + 1) * n
-    attention = num_heads * ((2 * m_h if use_dot_product else 0) + m_v) * n
-    if residual:
-        attention += num_heads * m_v * n  # W_O
-    attention += {"none": 0, "linear": num_heads, "log": num_heads, "t5": num_buckets * num_heads}[
-        rpe
-    ]
+    attention = attention_parameter_count(
+        n,
+        num_heads,
+        m_h,
+        m_v,
+        output_projection=residual,
+        use_dot_product=use_dot_product,
+        rpe=rpe,
+        num_buckets=num_buckets,
+    )
     width = n if residual else num_heads * m_v
     count += num_layers * attention
     count += (num_layers - 1) * feedforward_parameter_count(width, m_ff, n, ff_depth)
