@@ -49,3 +49,9 @@ def running_sums(count, sequence_length):
 
     x = np.random.default_rng(0).uniform(size=(count, sequence_length, 1)).astype("float32")
     return x, (np.cumsum(x, axis=1) / sequence_length).astype("float32")
+
+
+def running_sums_split(sequence_length, train=64, held_out=16):
+    """`running_sums` split into ``(x, y)`` training and held-out pairs (first ``train``, the rest)."""
+    x, y = running_sums(train + held_out, sequence_length)
+    return (x[:train], y[:train]), (x[train:], y[train:])

@@ -17,7 +17,7 @@ import textwrap
 import keras
 import numpy as np
 import pytest
-from helpers import running_sums
+from helpers import running_sums_split
 
 from tfapprox import Budget
 from tfapprox.engine import _padded_order, train_members, training_config
@@ -37,14 +37,12 @@ MEMBERS = [
 @pytest.fixture(scope="module")
 def data():
     """64 training sequences, a smooth target: 8 batches of 8, so 7 epochs are 56 steps."""
-    x, y = running_sums(80, TAU)
-    return x[:64], y[:64]
+    return running_sums_split(TAU)[0]
 
 
 @pytest.fixture(scope="module")
 def held_out():
-    x, y = running_sums(80, TAU)
-    return x[64:], y[64:]
+    return running_sums_split(TAU)[1]
 
 
 @pytest.fixture(scope="module")

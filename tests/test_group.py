@@ -17,7 +17,7 @@ import textwrap
 import keras
 import numpy as np
 import pytest
-from helpers import running_sums
+from helpers import running_sums_split
 
 from tfapprox import Budget
 from tfapprox.engine import _padded_order
@@ -33,14 +33,12 @@ CONSTANT = {"epochs": 7, "batch_size": 8, "learning_rate": 3e-3, "schedule": "co
 @pytest.fixture(scope="module")
 def data():
     """64 sequences: 8 batches of 8, so 7 epochs are 56 steps."""
-    x, y = running_sums(80, TAU)
-    return x[:64], y[:64]
+    return running_sums_split(TAU)[0]
 
 
 @pytest.fixture(scope="module")
 def held_out():
-    x, y = running_sums(80, TAU)
-    return x[64:], y[64:]
+    return running_sums_split(TAU)[1]
 
 
 def transformer(seed=0, **kwargs):
