@@ -29,16 +29,20 @@ from . import _digits, _experiment
 
 PAPER = {"model": "ViT-B/16 on CIFAR-10", "rate": 0.27, "m_h": "1..64"}
 
+# Sized for <= 12 min on 2 quiet cores, convergence check included: one grouped
+# epoch costs about 0.06 CPU-s per model at these sizes and compiling a group
+# about 4 CPU-s per model, so 16 x 300 + 3 x 600 model-epochs and two groups
+# come to about 8.5 CPU-min at most (fewer when models stop on a plateau).
 FULL = {
     "patch": 2,
     "m_h": [1, 2, 3, 4, 6, 8, 12, 16],
     "seeds": [0, 1],
     "budget": {"n": 32, "m_v": 32, "m_ff": 64, "ff_depth": 2},
     "projection_dim": 16,
-    "epochs": 120,
+    "epochs": 300,
     "batch_size": 64,
     "learning_rate": 2e-3,
-    "patience": 20,
+    "patience": 30,
     "shuffle_seed": 0,
     # The cells the rate is read from, trained again with twice the epochs (first seed).
     "check_m_h": [1, 4, 16],
@@ -51,6 +55,7 @@ QUICK = {
     "budget": {"n": 16, "m_v": 16, "m_ff": 32, "ff_depth": 1},
     "epochs": 20,
     "check_m_h": [1, 4],
+    "patience": 20,
     "n_bootstrap": 200,
 }
 
