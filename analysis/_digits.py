@@ -5,10 +5,19 @@ of ``d = 4`` pixels (`tfapprox.datasets.digits_patches`), the offline
 stand-in for CIFAR-10. The classifier is `tfapprox.models.build_transformer`
 with a learned patch embedding A (``projection_dim``), a learned position
 encoding e(t), and the time-averaged output (``output="pooled"``) as the
-10 class logits.
+10 class logits. Families of classifiers (seeds, m_h) train together in one
+`tfapprox.group.train_models` group.
+
+Convergence (the experiments' rule): an error is evidence only if training
+reached its floor, so the cells a claim is read from are trained again with
+twice the epochs; a cell is ``converged`` when its error changed by at most
+`CONVERGENCE_TOLERANCE` (relative).
 """
 
 import numpy as np
+
+# |e_2x − e_1x| / e_1x at most this: the cell's error is at its training floor.
+CONVERGENCE_TOLERANCE = 0.10
 
 
 def load(patch=2):
@@ -18,7 +27,8 @@ def load(patch=2):
     return digits_patches(patch=patch)
 
 
-def build(budget, tau, dim, projection_dim):
+def build(budget, tau, dim, projection_dim, seed=None):
+    """The classifier; with ``seed`` its initial weights depend on the seed alone."""
     from tfapprox import Budget, models
 
     return models.build_transformer(
@@ -29,29 +39,88 @@ def build(budget, tau, dim, projection_dim):
         output="pooled",
         position_encoding="learned",
         projection_dim=projection_dim,
+        seed=seed,
     )
 
 
-def train(model, x, y, settings, seed):
-    """`tfapprox.training.fit` with the experiment's settings; returns the `FitResult`."""
-    from tfapprox import training
+def config(settings, epoch_factor=1):
+    """The experiment's `TrainingConfig`, with ``epoch_factor`` × its epochs and patience."""
+    from tfapprox.config import TrainingConfig
 
-    return training.fit(
-        model,
-        (x, y),
-        seed=seed,
-        epochs=settings["epochs"],
+    return TrainingConfig(
+        epochs=settings["epochs"] * epoch_factor,
         batch_size=settings["batch_size"],
         learning_rate=settings["learning_rate"],
-        patience=settings["patience"],
-        jit_compile=settings["jit_compile"],
-        verbose=0,
+        patience=settings["patience"] * epoch_factor,
     )
+
+
+def train_group(models, x, y, settings, epoch_factor=1):
+    """Train ``models`` together on ``(x, y)`` (cross-entropy on logits); the `GroupResult`."""
+    from tfapprox.group import train_models
+
+    return train_models(
+        models,
+        (x, y),
+        config(settings, epoch_factor),
+        loss="sparse_categorical_crossentropy",
+        shuffle_seed=settings["shuffle_seed"],
+    )
+
+
+def copy(model):
+    """A new model with ``model``'s architecture and current weights."""
+    import keras
+
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone
 
 
 def accuracy(model, x, y):
     logits = model.predict(x, batch_size=512, verbose=0)
     return float(np.mean(np.argmax(logits, axis=-1) == y))
+
+
+def convergence(error_1x, error_2x, tolerance=CONVERGENCE_TOLERANCE):
+    """Relative change of an error when the epochs double, and whether it is within ``tolerance``.
+
+    >>> convergence(0.2, 0.19)
+    {'error_1x': 0.2, 'error_2x': 0.19, 'relative_change': -0.05, 'converged': True}
+    >>> convergence(0.2, 0.1)["converged"]
+    False
+    """
+    error_1x, error_2x = float(error_1x), float(error_2x)
+    if error_1x == 0.0:
+        change = 0.0 if error_2x == 0.0 else float("inf")
+    else:
+        change = round((error_2x - error_1x) / error_1x, 12)
+    return {
+        "error_1x": error_1x,
+        "error_2x": error_2x,
+        "relative_change": change,
+        "converged": bool(abs(change) <= tolerance),
+    }
+
+
+def verdict(holds, converged):
+    """A claim's verdict: ``"held"``/``"failed"``, or ``"not converged"`` when its cells are not.
+
+    >>> verdict(True, True), verdict(False, True), verdict(True, False), verdict(None, True)
+    ('held', 'failed', 'not converged', 'undecided')
+    """
+    if not converged:
+        return "not converged"
+    if holds is None:
+        return "undecided"
+    return "held" if holds else "failed"
+
+
+def convergence_text(cell):
+    """``"yes (+3.1%)"`` for a checked cell's table column, ``"not checked"`` for None."""
+    if cell is None:
+        return "not checked"
+    return f"{'yes' if cell['converged'] else 'no'} ({cell['relative_change']:+.1%})"
 
 
 def attention_complexity(model, x, n_bootstrap=200):

@@ -6,12 +6,16 @@ inputs, decay fast (low rank) and the training error falls like
 ``m_h^{−0.27}``.
 
 Here: the digits classifier of `analysis._digits` (16 patches of 2×2
-pixels) with every size fixed but m_h. For each m_h and seed: train with the
-same settings, record the training error (cross-entropy, the loss the model
+pixels) with every size fixed but m_h. Every ``(m_h, seed)`` classifier
+trains in one `tfapprox.group.train_models` group with the same settings;
+record the training error (cross-entropy, the loss the model
 minimises, and 1 − training accuracy), fit ``error ≈ C m_h^{−rate}`` with
 `tfapprox.fits.power_law` (pairs-bootstrap interval) on the per-m_h mean,
 and compute the mean singular values of the pre-softmax attention matrices
-on the training inputs (`tfapprox.pod.attention_spectrum`).
+on the training inputs (`tfapprox.pod.attention_spectrum`). The cells the
+rate is read from (``check_m_h``) train again with twice the epochs: a claim
+read from a cell whose loss still moves by more than 10 % is reported as
+"not converged".
 
 Run: ``tfapprox experiment attention-rank [--quick] [--out DIR] [--json]``.
 """
@@ -25,66 +29,107 @@ from . import _digits, _experiment
 
 PAPER = {"model": "ViT-B/16 on CIFAR-10", "rate": 0.27, "m_h": "1..64"}
 
+# Sized for <= 12 min on 2 quiet cores, convergence check included: one grouped
+# epoch costs about 0.06 CPU-s per model at these sizes and compiling a group
+# about 4 CPU-s per model, so 16 x 300 + 3 x 600 model-epochs and two groups
+# come to about 8.5 CPU-min at most (fewer when models stop on a plateau).
 FULL = {
-    "jit_compile": True,
     "patch": 2,
     "m_h": [1, 2, 3, 4, 6, 8, 12, 16],
     "seeds": [0, 1],
     "budget": {"n": 32, "m_v": 32, "m_ff": 64, "ff_depth": 2},
     "projection_dim": 16,
-    "epochs": 120,
+    "epochs": 300,
     "batch_size": 64,
     "learning_rate": 2e-3,
-    "patience": 20,
+    "patience": 30,
+    "shuffle_seed": 0,
+    # The cells the rate is read from, trained again with twice the epochs (first seed).
+    "check_m_h": [1, 4, 16],
     "n_bootstrap": 1000,
 }
 QUICK = {
     **FULL,
-    "jit_compile": False,
     "m_h": [1, 2, 4],
     "seeds": [0],
     "budget": {"n": 16, "m_v": 16, "m_ff": 32, "ff_depth": 1},
     "epochs": 20,
+    "check_m_h": [1, 4],
+    "patience": 20,
     "n_bootstrap": 200,
 }
 
 
-def run(settings, train):
-    import keras
+def _models(settings, cells, tau, dim):
+    """One classifier per ``(m_h, seed)`` in ``cells``, its initial weights a function of the seed."""
+    return [
+        _digits.build(
+            {**settings["budget"], "m_h": m_h}, tau, dim, settings["projection_dim"], seed=seed
+        )
+        for m_h, seed in cells
+    ]
 
+
+def run(settings, train):
+    """Train every ``(m_h, seed)`` in one group; per m_h the losses, error rates and spectra."""
     from tfapprox import pod
 
     tau, dim = train.x.shape[1:]
+    cells = [(m_h, seed) for m_h in settings["m_h"] for seed in settings["seeds"]]
+    group = _digits.train_group(_models(settings, cells, tau, dim), train.x, train.y, settings)
+    runs = {}
+    for (m_h, seed), model, record in zip(cells, group.models, group.records):
+        runs.setdefault(m_h, []).append(
+            {
+                "seed": seed,
+                "train_loss": record["loss"],
+                "train_error_rate": 1.0 - record["accuracy"],
+                "epochs": record["epochs"],
+                "stopped": record["stopped"],
+                "spectrum": [float(v) for v in pod.attention_spectrum(model, train.x)],
+            }
+        )
     points = []
     for m_h in settings["m_h"]:
-        runs = []
-        for seed in settings["seeds"]:
-            keras.utils.set_random_seed(seed)
-            model = _digits.build(
-                {**settings["budget"], "m_h": m_h}, tau, dim, settings["projection_dim"]
-            )
-            fit = _digits.train(model, train.x, train.y, settings, seed)
-            spectrum = pod.attention_spectrum(fit.model, train.x)
-            runs.append(
-                {
-                    "seed": seed,
-                    "train_loss": float(fit.loss),
-                    "train_error_rate": 1.0 - _digits.accuracy(fit.model, train.x, train.y),
-                    "epochs": int(fit.epochs),
-                    "spectrum": [float(v) for v in spectrum],
-                }
-            )
+        losses = [r["train_loss"] for r in runs[m_h]]
         points.append(
             {
                 "m_h": m_h,
-                "train_loss": [r["train_loss"] for r in runs],
-                "train_loss_mean": float(np.mean([r["train_loss"] for r in runs])),
-                "train_error_rate_mean": float(np.mean([r["train_error_rate"] for r in runs])),
-                "spectrum_mean": np.mean([r["spectrum"] for r in runs], axis=0).tolist(),
-                "runs": runs,
+                "train_loss": losses,
+                "train_loss_mean": float(np.mean(losses)),
+                "train_error_rate_mean": float(np.mean([r["train_error_rate"] for r in runs[m_h]])),
+                "spectrum_mean": np.mean([r["spectrum"] for r in runs[m_h]], axis=0).tolist(),
+                "runs": runs[m_h],
             }
         )
-    return points
+    return points, group.records[0]["group_seconds"]
+
+
+def check_convergence(settings, train, points):
+    """Retrain the ``check_m_h`` cells (first seed) with twice the epochs; per cell the change.
+
+    The error is the training cross-entropy, the quantity the power law is
+    fitted on; each check compares the first seed's 1× loss with its 2× loss.
+    """
+    tau, dim = train.x.shape[1:]
+    seed = settings["seeds"][0]
+    cells = [(m_h, seed) for m_h in settings["check_m_h"]]
+    group = _digits.train_group(
+        _models(settings, cells, tau, dim), train.x, train.y, settings, epoch_factor=2
+    )
+    by_m_h = {p["m_h"]: p for p in points}
+    checks = []
+    for (m_h, _), record in zip(cells, group.records):
+        once = next(r for r in by_m_h[m_h]["runs"] if r["seed"] == seed)
+        checks.append(
+            {
+                "m_h": m_h,
+                "seed": seed,
+                "epochs_2x": record["epochs"],
+                **_digits.convergence(once["train_loss"], record["loss"]),
+            }
+        )
+    return checks, group.records[0]["group_seconds"]
 
 
 def fit_rate(points, n_bootstrap):
@@ -105,7 +150,19 @@ def fit_rate(points, n_bootstrap):
     }
 
 
-def table(points, rate):
+def claims(rate, checks):
+    """The claims read from the rate fit, each with its verdict under the convergence rule."""
+    converged = all(check["converged"] for check in checks)
+    values = {k: rate[k] for k in ("error_falls_with_m_h", "paper_rate_in_interval")}
+    return {
+        **values,
+        "cells_converged": converged,
+        "verdicts": {key: _digits.verdict(value, converged) for key, value in values.items()},
+    }
+
+
+def table(points, rate, checks, verdicts):
+    checked = {check["m_h"]: check for check in checks}
     rows = [
         [
             p["m_h"],
@@ -113,17 +170,29 @@ def table(points, rate):
             f"{p['train_error_rate_mean']:.4f}",
             ", ".join(f"{v:.3g}" for v in p["spectrum_mean"][:4]),
             f"{rate['constant'] * p['m_h'] ** -rate['rate']:.4g}",
+            _digits.convergence_text(checked.get(p["m_h"])),
         ]
         for p in points
     ]
     text = _experiment.markdown_table(
-        ["m_h", "training loss (CE)", "1 − train accuracy", "mean σ_1..4 of ρ̂ / τ", "fit"], rows
+        [
+            "m_h",
+            "training loss (CE)",
+            "1 − train accuracy",
+            "mean σ_1..4 of ρ̂ / τ",
+            "fit",
+            "converged (2× epochs, Δ loss)",
+        ],
+        rows,
     )
     return (
         f"{text}\n\n- fitted training loss ≈ {rate['constant']:.3g} · m_h^−{rate['rate']:.3f}, "
         f"{int(rate['confidence'] * 100)}% interval of the rate [{rate['rate_ci'][0]:.3f}, "
-        f"{rate['rate_ci'][1]:.3f}]; paper (ViT-B/16, CIFAR-10): m_h^−0.27; "
-        f"0.27 in our interval: {rate['paper_rate_in_interval']}"
+        f"{rate['rate_ci'][1]:.3f}]; paper (ViT-B/16, CIFAR-10): m_h^−0.27\n"
+        f"- error falls with m_h: {verdicts['error_falls_with_m_h']}; "
+        f"0.27 in our interval: {verdicts['paper_rate_in_interval']} "
+        f"(a claim read from cells whose loss moved more than "
+        f"{_digits.CONVERGENCE_TOLERANCE:.0%} with twice the epochs is 'not converged')"
     )
 
 
@@ -177,10 +246,15 @@ def _figure(points, rate, out):
 
 def main(argv=None):
     args, out, settings = _experiment.start(argv, __doc__, "runs/attention-rank", QUICK, FULL)
+    unknown = sorted(set(settings["check_m_h"]) - set(settings["m_h"]))
+    if unknown:
+        raise ValueError(f"`check_m_h` must be among `m_h`. Received: {unknown}")
     start = time.perf_counter()
     train, _ = _digits.load(settings["patch"])
-    points = run(settings, train)
+    points, seconds_1x = run(settings, train)
     rate = fit_rate(points, settings["n_bootstrap"])
+    checks, seconds_2x = check_convergence(settings, train, points)
+    verdicts = claims(rate, checks)
     result = {
         "experiment": "attention-rank",
         "paper": "Jiang & Li (NeurIPS 2024), Fig. 1",
@@ -189,18 +263,27 @@ def main(argv=None):
         "settings": {
             **settings,
             "data": "sklearn digits, 2x2 patches (tau=16, d=4), the 1347 training sequences",
-            "optimizer": "Adam (tfapprox.training.fit: lr halved on plateaus, best epoch kept)",
+            "training": _digits.config(settings).to_dict(),
+            "optimizer": "Adam, tfapprox.group.train_models: every (m_h, seed) in one group, "
+            "lr halved on plateaus, best epoch kept; seeds set the initial weights, the batch "
+            "order is shared (shuffle_seed)",
             "error": "training cross-entropy of the kept model; power law fitted on its mean",
             "spectrum": "tfapprox.pod.attention_spectrum on the training inputs (mean over "
             "inputs of the singular values of the tau x tau pre-softmax matrix, divided by tau)",
+            "convergence": "the check_m_h cells (first seed) retrained with 2x epochs and "
+            "patience; converged when |loss_2x - loss_1x| / loss_1x <= tolerance",
+            "convergence_tolerance": _digits.CONVERGENCE_TOLERANCE,
         },
         "points": points,
         "rate": rate,
-        "claims": {k: rate[k] for k in ("error_falls_with_m_h", "paper_rate_in_interval")},
+        "convergence": checks,
+        "claims": verdicts,
+        "seconds_groups": {"main": seconds_1x, "convergence_2x": seconds_2x},
         "seconds": time.perf_counter() - start,
     }
     figure = _figure(points, rate, out)
-    return _experiment.finish(result, table(points, rate), out, as_json=args.json, figure=figure)
+    text = table(points, rate, checks, verdicts["verdicts"])
+    return _experiment.finish(result, text, out, as_json=args.json, figure=figure)
 
 
 if __name__ == "__main__":

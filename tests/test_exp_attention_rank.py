@@ -31,3 +31,54 @@ def test_power_law_fit_and_paper_rate_are_reported(result):
     rate = result["rate"]
     assert np.isfinite(rate["rate"]) and rate["rate_ci"][0] <= rate["rate"] <= rate["rate_ci"][1]
     assert rate["paper_rate"] == 0.27
+
+
+def test_convergence_cells_retrain_the_checked_m_h_with_twice_the_epochs(result):
+    settings = result["settings"]
+    checks = result["convergence"]
+    assert [c["m_h"] for c in checks] == settings["check_m_h"]
+    by_m_h = {p["m_h"]: p for p in result["points"]}
+    for check in checks:
+        once = next(r for r in by_m_h[check["m_h"]]["runs"] if r["seed"] == check["seed"])
+        assert check["error_1x"] == once["train_loss"]
+        e1, e2 = check["error_1x"], check["error_2x"]
+        assert check["relative_change"] == pytest.approx((e2 - e1) / e1)
+        assert check["converged"] == (
+            abs(check["relative_change"]) <= settings["convergence_tolerance"]
+        )
+        assert 1 <= check["epochs_2x"] <= 2 * settings["epochs"]
+
+
+def test_claims_read_from_unconverged_cells_are_not_converged(result):
+    claims = result["claims"]
+    converged = all(c["converged"] for c in result["convergence"])
+    assert claims["cells_converged"] == converged
+    for key, verdict in claims["verdicts"].items():
+        expected = ("held" if claims[key] else "failed") if converged else "not converged"
+        assert verdict == expected
+
+
+def test_training_config_is_recorded(result):
+    training = result["settings"]["training"]
+    assert (training["epochs"], training["batch_size"]) == (
+        result["settings"]["epochs"],
+        result["settings"]["batch_size"],
+    )
+    for point in result["points"]:
+        assert all(1 <= r["epochs"] <= training["epochs"] for r in point["runs"])
+
+
+def test_convergence_rule_closed_form():
+    from analysis import _digits
+
+    assert _digits.convergence(0.5, 0.45) == {
+        "error_1x": 0.5,
+        "error_2x": 0.45,
+        "relative_change": -0.1,
+        "converged": True,
+    }
+    assert _digits.convergence(0.5, 0.6)["converged"] is False
+    assert _digits.convergence(0.0, 0.0)["converged"] is True
+    assert _digits.convergence(0.0, 0.1)["converged"] is False
+    assert _digits.verdict(False, True) == "failed"
+    assert _digits.verdict(True, False) == "not converged"

@@ -37,3 +37,45 @@ def test_paper_numbers_are_recorded(result):
     }
     assert isinstance(result["claims"]["accuracies_within_3_points"], bool)
     assert np.isfinite(result["claims"]["accuracy_drop"])
+
+
+def test_convergence_cells_compare_the_mean_test_error_at_twice_the_epochs(result):
+    seeds = result["settings"]["check_seeds"]
+    tolerance = result["settings"]["convergence_tolerance"]
+    by_seed = {run["seed"]: run for run in result["runs"]}
+    for case in ("original", "permuted"):
+        check = result["convergence"][case]
+        once = [1.0 - by_seed[seed][case]["test_accuracy"] for seed in seeds]
+        np.testing.assert_allclose(check["test_error_1x"], once)
+        e1, e2 = np.mean(once), np.mean(check["test_error_2x"])
+        assert check["relative_change"] == pytest.approx((e2 - e1) / e1)
+        assert check["converged"] == (abs(check["relative_change"]) <= tolerance)
+        assert all(1 <= e <= 2 * result["settings"]["epochs"] for e in check["epochs_2x"])
+
+
+def test_claims_are_not_converged_unless_both_cells_are(result):
+    claims = result["claims"]
+    converged = all(c["converged"] for c in result["convergence"].values())
+    assert claims["cells_converged"] == converged
+    for key, verdict in claims["verdicts"].items():
+        if not converged:
+            assert verdict == "not converged"
+        elif claims[key] is not None:
+            assert verdict == ("held" if claims[key] else "failed")
+
+
+def test_training_config_is_recorded_and_groups_both_families(result):
+    training = result["settings"]["training"]
+    assert training["epochs"] == result["settings"]["epochs"]
+    assert training["learning_rate"] == result["settings"]["learning_rate"]
+    for run in result["runs"]:
+        for case in ("original", "permuted"):
+            assert 1 <= run[case]["epochs"] <= result["settings"]["epochs"]
+    assert set(result["seconds_groups"]) == {"original", "permuted", "convergence_2x"}
+
+
+def test_table_shows_the_convergence_column(result):
+    with open(result["outputs"]["table"], encoding="utf-8") as handle:
+        text = handle.read()
+    assert "converged (2× epochs" in text
+    assert text.count("yes (") + text.count("no (") == 2
