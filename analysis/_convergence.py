@@ -23,6 +23,32 @@ CONVERGENCE_TOLERANCE = 0.10
 
 HELD, FAILED, NOT_CONVERGED = "held", "failed", "not converged"
 
+# What results files record under "convergence".
+DESCRIPTION = (
+    "per run, the best epoch-mean training loss after epochs/2 and after epochs (the first "
+    "half of the run is the run with half the epochs: plateau schedule, fixed batch order); "
+    "relative change (e_2x - e_1x)/e_1x; a cell is converged when every seed's |change| <= "
+    "convergence_tolerance"
+)
+
+
+def training_config(settings):
+    """The `TrainingConfig` of an experiment's ``settings``, with the ``"plateau"`` schedule.
+
+    ``settings`` holds ``epochs``, ``batch_size``, ``learning_rate`` and
+    ``patience``. The plateau schedule looks only at past epochs, which
+    `from_history` relies on.
+    """
+    from tfapprox.config import TrainingConfig
+
+    return TrainingConfig(
+        epochs=settings["epochs"],
+        batch_size=settings["batch_size"],
+        learning_rate=settings["learning_rate"],
+        patience=settings["patience"],
+        schedule="plateau",
+    )
+
 
 def check(error_1x, error_2x, tolerance=CONVERGENCE_TOLERANCE):
     """The convergence record of one cell.

@@ -181,19 +181,6 @@ def build_model(kind, settings, seed):
     )
 
 
-def training_config(settings):
-    """The `TrainingConfig` of every model (the ``"plateau"`` schedule: see `analysis._convergence`)."""
-    from tfapprox.config import TrainingConfig
-
-    return TrainingConfig(
-        epochs=settings["epochs"],
-        batch_size=settings["batch_size"],
-        learning_rate=settings["learning_rate"],
-        patience=settings["patience"],
-        schedule="plateau",
-    )
-
-
 def train_group(settings, split, members):
     """Train the ``(kind, seed)`` models of ``members`` together on one data set.
 
@@ -208,7 +195,7 @@ def train_group(settings, split, members):
     result = train_models(
         built,
         split["train"],
-        training_config(settings),
+        _convergence.training_config(settings),
         validation_data=split["test"],
         shuffle_seed=settings["shuffle_seed"],
     )
@@ -388,12 +375,9 @@ def main(argv=None):
             **settings,
             "optimizer": "Adam (tfapprox.group.train_models: lr halved on plateaus, best epoch "
             "kept); one group per data set with every seed of both models",
-            "training": training_config(settings).to_dict(),
+            "training": _convergence.training_config(settings).to_dict(),
             "convergence_tolerance": _convergence.CONVERGENCE_TOLERANCE,
-            "convergence": "per run, the best epoch-mean training loss after epochs/2 and "
-            "after epochs (the first half of the run is the run with half the epochs: plateau "
-            "schedule, fixed batch order); relative change (e_2x - e_1x)/e_1x; a cell is "
-            "converged when every seed's |change| <= convergence_tolerance",
+            "convergence": _convergence.DESCRIPTION,
             "loss": "MSE over all positions",
             "reported": "test MSE on fresh samples; geometric mean and range over seeds",
             "rnn": "keras SimpleRNN(activation='linear', return_sequences=True) + Dense(1)",
