@@ -63,8 +63,8 @@ FULL = {
     "tau": 32,
     "num_train": 2048,
     "num_test": 1024,
-    "seeds": [0, 1, 2],
-    "epochs": 100,
+    "seeds": [0, 1],
+    "epochs": 60,
     "batch_size": 64,
     "learning_rate": 1e-3,
     "patience": 20,
@@ -84,7 +84,7 @@ QUICK = {
     "learning_rate": 3e-3,
     "patience": 12,
     "rnn_units": 32,
-    "budget": {"n": 16, "m_h": 16, "m_v": 16, "m_ff": 32, "ff_depth": 2},
+    "budget": {"n": 16, "m_h": 16, "m_v": 16, "m_ff": 32, "ff_depth": 1},
 }
 
 
