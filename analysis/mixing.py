@@ -31,6 +31,13 @@ Three parts.
    size ``L_max``, starting as the identity) at the same m_h: does it bring
    the error back to the unmixed one?
 
+Every seed of the plain and the convolved Transformer is trained on one
+filter length's data as one group (`tfapprox.group.train_models`). A
+claim is read only from converged cells: per run, the best training loss
+after ``epochs / 2`` and after ``epochs`` may differ by at most
+`analysis._convergence.CONVERGENCE_TOLERANCE`; otherwise its verdict is
+"not converged".
+
 Run: ``tfapprox experiment mixing [--quick] [--out DIR] [--json]``.
 """
 
@@ -40,12 +47,11 @@ import time
 
 import numpy as np
 
-from . import _experiment
+from . import _convergence, _experiment
 
 PAPER_D3 = {"original": [1.0, 1.0], "mixed": [1.265, 0.5, 0.4]}
 
 FULL = {
-    "jit_compile": True,
     "tau": 8,
     "rank": 2,
     "beta": 1.0,
@@ -54,22 +60,22 @@ FULL = {
     "budget": {"n": 16, "m_v": 16, "m_ff": 64, "ff_depth": 2},
     "num_train": 2048,
     "num_test": 1024,
-    "seeds": [0, 1],
-    "epochs": 100,
+    "seeds": [0, 1, 2],
+    "epochs": 400,
     "batch_size": 64,
     "learning_rate": 2e-3,
     "patience": 20,
     "n_bootstrap": 1000,
+    "shuffle_seed": 0,
 }
 QUICK = {
     **FULL,
-    "jit_compile": False,
     "filter_lengths": [1, 3],
     "budget": {"n": 8, "m_v": 8, "m_ff": 32, "ff_depth": 1},
     "num_train": 1024,
     "num_test": 512,
     "seeds": [0],
-    "epochs": 15,
+    "epochs": 20,
     "n_bootstrap": 200,
 }
 
@@ -200,47 +206,65 @@ def _mixed_data(target, theta, num, seed):
     return x.astype(np.float32), y.astype(np.float32)
 
 
-def _train(settings, train, test, seed, conv_size):
+def build_model(settings, seed, conv_size):
+    """The Transformer at ``m_h``, behind a causal `TemporalConv` of ``conv_size`` taps if > 0."""
     import keras
 
-    from tfapprox import Budget, layers, models, training
+    from tfapprox import Budget, layers, models
 
     keras.utils.set_random_seed(seed)
     tau = settings["tau"]
     transformer = models.build_transformer(
         Budget(**settings["budget"], m_h=settings["m_h"]), tau, 1, position_encoding="learned"
     )
-    if conv_size:
-        inputs = keras.Input(shape=(tau, 1), name="x")
-        mixed = layers.TemporalConv(conv_size, padding="causal", name="temporal_conv")(inputs)
-        model = keras.Model(inputs, transformer(mixed), name="conv_transformer")
-    else:
-        model = transformer
-    fit = training.fit(
-        model,
+    if not conv_size:
+        return transformer
+    inputs = keras.Input(shape=(tau, 1), name="x")
+    mixed = layers.TemporalConv(conv_size, padding="causal", name="temporal_conv")(inputs)
+    return keras.Model(inputs, transformer(mixed), name="conv_transformer")
+
+
+def train_group(settings, train, test, members):
+    """Train the ``(conv_size, seed)`` models of ``members`` together on one data set.
+
+    One `tfapprox.group.train_models` call; per member its test MSE, relative
+    MSE (over ``Var(y_test)``), the learned filter of a `TemporalConv` and
+    the convergence check (`analysis._convergence.from_history`).
+    """
+    from tfapprox.group import train_models
+
+    built = [build_model(settings, seed, conv_size) for conv_size, seed in members]
+    result = train_models(
+        built,
         train,
-        seed=seed,
-        epochs=settings["epochs"],
-        batch_size=settings["batch_size"],
-        learning_rate=settings["learning_rate"],
-        patience=settings["patience"],
-        jit_compile=settings["jit_compile"],
-        verbose=0,
+        _convergence.training_config(settings),
+        validation_data=test,
+        shuffle_seed=settings["shuffle_seed"],
     )
-    pred = fit.model.predict(test[0], batch_size=512, verbose=0).astype(np.float64)
-    learned = None
-    if conv_size:
-        kernel = fit.model.get_layer("temporal_conv").get_weights()[0][:, 0, 0]
-        learned = kernel[::-1].tolist()  # θ̂_j multiplies x(t − j)
-    mse = float(np.mean((pred - test[1]) ** 2))
-    return {
-        "seed": seed,
-        "test_mse": mse,
-        "relative_mse": mse / float(np.var(test[1])),
-        "train_mse": float(fit.loss),
-        "epochs": int(fit.epochs),
-        "learned_filter": learned,
-    }
+    variance = float(np.var(test[1].astype(np.float64)))
+    runs = []
+    for (conv_size, seed), model, record in zip(members, result.models, result.records):
+        learned = None
+        if conv_size:
+            kernel = model.get_layer("temporal_conv").get_weights()[0][:, 0, 0]
+            learned = kernel[::-1].tolist()  # θ̂_j multiplies x(t − j)
+        runs.append(
+            {
+                "seed": seed,
+                "conv_size": conv_size,
+                "test_mse": record["val_loss"],
+                "relative_mse": record["val_loss"] / variance,
+                "train_mse": record["loss"],
+                "epochs": record["epochs"],
+                "stopped": record["stopped"],
+                "seconds": record["seconds"],
+                "learned_filter": learned,
+                "convergence": _convergence.from_history(
+                    record["history"], settings["epochs"] // 2
+                ),
+            }
+        )
+    return runs
 
 
 def part_mixed(settings):
@@ -250,14 +274,16 @@ def part_mixed(settings):
     target = targets.fig5_target(beta=settings["beta"], rank=settings["rank"], tau=tau)
     sigmas = [i ** -settings["beta"] for i in range(1, settings["rank"] + 1)]
     conv_size = max(settings["filter_lengths"])
+    members = [(size, seed) for size in (0, conv_size) for seed in settings["seeds"]]
     rows = []
     for length in settings["filter_lengths"]:
         theta = mixing_filter(length)
         complexity = kernel_complexity(theta, tau, sigmas, settings["n_bootstrap"])
         train = _mixed_data(target, theta, settings["num_train"], 0)
         test = _mixed_data(target, theta, settings["num_test"], 1)
-        plain = [_train(settings, train, test, s, 0) for s in settings["seeds"]]
-        conv = [_train(settings, train, test, s, conv_size) for s in settings["seeds"]]
+        runs = train_group(settings, train, test, members)
+        plain = [r for r in runs if not r["conv_size"]]
+        conv = [r for r in runs if r["conv_size"]]
         rows.append(
             {
                 "filter_length": length,
@@ -266,18 +292,23 @@ def part_mixed(settings):
                 "transformer": plain,
                 "transformer_mse": float(np.mean([r["test_mse"] for r in plain])),
                 "transformer_relative_mse": float(np.mean([r["relative_mse"] for r in plain])),
+                "transformer_convergence": _convergence.worst([r["convergence"] for r in plain]),
                 "conv_transformer": conv,
                 "conv_transformer_mse": float(np.mean([r["test_mse"] for r in conv])),
                 "conv_transformer_relative_mse": float(np.mean([r["relative_mse"] for r in conv])),
+                "conv_transformer_convergence": _convergence.worst(
+                    [r["convergence"] for r in conv]
+                ),
             }
         )
     return rows, target
 
 
 def claims_of(d3, rows):
+    """The claims, and per claim a verdict read only from converged cells (`analysis._convergence`)."""
     base = rows[0]
     mixed = rows[1:]
-    return {
+    claims = {
         "d3_matches_paper_within_0.01": bool(
             np.allclose(d3["mixed"][:3], PAPER_D3["mixed"], atol=0.01)
         ),
@@ -295,9 +326,29 @@ def claims_of(d3, rows):
             bool(r["conv_transformer_relative_mse"] < r["transformer_relative_mse"]) for r in mixed
         ],
     }
+    plain = [r["transformer_convergence"] for r in rows]
+    conv = [r["conv_transformer_convergence"] for r in mixed]
+    verdict = _convergence.verdict
+    claims["verdicts"] = {
+        # The spectra are computed, not trained: nothing to converge.
+        "d3_matches_paper_within_0.01": verdict(claims["d3_matches_paper_within_0.01"], []),
+        "mixing_raises_kernel_rank": verdict(claims["mixing_raises_kernel_rank"], []),
+        "mixing_raises_transformer_relative_error": verdict(
+            claims["mixing_raises_transformer_relative_error"], plain
+        ),
+        "conv_recovers_unmixed_relative_error_within_2x": [
+            verdict(held, [plain[0], check])
+            for held, check in zip(claims["conv_recovers_unmixed_relative_error_within_2x"], conv)
+        ],
+        "conv_beats_plain_on_mixed": [
+            verdict(held, [p, c])
+            for held, p, c in zip(claims["conv_beats_plain_on_mixed"], plain[1:], conv)
+        ],
+    }
+    return claims
 
 
-def table(d3, rows, settings):
+def table(d3, rows, settings, claims):
     d3_rows = [
         ["ρ (original)", ", ".join(f"{v:.4f}" for v in d3["original"][:3]), "1, 1"],
         [
@@ -325,7 +376,9 @@ def table(d3, rows, settings):
             if r["kernel"]["beta"] is None
             else f"{r['kernel']['beta']:.2f} [{r['kernel']['beta_ci'][0]:.2f}, {r['kernel']['beta_ci'][1]:.2f}]",
             f"{r['transformer_mse']:.3g} ({r['transformer_relative_mse']:.3g})",
+            _convergence.describe(r["transformer_convergence"]),
             f"{r['conv_transformer_mse']:.3g} ({r['conv_transformer_relative_mse']:.3g})",
+            _convergence.describe(r["conv_transformer_convergence"]),
         ]
         for r in rows
     ]
@@ -338,13 +391,30 @@ def table(d3, rows, settings):
             "σ_1..4",
             "β [CI]",
             f"Transformer test MSE (relative to Var y), m_h={settings['m_h']}",
+            "converged (2× epochs)",
             f"TemporalConv(k={max(settings['filter_lengths'])}) + Transformer, same",
+            "converged (2× epochs)",
         ],
         mix_rows,
     )
+    verdicts = claims["verdicts"]
+    lines = [f"- {name}: {verdicts[name]}" for name in verdicts if isinstance(verdicts[name], str)]
+    lines += [
+        f"- {name} (L = {', '.join(str(r['filter_length']) for r in rows[1:])}): "
+        + ", ".join(verdicts[name])
+        for name in verdicts
+        if not isinstance(verdicts[name], str)
+    ]
+    lines.append(
+        "- converged: the best training loss of every seed moved by at most "
+        f"{100 * _convergence.CONVERGENCE_TOLERANCE:.0f}% from epoch {settings['epochs'] // 2} "
+        f"to epoch {settings['epochs']} (the worst seed's change is shown); a claim read from "
+        "an unconverged cell is 'not converged'"
+    )
     return (
         f"{part1}\n\n{part2}\n\n(paper A gives no numbers for parts 2 and 3; "
-        "its claim: mixing can raise the rank of ρ and so the error at fixed m_h)"
+        "its claim: mixing can raise the rank of ρ and so the error at fixed m_h)\n\n"
+        + "\n".join(lines)
     )
 
 
@@ -402,7 +472,11 @@ def main(argv=None):
             "POD on [0,1] x {0..tau-1} (PODComplexity, Gauss grid)",
             "temporal_conv": "tfapprox.layers.TemporalConv(kernel_size=max L, padding='causal', "
             "identity start) before build_transformer",
-            "optimizer": "Adam (tfapprox.training.fit: lr halved on plateaus, best epoch kept)",
+            "optimizer": "Adam (tfapprox.group.train_models: lr halved on plateaus, best epoch "
+            "kept); one group per filter length with every seed of both models",
+            "training": _convergence.training_config(settings).to_dict(),
+            "convergence_tolerance": _convergence.CONVERGENCE_TOLERANCE,
+            "convergence": _convergence.DESCRIPTION,
         },
         "d3": d3,
         "mixed": rows,
@@ -411,7 +485,7 @@ def main(argv=None):
     }
     figure = _figure(d3, rows, out)
     return _experiment.finish(
-        result, table(d3, rows, settings), out, as_json=args.json, figure=figure
+        result, table(d3, rows, settings, claims), out, as_json=args.json, figure=figure
     )
 
 

@@ -21,8 +21,17 @@ and permuted inputs (a fixed random permutation of the τ positions).
 Models: the paper's RNN (Keras ``SimpleRNN``, 1 layer, 128 units, linear
 activation, token-wise ``Dense`` readout) and the tfapprox Transformer with a
 learned position encoding (``n = m_v = m_h = 32``, FFN width 128, depth 3).
-Both are trained by `tfapprox.training.fit` with the same settings; the
-reported MSE is on fresh test samples (the training MSE is recorded too).
+Every seed of both models is trained on a data set as one group by
+`tfapprox.group.train_models` (same batches, each model its own Adam
+trajectory, the same `TrainingConfig`); the reported MSE is on fresh test
+samples (the training MSE is recorded too).
+
+Convergence: every run's best training loss after ``epochs / 2`` and after
+``epochs`` are compared (`analysis._convergence.from_history`: the first
+half of the run is the run with half the epochs, so this is "retrain with
+twice the epochs"); a cell converged when every seed's relative change is at
+most `analysis._convergence.CONVERGENCE_TOLERANCE`, and a claim read from an
+unconverged cell is "not converged", never held or failed.
 
 Run: ``tfapprox experiment ordering [--quick] [--out DIR] [--json]``.
 """
@@ -31,7 +40,9 @@ import time
 
 import numpy as np
 
-from . import _experiment
+from . import _convergence, _experiment
+
+MODELS = ("rnn", "transformer")
 
 PAPER_TABLE2 = {
     ("rnn", "original"): 1.02e-7,
@@ -49,12 +60,11 @@ PAPER_TABLE3 = {
 }
 
 FULL = {
-    "jit_compile": True,
     "tau": 32,
     "num_train": 2048,
     "num_test": 1024,
-    "seeds": [0, 1, 2],
-    "epochs": 100,
+    "seeds": [0, 1],
+    "epochs": 60,
     "batch_size": 64,
     "learning_rate": 1e-3,
     "patience": 20,
@@ -62,19 +72,19 @@ FULL = {
     "budget": {"n": 32, "m_h": 32, "m_v": 32, "m_ff": 128, "ff_depth": 3},
     "swap": 10,
     "filter_length": 5,
+    "shuffle_seed": 0,
 }
 QUICK = {
     **FULL,
-    "jit_compile": False,
     "num_train": 512,
     "num_test": 256,
     "seeds": [0],
-    "epochs": 10,
+    "epochs": 20,
     "batch_size": 32,
     "learning_rate": 3e-3,
     "patience": 12,
     "rnn_units": 32,
-    "budget": {"n": 16, "m_h": 16, "m_v": 16, "m_ff": 32, "ff_depth": 2},
+    "budget": {"n": 16, "m_h": 16, "m_v": 16, "m_ff": 32, "ff_depth": 1},
 }
 
 
@@ -156,41 +166,53 @@ def data_sets(settings, table):
     return out, info
 
 
-def _train(kind, settings, train, test, seed):
+def build_model(kind, settings, seed):
+    """The ``"rnn"`` or ``"transformer"`` of the table, initialised from ``seed``."""
     import keras
 
-    from tfapprox import Budget, models, training
+    from tfapprox import Budget, models
 
     keras.utils.set_random_seed(seed)
     tau = settings["tau"]
     if kind == "rnn":
-        model = build_rnn(tau, settings["rnn_units"])
-    else:
-        model = models.build_transformer(
-            Budget(**settings["budget"]), tau, 1, position_encoding="learned"
-        )
-    result = training.fit(
-        model,
-        train,
-        seed=seed,
-        epochs=settings["epochs"],
-        batch_size=settings["batch_size"],
-        learning_rate=settings["learning_rate"],
-        patience=settings["patience"],
-        jit_compile=settings["jit_compile"],
-        verbose=0,
+        return build_rnn(tau, settings["rnn_units"])
+    return models.build_transformer(
+        Budget(**settings["budget"]), tau, 1, position_encoding="learned"
     )
-    prediction = result.model.predict(test[0], batch_size=512, verbose=0)
-    test_mse = float(np.mean((prediction.astype(np.float64) - test[1]) ** 2))
-    return {
-        "seed": seed,
-        "test_mse": test_mse,
-        "train_mse": float(result.loss),
-        "epochs": int(result.epochs),
-        "stopped": result.stopped,
-        "parameter_count": int(result.parameter_count),
-        "seconds": float(result.seconds),
-    }
+
+
+def train_group(settings, split, members):
+    """Train the ``(kind, seed)`` models of ``members`` together on one data set.
+
+    One `tfapprox.group.train_models` call (every model sees the same
+    batches; each follows its own Adam trajectory). Returns one run dict per
+    member, with the test MSE on ``split["test"]`` and the convergence check
+    (epochs/2 against epochs, `analysis._convergence.from_history`).
+    """
+    from tfapprox.group import train_models
+
+    built = [build_model(kind, settings, seed) for kind, seed in members]
+    result = train_models(
+        built,
+        split["train"],
+        _convergence.training_config(settings),
+        validation_data=split["test"],
+        shuffle_seed=settings["shuffle_seed"],
+    )
+    return [
+        {
+            "model": kind,
+            "seed": seed,
+            "test_mse": record["val_loss"],
+            "train_mse": record["loss"],
+            "epochs": record["epochs"],
+            "stopped": record["stopped"],
+            "parameter_count": record["parameter_count"],
+            "seconds": record["seconds"],
+            "convergence": _convergence.from_history(record["history"], settings["epochs"] // 2),
+        }
+        for (kind, seed), record in zip(members, result.records)
+    ]
 
 
 def _geomean(values):
@@ -199,43 +221,60 @@ def _geomean(values):
 
 
 def run(settings):
-    """Train every cell; returns the list of cells and the data description."""
+    """Train every cell, one group per data set: every seed of both models.
+
+    The shapes agree across data sets but the data differ, so a data set is
+    a group. Returns the list of cells and the data description.
+    """
     cells, data_info = [], {}
-    for table, paper in ((2, PAPER_TABLE2), (3, PAPER_TABLE3)):
-        sets, data_info[f"table{table}"] = data_sets(settings, table)
+    members = [(kind, seed) for kind in MODELS for seed in settings["seeds"]]
+    for number, paper in ((2, PAPER_TABLE2), (3, PAPER_TABLE3)):
+        sets, data_info[f"table{number}"] = data_sets(settings, number)
         for name, split in sets.items():
-            for kind in ("rnn", "transformer"):
-                runs = [
-                    _train(kind, settings, split["train"], split["test"], s)
-                    for s in settings["seeds"]
-                ]
-                mses = [r["test_mse"] for r in runs]
+            runs = train_group(settings, split, members)
+            for kind in MODELS:
+                mine = [r for r in runs if r["model"] == kind]
+                mses = [r["test_mse"] for r in mine]
                 cells.append(
                     {
-                        "table": table,
+                        "table": number,
                         "model": kind,
                         "data": name,
                         "mse": mses,
-                        "train_mse": [r["train_mse"] for r in runs],
+                        "train_mse": [r["train_mse"] for r in mine],
                         "mse_geomean": _geomean(mses),
                         "mse_min": float(min(mses)),
                         "mse_max": float(max(mses)),
                         "paper_mse": paper[(kind, name)],
-                        "runs": runs,
+                        "runs": mine,
+                        "convergence": _convergence.worst([r["convergence"] for r in mine]),
                     }
                 )
     return cells, data_info
 
 
+# The cells each claim is read from: (table, model, data set).
+CLAIM_CELLS = {
+    "ordering": [(2, m, d) for m in MODELS for d in ("original", "ordering")],
+    "mixing": [(2, m, d) for m in MODELS for d in ("original", "mixing")],
+    "orderless": [(3, m, d) for m in MODELS for d in ("original", "permuted")],
+}
+
+
 def directions(cells):
-    """The paper's claims as ratios of geometric-mean MSEs, and whether they hold."""
+    """The paper's claims as ratios of geometric-mean MSEs, whether they hold, and verdicts.
+
+    A verdict is ``"held"``/``"failed"`` only when every cell the claim is
+    read from converged (`analysis._convergence`), else ``"not converged"``.
+    """
     mse = {(c["table"], c["model"], c["data"]): c["mse_geomean"] for c in cells}
+    check = {(c["table"], c["model"], c["data"]): c["convergence"] for c in cells}
     rnn_order = mse[2, "rnn", "ordering"] / mse[2, "rnn", "original"]
     tf_order = mse[2, "transformer", "ordering"] / mse[2, "transformer", "original"]
     rnn_mix = mse[2, "rnn", "mixing"] / mse[2, "rnn", "original"]
     tf_mix = mse[2, "transformer", "mixing"] / mse[2, "transformer", "original"]
     orderless = [mse[3, "rnn", d] / mse[3, "transformer", d] for d in ("original", "permuted")]
-    return {
+    claims = {
         "ordering_cost_rnn": rnn_order,
         "ordering_cost_transformer": tf_order,
         "ordering_hurts_rnn_more": bool(rnn_order > tf_order),
@@ -246,6 +285,24 @@ def directions(cells):
         "orderless_rnn_over_transformer": orderless,
         "orderless_transformer_wins_by_orders_of_magnitude": bool(min(orderless) >= 100),
     }
+    holds = {
+        "ordering": claims["ordering_hurts_rnn_more"]
+        and claims["ordering_costs_rnn_orders_of_magnitude"],
+        "mixing": claims["mixing_hurts_transformer_more"],
+        "orderless": claims["orderless_transformer_wins_by_orders_of_magnitude"],
+    }
+    claims["verdicts"] = {
+        name: _convergence.verdict(holds[name], [check[key] for key in keys])
+        for name, keys in CLAIM_CELLS.items()
+    }
+    claims["claim_cells"] = {
+        name: [list(key) for key in keys] for name, keys in CLAIM_CELLS.items()
+    }
+    return claims
+
+
+def _half(cells):
+    return cells[0]["convergence"]["half_epochs"]
 
 
 def _fmt(value):
@@ -260,12 +317,22 @@ def table(cells, claims):
             c["model"],
             _fmt(c["mse_geomean"]),
             f"{_fmt(c['mse_min'])} – {_fmt(c['mse_max'])}",
+            _convergence.describe(c["convergence"]),
             _fmt(c["paper_mse"]),
         ]
         for c in cells
     ]
     text = _experiment.markdown_table(
-        ["table", "data", "model", "test MSE (geo. mean)", "range over seeds", "paper"], rows
+        [
+            "table",
+            "data",
+            "model",
+            "test MSE (geo. mean)",
+            "range over seeds",
+            "converged (2× epochs)",
+            "paper",
+        ],
+        rows,
     )
     lines = [
         text,
@@ -273,15 +340,23 @@ def table(cells, claims):
         f"- ordering: MSE ×{_fmt(claims['ordering_cost_rnn'])} for the RNN, "
         f"×{_fmt(claims['ordering_cost_transformer'])} for the Transformer "
         f"(paper: ×{_fmt(3.57e-2 / 1.02e-7)} and ×{_fmt(2.51e-5 / 2.18e-5)}); "
-        f"hurts the RNN more: {claims['ordering_hurts_rnn_more']}",
+        f"hurts the RNN more: {claims['ordering_hurts_rnn_more']}, by ≥ 100×: "
+        f"{claims['ordering_costs_rnn_orders_of_magnitude']}; verdict: "
+        f"{claims['verdicts']['ordering']}",
         f"- mixing: MSE ×{_fmt(claims['mixing_cost_rnn'])} for the RNN, "
         f"×{_fmt(claims['mixing_cost_transformer'])} for the Transformer "
         f"(paper: ×{_fmt(1.58e-7 / 1.02e-7)} and ×{_fmt(2.39e-4 / 2.18e-5)}); "
-        f"hurts the Transformer more: {claims['mixing_hurts_transformer_more']}",
+        f"hurts the Transformer more: {claims['mixing_hurts_transformer_more']}; verdict: "
+        f"{claims['verdicts']['mixing']}",
         "- orderless target: RNN/Transformer MSE "
         + ", ".join(_fmt(r) for r in claims["orderless_rnn_over_transformer"])
         + f" (original, permuted; paper: {_fmt(5.58 / 5.43e-4)}, {_fmt(5.24 / 5.36e-4)}); "
-        f"Transformer wins by ≥ 100×: {claims['orderless_transformer_wins_by_orders_of_magnitude']}",
+        f"Transformer wins by ≥ 100×: {claims['orderless_transformer_wins_by_orders_of_magnitude']}; "
+        f"verdict: {claims['verdicts']['orderless']}",
+        "- converged: the best training loss of every seed moved by at most "
+        f"{100 * _convergence.CONVERGENCE_TOLERANCE:.0f}% from epoch {_half(cells)} to epoch "
+        f"{2 * _half(cells)} (the worst seed's change is shown); a claim read from an "
+        "unconverged cell is 'not converged'",
     ]
     return "\n".join(lines)
 
@@ -298,7 +373,11 @@ def main(argv=None):
         "quick": bool(args.quick),
         "settings": {
             **settings,
-            "optimizer": "Adam (tfapprox.training.fit: lr halved on plateaus, best epoch kept)",
+            "optimizer": "Adam (tfapprox.group.train_models: lr halved on plateaus, best epoch "
+            "kept); one group per data set with every seed of both models",
+            "training": _convergence.training_config(settings).to_dict(),
+            "convergence_tolerance": _convergence.CONVERGENCE_TOLERANCE,
+            "convergence": _convergence.DESCRIPTION,
             "loss": "MSE over all positions",
             "reported": "test MSE on fresh samples; geometric mean and range over seeds",
             "rnn": "keras SimpleRNN(activation='linear', return_sequences=True) + Dense(1)",

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from analysis import mixing
+from analysis._convergence import CONVERGENCE_TOLERANCE
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +67,31 @@ def test_conditional_kernel_matches_monte_carlo():
     mc = np.mean(2 * np.sin(2 * np.pi * a) * np.sin(2 * np.pi * b))
     # 200k samples of a bounded (|·| ≤ 2) variable: standard error < 0.005.
     assert abs(rho(np.array([[u]]), np.array([[v]]), t, s)[0] - mc) < 0.02
+
+
+def test_claims_from_unconverged_cells_are_not_converged(result):
+    assert result["settings"]["convergence_tolerance"] == CONVERGENCE_TOLERANCE
+    rows = result["mixed"]
+    for row in rows:
+        for key in ("transformer", "conv_transformer"):
+            check = row[f"{key}_convergence"]
+            assert len(check["runs"]) == len(row[key])
+            assert check["converged"] == all(
+                abs(r["relative_change"]) <= CONVERGENCE_TOLERANCE for r in check["runs"]
+            )
+    claims, verdicts = result["claims"], result["claims"]["verdicts"]
+    plain_ok = all(r["transformer_convergence"]["converged"] for r in rows)
+    expected = "held" if claims["mixing_raises_transformer_relative_error"] else "failed"
+    assert verdicts["mixing_raises_transformer_relative_error"] == (
+        expected if plain_ok else "not converged"
+    )
+    for held, verdict, row in zip(
+        claims["conv_beats_plain_on_mixed"], verdicts["conv_beats_plain_on_mixed"], rows[1:]
+    ):
+        both = (
+            row["transformer_convergence"]["converged"]
+            and row["conv_transformer_convergence"]["converged"]
+        )
+        assert verdict == (("held" if held else "failed") if both else "not converged")
+    # Computed spectra need no training.
+    assert verdicts["mixing_raises_kernel_rank"] == "held"

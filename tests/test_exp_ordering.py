@@ -6,7 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from analysis import ordering
+from analysis import _convergence, ordering
+from analysis._convergence import CONVERGENCE_TOLERANCE
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +70,50 @@ def test_swap_and_filter_helpers():
     y = ordering.causal_filter(x, theta)
     direct = sum(theta[j] * x[0, 6 - j, 0] for j in range(5))
     assert abs(y[0, 6, 0] - direct) < 1e-12
+
+
+def test_every_cell_reports_its_convergence_and_the_table_shows_it(run):
+    result, _, out = run
+    half = result["settings"]["epochs"] // 2
+    for cell in result["cells"]:
+        check = cell["convergence"]
+        assert len(check["runs"]) == len(result["settings"]["seeds"])
+        for record in check["runs"]:
+            # e_1x and e_2x are the best epoch losses of the first half and of the whole run.
+            assert record["half_epochs"] == half
+            assert record["error_2x"] <= record["error_1x"]
+            change = (record["error_2x"] - record["error_1x"]) / record["error_1x"]
+            assert record["relative_change"] == pytest.approx(change)
+            assert record["converged"] == (abs(change) <= CONVERGENCE_TOLERANCE)
+        assert check["converged"] == all(r["converged"] for r in check["runs"])
+    assert result["settings"]["convergence_tolerance"] == CONVERGENCE_TOLERANCE
+    assert "converged (2× epochs)" in (out / "table.md").read_text()
+
+
+def test_a_claim_read_from_an_unconverged_cell_is_not_converged(run):
+    result, _, _ = run
+    claims = result["claims"]
+    converged = {
+        (c["table"], c["model"], c["data"]): c["convergence"]["converged"] for c in result["cells"]
+    }
+    holds = {
+        "ordering": claims["ordering_hurts_rnn_more"]
+        and claims["ordering_costs_rnn_orders_of_magnitude"],
+        "mixing": claims["mixing_hurts_transformer_more"],
+        "orderless": claims["orderless_transformer_wins_by_orders_of_magnitude"],
+    }
+    for name, cells in claims["claim_cells"].items():
+        if all(converged[tuple(key)] for key in cells):
+            assert claims["verdicts"][name] == ("held" if holds[name] else "failed")
+        else:
+            assert claims["verdicts"][name] == "not converged"
+
+
+def test_convergence_reads_half_the_run_as_the_shorter_run():
+    # A run stopped early on a plateau: doubling the epochs changes nothing.
+    assert _convergence.from_history([3.0, 1.0, 1.0], 4)["relative_change"] == 0.0
+    record = _convergence.from_history([3.0, 2.0, 1.0, 0.5], 2)
+    assert (record["error_1x"], record["error_2x"], record["converged"]) == (2.0, 0.5, False)
+    assert _convergence.verdict(False, [record]) == "not converged"
+    assert _convergence.verdict(False, [_convergence.check(1.0, 0.95)]) == "failed"
+    assert not _convergence.check(float("nan"), 1.0)["converged"]
