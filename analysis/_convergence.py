@@ -21,7 +21,7 @@ import math
 # doubled is at its floor.
 CONVERGENCE_TOLERANCE = 0.10
 
-HELD, FAILED, NOT_CONVERGED = "held", "failed", "not converged"
+HELD, FAILED, NOT_CONVERGED, UNDECIDED = "held", "failed", "not converged", "undecided"
 
 # What results files record under "convergence".
 DESCRIPTION = (
@@ -54,21 +54,25 @@ def check(error_1x, error_2x, tolerance=CONVERGENCE_TOLERANCE):
     """The convergence record of one cell.
 
     ``relative_change = (e_2x − e_1x) / e_1x``; ``converged`` when its size
-    is at most ``tolerance`` (a non-finite or zero ``e_1x`` never converges).
+    is at most ``tolerance``. An error that is exactly 0 and stays 0 has
+    converged; a non-finite error, or one that leaves 0, has not.
 
     >>> check(0.20, 0.19)["converged"], round(check(0.20, 0.19)["relative_change"], 3)
     (True, -0.05)
-    >>> check(0.20, 0.10)["converged"]
-    False
+    >>> check(0.20, 0.10)["converged"], check(0.0, 0.0)["converged"], check(0.0, 0.1)["converged"]
+    (False, True, False)
     """
     error_1x, error_2x = float(error_1x), float(error_2x)
-    finite = math.isfinite(error_1x) and math.isfinite(error_2x) and error_1x > 0
-    change = (error_2x - error_1x) / error_1x if finite else math.nan
+    finite = math.isfinite(error_1x) and math.isfinite(error_2x) and error_1x >= 0
+    if not finite or (error_1x == 0 and error_2x != 0):
+        change = None
+    else:
+        change = 0.0 if error_1x == 0 else (error_2x - error_1x) / error_1x
     return {
         "error_1x": error_1x,
         "error_2x": error_2x,
-        "relative_change": change if finite else None,
-        "converged": bool(finite and abs(change) <= tolerance),
+        "relative_change": change,
+        "converged": bool(change is not None and abs(change) <= tolerance),
     }
 
 
@@ -107,13 +111,21 @@ def worst(records):
 
 
 def verdict(holds, checks):
-    """``"held"`` or ``"failed"`` when every cell in ``checks`` converged, else ``"not converged"``.
+    """A claim's verdict from the cells it is read from.
+
+    ``"not converged"`` unless every record in ``checks`` converged; then
+    ``"held"`` or ``"failed"`` from ``holds``, or ``"undecided"`` when
+    ``holds`` is None (the numbers cannot decide the claim).
 
     >>> verdict(True, [{"converged": True}]), verdict(True, [{"converged": False}])
     ('held', 'not converged')
+    >>> verdict(False, [{"converged": True}]), verdict(None, [{"converged": True}])
+    ('failed', 'undecided')
     """
     if not all(c["converged"] for c in checks):
         return NOT_CONVERGED
+    if holds is None:
+        return UNDECIDED
     return HELD if holds else FAILED
 
 

@@ -11,13 +11,10 @@ encoding e(t), and the time-averaged output (``output="pooled"``) as the
 Convergence (the experiments' rule): an error is evidence only if training
 reached its floor, so the cells a claim is read from are trained again with
 twice the epochs; a cell is ``converged`` when its error changed by at most
-`CONVERGENCE_TOLERANCE` (relative).
+``analysis._convergence.CONVERGENCE_TOLERANCE`` (relative).
 """
 
 import numpy as np
-
-# |e_2x − e_1x| / e_1x at most this: the cell's error is at its training floor.
-CONVERGENCE_TOLERANCE = 0.10
 
 
 def load(patch=2):
@@ -80,47 +77,6 @@ def copy(model):
 def accuracy(model, x, y):
     logits = model.predict(x, batch_size=512, verbose=0)
     return float(np.mean(np.argmax(logits, axis=-1) == y))
-
-
-def convergence(error_1x, error_2x, tolerance=CONVERGENCE_TOLERANCE):
-    """Relative change of an error when the epochs double, and whether it is within ``tolerance``.
-
-    >>> convergence(0.2, 0.19)
-    {'error_1x': 0.2, 'error_2x': 0.19, 'relative_change': -0.05, 'converged': True}
-    >>> convergence(0.2, 0.1)["converged"]
-    False
-    """
-    error_1x, error_2x = float(error_1x), float(error_2x)
-    if error_1x == 0.0:
-        change = 0.0 if error_2x == 0.0 else float("inf")
-    else:
-        change = round((error_2x - error_1x) / error_1x, 12)
-    return {
-        "error_1x": error_1x,
-        "error_2x": error_2x,
-        "relative_change": change,
-        "converged": bool(abs(change) <= tolerance),
-    }
-
-
-def verdict(holds, converged):
-    """A claim's verdict: ``"held"``/``"failed"``, or ``"not converged"`` when its cells are not.
-
-    >>> verdict(True, True), verdict(False, True), verdict(True, False), verdict(None, True)
-    ('held', 'failed', 'not converged', 'undecided')
-    """
-    if not converged:
-        return "not converged"
-    if holds is None:
-        return "undecided"
-    return "held" if holds else "failed"
-
-
-def convergence_text(cell):
-    """``"yes (+3.1%)"`` for a checked cell's table column, ``"not checked"`` for None."""
-    if cell is None:
-        return "not checked"
-    return f"{'yes' if cell['converged'] else 'no'} ({cell['relative_change']:+.1%})"
 
 
 def attention_complexity(model, x, n_bootstrap=200):

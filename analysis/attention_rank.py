@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from . import _digits, _experiment
+from . import _convergence, _digits, _experiment
 
 PAPER = {"model": "ViT-B/16 on CIFAR-10", "rate": 0.27, "m_h": "1..64"}
 
@@ -126,7 +126,7 @@ def check_convergence(settings, train, points):
                 "m_h": m_h,
                 "seed": seed,
                 "epochs_2x": record["epochs"],
-                **_digits.convergence(once["train_loss"], record["loss"]),
+                **_convergence.check(once["train_loss"], record["loss"]),
             }
         )
     return checks, group.records[0]["group_seconds"]
@@ -157,7 +157,7 @@ def claims(rate, checks):
     return {
         **values,
         "cells_converged": converged,
-        "verdicts": {key: _digits.verdict(value, converged) for key, value in values.items()},
+        "verdicts": {key: _convergence.verdict(value, checks) for key, value in values.items()},
     }
 
 
@@ -170,7 +170,7 @@ def table(points, rate, checks, verdicts):
             f"{p['train_error_rate_mean']:.4f}",
             ", ".join(f"{v:.3g}" for v in p["spectrum_mean"][:4]),
             f"{rate['constant'] * p['m_h'] ** -rate['rate']:.4g}",
-            _digits.convergence_text(checked.get(p["m_h"])),
+            _convergence.describe(checked.get(p["m_h"])),
         ]
         for p in points
     ]
@@ -192,7 +192,7 @@ def table(points, rate, checks, verdicts):
         f"- error falls with m_h: {verdicts['error_falls_with_m_h']}; "
         f"0.27 in our interval: {verdicts['paper_rate_in_interval']} "
         f"(a claim read from cells whose loss moved more than "
-        f"{_digits.CONVERGENCE_TOLERANCE:.0%} with twice the epochs is 'not converged')"
+        f"{_convergence.CONVERGENCE_TOLERANCE:.0%} with twice the epochs is 'not converged')"
     )
 
 
@@ -272,7 +272,7 @@ def main(argv=None):
             "inputs of the singular values of the tau x tau pre-softmax matrix, divided by tau)",
             "convergence": "the check_m_h cells (first seed) retrained with 2x epochs and "
             "patience; converged when |loss_2x - loss_1x| / loss_1x <= tolerance",
-            "convergence_tolerance": _digits.CONVERGENCE_TOLERANCE,
+            "convergence_tolerance": _convergence.CONVERGENCE_TOLERANCE,
         },
         "points": points,
         "rate": rate,

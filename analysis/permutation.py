@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from . import _digits, _experiment
+from . import _convergence, _digits, _experiment
 
 PAPER = {
     "cifar10_vit_b16_accuracy": {"original": 0.98, "permuted": 0.96},
@@ -157,7 +157,7 @@ def check_convergence(settings, train, test, runs):
             "test_error_1x": once,
             "test_error_2x": twice,
             "epochs_2x": [record["epochs"] for record in group.records],
-            **_digits.convergence(np.mean(once), np.mean(twice)),
+            **_convergence.check(np.mean(once), np.mean(twice)),
         }
     seconds = original.records[0]["group_seconds"] + permuted.records[0]["group_seconds"]
     return checks, seconds
@@ -202,7 +202,7 @@ def verdicts(claims, checks):
     return {
         "cells_converged": converged,
         "verdicts": {
-            key: _digits.verdict(claims[key], converged)
+            key: _convergence.verdict(claims[key], list(checks.values()))
             for key in ("accuracies_within_3_points", "beta_intervals_overlap_all")
         },
     }
@@ -224,7 +224,7 @@ def table(runs, summary, checks):
                     for r in runs
                 ),
                 PAPER["wmt14_en_de_bleu"][case],
-                _digits.convergence_text(checks[case]),
+                _convergence.describe(checks[case]),
             ]
         )
     text = _experiment.markdown_table(
@@ -247,7 +247,7 @@ def table(runs, summary, checks):
         f"{claims['beta_intervals_overlap_per_seed']}; all: "
         f"{verdict['beta_intervals_overlap_all']}\n"
         f"- verdicts need both cells converged: test error moved by at most "
-        f"{_digits.CONVERGENCE_TOLERANCE:.0%} with twice the epochs (seeds "
+        f"{_convergence.CONVERGENCE_TOLERANCE:.0%} with twice the epochs (seeds "
         f"{checks['original']['seeds']}), else 'not converged'"
     )
 
@@ -302,7 +302,7 @@ def main(argv=None):
             "convergence": "original and permuted models of check_seeds retrained with 2x "
             "epochs and patience; converged when the mean test error rate changed by at "
             "most the tolerance (relative)",
-            "convergence_tolerance": _digits.CONVERGENCE_TOLERANCE,
+            "convergence_tolerance": _convergence.CONVERGENCE_TOLERANCE,
         },
         "runs": runs,
         "summary": summary,

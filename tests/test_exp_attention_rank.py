@@ -69,16 +69,15 @@ def test_training_config_is_recorded(result):
 
 
 def test_convergence_rule_closed_form():
-    from analysis import _digits
+    from analysis import _convergence
 
-    assert _digits.convergence(0.5, 0.45) == {
-        "error_1x": 0.5,
-        "error_2x": 0.45,
-        "relative_change": -0.1,
-        "converged": True,
-    }
-    assert _digits.convergence(0.5, 0.6)["converged"] is False
-    assert _digits.convergence(0.0, 0.0)["converged"] is True
-    assert _digits.convergence(0.0, 0.1)["converged"] is False
-    assert _digits.verdict(False, True) == "failed"
-    assert _digits.verdict(True, False) == "not converged"
+    record = _convergence.check(0.5, 0.45)
+    assert (record["error_1x"], record["error_2x"]) == (0.5, 0.45)
+    assert record["relative_change"] == pytest.approx(-0.1)
+    assert record["converged"] is True
+    assert _convergence.check(0.5, 0.6)["converged"] is False
+    assert _convergence.check(0.0, 0.0)["converged"] is True
+    assert _convergence.check(0.0, 0.1)["converged"] is False
+    assert _convergence.verdict(False, [record]) == "failed"
+    assert _convergence.verdict(True, [record, {"converged": False}]) == "not converged"
+    assert _convergence.verdict(None, [record]) == "undecided"
