@@ -129,6 +129,35 @@ def verdict(holds, checks):
     return HELD if holds else FAILED
 
 
+def doubled(cells):
+    """The doubling records of ``cells`` (dicts with a ``"doubled"`` record; unchecked: unconverged).
+
+    >>> [r["converged"] for r in doubled([{"doubled": {"converged": True}}, {}])]
+    [True, False]
+    """
+    return [cell.get("doubled") or {"converged": False} for cell in cells]
+
+
+def cosine_config(settings, epochs):
+    """A group's `TrainingConfig`: Adam, 5% warm-up, cosine decay to 0 over ``epochs``, no early stop.
+
+    ``settings`` gives ``batch_size`` and ``learning_rate``. The schedule
+    spans ``epochs``, so a doubled run decays over twice the epochs (unlike
+    `from_history`, it is a second training, not the first half of one).
+    """
+    from tfapprox.config import TrainingConfig
+
+    return TrainingConfig(
+        epochs=epochs,
+        batch_size=settings["batch_size"],
+        learning_rate=settings["learning_rate"],
+        schedule="cosine",
+        warmup_epochs=max(1, int(round(0.05 * epochs))),
+        min_learning_rate=0.0,
+        patience=epochs,
+    )
+
+
 def describe(record):
     """A table entry: ``"yes (+3.1%)"``, ``"no (−42%)"``, or ``"–"`` for an unchecked cell.
 

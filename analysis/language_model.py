@@ -12,19 +12,28 @@ library's own source (`tfapprox.datasets.python_source_text`, no download;
 96 symbols), next-character prediction on windows of τ characters
 (`tfapprox.datasets.character_windows`: one-hot inputs, sparse categorical
 cross-entropy on the 96 logits of every position, causal attention with the
-linear-type RPE), paper B's model (`analysis/_paperb.py`). The first 90% of
-the text trains (fresh random windows every epoch), the last 10% is the
-held-out validation slice; the reported loss is the mean cross-entropy (nats
-per character) on fixed validation windows.
+linear-type RPE), paper B's model built by `tfapprox.models.build_transformer`
+from a `tfapprox.Budget` (linear embedding, residual blocks without layer
+norm, two-layer ReLU FFNs of width m between blocks, a readout FFN of width
+``readout_width``). The first 90% of the text trains (``num_train`` random
+windows, one fixed set; see ``DATA_CHOICE``), the last 10% is the held-out
+validation slice; the reported loss is the mean cross-entropy (nats per
+character) on fixed validation windows. Every model trains in one group of
+`tfapprox.group.train_models` (loss ``"sparse_categorical_crossentropy"``).
 
 - Table 2: a base model (L layers, H heads), the base with more layers, and
   the base with more heads, the head count chosen so that its parameter
-  count is closest to the deeper model's. Gain = base loss − loss.
+  count (`Budget.parameter_count`) is closest to the deeper model's.
+  Gain = base loss − loss.
 - Table 7: the same architecture with and without DP at three depths (the
   DP-free model has no W_Q, W_K, so fewer parameters; counts recorded).
 
-The Table 2 models are trained again with twice the steps and the gains
-recomputed, so the conclusion is not one of an optimiser stopped early.
+The deciding models (Table 2's three; Table 7's pair at the sizes in
+``double_depths``) are trained again with twice the epochs in one group
+(`analysis._convergence`): each records the relative change of its
+validation loss and ``converged`` (|change| <= 10%); the gains are
+recomputed from the doubled losses, and a claim read from an unconverged or
+unchecked model is "not converged".
 
 Run: ``tfapprox experiment language-model [--quick] [--out DIR] [--json]``.
 """
@@ -34,7 +43,7 @@ import time
 
 import numpy as np
 
-from . import _experiment, _paperb
+from . import _convergence, _experiment
 
 PAPER = {
     "table2": {"gain_layers": 0.802, "gain_heads": 0.136},
@@ -46,8 +55,20 @@ PAPER = {
     "settings": "token-level pre-training at equal parameter counts (paper B Sec. 6, App.)",
 }
 
-# 7 models and 3 doubled ones at 1,200 steps: sized (from the --quick step times, about
-# 35-50 ms a step) for 15 minutes on 2 quiet CPU cores.
+DATA_CHOICE = {
+    "choice": "one fixed set of num_train training windows (train_models' way) instead of "
+    "fresh windows every epoch",
+    "measurement": "the depth experiment's comparison at equal steps (a larger fixed set, "
+    "nearer to fresh samples, was as good or better) sets num_train as large as memory "
+    "allows: 8,192 one-hot windows of 64 characters (200 MB); the result records each "
+    "model's training and validation loss, so overfitting of the fixed set shows as their gap",
+}
+
+# Sized for <= 12 minutes on 2 quiet CPU cores. Measured CPU time per step (all threads,
+# batch 32, TensorFlow) of the group of the 7 distinct models: 0.063 s; compiling a group
+# about 31 s. 2,560 steps (10 epochs of 256 batches), the 7 deciding models again for 5,120
+# steps: 62 + 2,560 x 0.063 + 5,120 x 0.063 + about 10 s of data and evaluation = about
+# 560 s of CPU time, an upper bound on the wall time on 2 cores.
 FULL = {
     "max_chars": 400_000,
     "validation_fraction": 0.1,
@@ -61,9 +82,10 @@ FULL = {
     "base": {"layers": 1, "heads": 2},
     "more_layers": 2,
     "dp_depths": [1, 2, 3],
-    "steps": 1200,
+    "double_depths": [1, 2, 3],
+    "epochs": 10,
     "batch_size": 32,
-    "windows_per_epoch": 2048,
+    "num_train": 8192,
     "num_validation": 1024,
     "learning_rate": 3e-3,
     "seed": 0,
@@ -79,49 +101,66 @@ QUICK = {
     "ffn_width": 32,
     "readout_width": 32,
     "dp_depths": [1, 2],
-    "steps": 150,
-    "windows_per_epoch": 1024,
+    "double_depths": [],
+    "epochs": 4,
+    "num_train": 512,
     "num_validation": 256,
-    "double_check": False,
 }
 
 VOCABULARY = 96
 
 
-def sizes(settings, num_layers, num_heads, use_dot_product=True):
-    """`_paperb.parameter_count`'s arguments for one configuration."""
+def budget(settings, num_layers, num_heads):
+    """The `Budget` of a configuration: paper B's FFNs (one hidden layer), its own readout width."""
+    from tfapprox import Budget
+
+    return Budget(
+        n=settings["width"],
+        m_h=settings["key_dim"],
+        m_v=settings["value_dim"],
+        m_ff=settings["ffn_width"],
+        ff_depth=1,
+        num_heads=num_heads,
+        num_layers=num_layers,
+        m_readout=settings["readout_width"],
+    )
+
+
+def architecture(settings, use_dot_product=True):
+    """`build_transformer`'s options of paper B's model (besides the budget)."""
     return {
-        "d_in": VOCABULARY,
-        "d_out": VOCABULARY,
-        "width": settings["width"],
-        "num_layers": num_layers,
-        "num_heads": num_heads,
-        "key_dim": settings["key_dim"],
-        "value_dim": settings["value_dim"],
-        "ffn_width": settings["ffn_width"],
-        "readout_width": settings["readout_width"],
-        "use_dot_product": use_dot_product,
+        "residual": True,
         "rpe": settings["rpe"],
+        "use_dot_product": use_dot_product,
+        "embedding": "linear",
+        "position_encoding": "none",
     }
+
+
+def parameter_count(settings, num_layers, num_heads, use_dot_product=True):
+    """The exact count of a configuration's model (96 one-hot symbols in, 96 logits out)."""
+    return budget(settings, num_layers, num_heads).parameter_count(
+        settings["tau"], VOCABULARY, VOCABULARY, **architecture(settings, use_dot_product)
+    )
 
 
 def matching_heads(settings, target_count, num_layers):
     """The head count whose parameter count at ``num_layers`` is closest to ``target_count``.
 
     >>> s = {**QUICK}
-    >>> deeper = _paperb.parameter_count(**sizes(s, 2, 2))
+    >>> deeper = parameter_count(s, 2, 2)
     >>> h = matching_heads(s, deeper, 1)
     >>> h > 2
     True
     """
-    counts = {h: _paperb.parameter_count(**sizes(settings, num_layers, h)) for h in range(1, 129)}
+    counts = {h: parameter_count(settings, num_layers, h) for h in range(1, 129)}
     return min(counts, key=lambda h: (abs(counts[h] - target_count), h))
 
 
 def configurations(settings):
     """Every model to train: name, layers, heads, DP, and the tables it serves."""
     base = settings["base"]
-    deeper = _paperb.parameter_count(**sizes(settings, settings["more_layers"], base["heads"]))
+    deeper = parameter_count(settings, settings["more_layers"], base["heads"])
     wide = matching_heads(settings, deeper, base["layers"])
     configs = {
         "base": (base["layers"], base["heads"], True),
@@ -134,6 +173,15 @@ def configurations(settings):
     return configs
 
 
+def deciding(settings):
+    """The configurations trained again with twice the epochs: Table 2's three and
+    Table 7's pairs at ``double_depths``."""
+    names = ["base", "more_layers", "more_heads"]
+    for depth in settings["double_depths"]:
+        names += [f"dp_L{depth}", f"dp_free_L{depth}"]
+    return names
+
+
 def corpus(settings):
     """``(train_text, validation_text, sources)``: the text split at ``1 − validation_fraction``."""
     from tfapprox.datasets import python_source_text
@@ -143,37 +191,48 @@ def corpus(settings):
     return text[:cut], text[cut:], sources
 
 
-def train_config(settings, train_text, validation, layers, heads, dp, steps):
-    """Train one configuration; its validation loss and parameter count."""
-    import keras
+def train_group(settings, train, validation, architectures, epochs):
+    """Train ``architectures`` (``(layers, heads, dp)`` triples) as one group.
 
-    from tfapprox.datasets import character_windows
+    Returns one dict per architecture: validation loss, training loss,
+    parameter count, epochs, steps and seconds.
+    """
+    from tfapprox.group import train_models
+    from tfapprox.models import build_transformer
 
-    shape = sizes(settings, layers, heads, dp)
-    model = _paperb.build_model(settings["tau"], **shape, seed=settings["seed"])
-
-    def batches(epoch):
-        x, y = character_windows(
-            train_text,
+    models = [
+        build_transformer(
+            budget(settings, layers, heads),
             settings["tau"],
-            settings["windows_per_epoch"],
-            seed=settings["seed"] + 1 + epoch,
+            VOCABULARY,
+            VOCABULARY,
+            causal=True,
+            seed=settings["seed"],
+            name=f"L{layers}_H{heads}_{'dp' if dp else 'dp_free'}",
+            **architecture(settings, dp),
         )
-        return x, y, settings["batch_size"]
-
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    start = time.perf_counter()
-    losses = _paperb.train(
-        model, batches, steps=steps, learning_rate=settings["learning_rate"], loss=loss
+        for layers, heads, dp in architectures
+    ]
+    result = train_models(
+        models,
+        train,
+        _convergence.cosine_config(settings, epochs),
+        validation_data=validation,
+        shuffle_seed=settings["seed"],
+        loss="sparse_categorical_crossentropy",
     )
-    logits = _paperb.predict(model, validation[0])  # (N, tau, 96)
-    return {
-        "validation_loss": cross_entropy(logits, validation[1]),
-        "train_loss": losses[-1],
-        "parameter_count": int(model.count_params()),
-        "steps": steps,
-        "seconds": time.perf_counter() - start,
-    }
+    steps = epochs * -(-len(train[0]) // settings["batch_size"])
+    return [
+        {
+            "validation_loss": record["val_loss"],
+            "train_loss": record["loss"],
+            "parameter_count": int(model.count_params()),
+            "epochs": epochs,
+            "steps": steps,
+            "seconds": record["seconds"],
+        }
+        for model, record in zip(result.models, result.records)
+    ]
 
 
 def cross_entropy(logits, labels):
@@ -190,63 +249,71 @@ def cross_entropy(logits, labels):
 
 
 def run(settings):
-    """Train every configuration (and the Table 2 ones again with twice the steps)."""
+    """Train every configuration in one group, then the deciding ones with twice the epochs."""
     from tfapprox.datasets import character_windows
 
     train_text, validation_text, sources = corpus(settings)
+    train = character_windows(
+        train_text, settings["tau"], settings["num_train"], seed=settings["seed"] + 1
+    )
     validation = character_windows(
         validation_text, settings["tau"], settings["num_validation"], seed=12_345
     )
     data = {
         "train_chars": len(train_text),
         "validation_chars": len(validation_text),
+        "train_windows": settings["num_train"],
         "files": len(sources),
         "first_file": sources[0],
         "last_file": sources[-1],
     }
-    results, trained = {}, {}
-    for name, (layers, heads, dp) in configurations(settings).items():
-        # The same architecture under two names (the base is Table 7's DP model
-        # at its depth) is trained once.
-        if (layers, heads, dp) not in trained:
-            trained[layers, heads, dp] = train_config(
-                settings, train_text, validation, layers, heads, dp, settings["steps"]
-            )
-        results[name] = {"layers": layers, "heads": heads, "dp": dp, **trained[layers, heads, dp]}
+    configs = configurations(settings)
+    # The same architecture under two names (the base is Table 7's DP model at
+    # its depth) is trained once.
+    unique = list(dict.fromkeys(configs.values()))
+    trained = dict(
+        zip(unique, train_group(settings, train, validation, unique, settings["epochs"]))
+    )
+    results = {
+        name: {"layers": a[0], "heads": a[1], "dp": a[2], **trained[a]}
+        for name, a in configs.items()
+    }
+    timing = {"group": trained[unique[0]]["seconds"] * len(unique)}
     if settings["double_check"]:
-        for name in ("base", "more_layers", "more_heads"):
-            c = results[name]
-            again = train_config(
-                settings,
-                train_text,
-                validation,
-                c["layers"],
-                c["heads"],
-                c["dp"],
-                2 * settings["steps"],
-            )
-            c["doubled"] = {"validation_loss": again["validation_loss"], "steps": again["steps"]}
-            for other in results.values():
-                if other is not c and (other["layers"], other["heads"], other["dp"]) == (
-                    c["layers"],
-                    c["heads"],
-                    c["dp"],
-                ):
-                    other["doubled"] = dict(c["doubled"])
-    return results, data
+        again = list(dict.fromkeys(configs[name] for name in deciding(settings)))
+        doubled = train_group(settings, train, validation, again, 2 * settings["epochs"])
+        timing["doubled"] = doubled[0]["seconds"] * len(again)
+        for architecture_, other in zip(again, doubled):
+            record = {
+                **_convergence.check(
+                    trained[architecture_]["validation_loss"], other["validation_loss"]
+                ),
+                "epochs": other["epochs"],
+            }
+            for c in results.values():
+                if (c["layers"], c["heads"], c["dp"]) == architecture_:
+                    c["doubled"] = dict(record)
+    return results, data, timing
 
 
 def claims(results, settings):
-    """Gains from layers and heads (Table 2) and the DP gaps (Table 7), and whether they held."""
+    """Gains from layers and heads (Table 2) and the DP gaps (Table 7), whether they held,
+    and each claim's verdict (`_convergence.verdict`)."""
     base = results["base"]["validation_loss"]
     out = {
         "gain_layers": base - results["more_layers"]["validation_loss"],
         "gain_heads": base - results["more_heads"]["validation_loss"],
     }
     out["layers_beat_heads"] = bool(out["gain_layers"] > out["gain_heads"])
-    if all("doubled" in results[n] for n in ("base", "more_layers", "more_heads")):
+    table2 = [results[n] for n in ("base", "more_layers", "more_heads")]
+    verdicts = {
+        "layers_beat_heads": _convergence.verdict(
+            out["layers_beat_heads"], _convergence.doubled(table2)
+        )
+    }
+    if all("doubled" in c for c in table2):
         doubled = {
-            n: results[n]["doubled"]["validation_loss"] for n in results if "doubled" in results[n]
+            n: results[n]["doubled"]["error_2x"] for n in ("base", "more_layers", "more_heads")
         }
         out["doubled"] = {
             "gain_layers": doubled["base"] - doubled["more_layers"],
@@ -258,16 +325,24 @@ def claims(results, settings):
     gaps = []
     for depth in settings["dp_depths"]:
         dp, free = results[f"dp_L{depth}"], results[f"dp_free_L{depth}"]
-        gaps.append(
-            {
-                "layers": depth,
-                "dp": dp["validation_loss"],
-                "dp_free": free["validation_loss"],
-                "dp_free_minus_dp": free["validation_loss"] - dp["validation_loss"],
-            }
+        gap = {
+            "layers": depth,
+            "dp": dp["validation_loss"],
+            "dp_free": free["validation_loss"],
+            "dp_free_minus_dp": free["validation_loss"] - dp["validation_loss"],
+        }
+        gap["verdict"] = _convergence.verdict(
+            gap["dp_free_minus_dp"] > 0, _convergence.doubled([dp, free])
         )
+        gaps.append(gap)
     out["dp_gaps"] = gaps
     out["dp_better_at_every_size"] = bool(all(g["dp_free_minus_dp"] > 0 for g in gaps))
+    pairs = [results[f"{kind}_L{d}"] for d in settings["dp_depths"] for kind in ("dp", "dp_free")]
+    verdicts["dp_better_at_every_size"] = _convergence.verdict(
+        out["dp_better_at_every_size"], _convergence.doubled(pairs)
+    )
+    out["verdicts"] = verdicts
+    out["convergence_threshold"] = _convergence.CONVERGENCE_TOLERANCE
     return out
 
 
@@ -285,12 +360,13 @@ def table(results, found, settings):
                 c["heads"],
                 "yes" if c["dp"] else "no",
                 c["parameter_count"],
+                _fmt(c["train_loss"]),
                 _fmt(c["validation_loss"]),
-                _fmt(c["doubled"]["validation_loss"]) if "doubled" in c else "",
+                _convergence.describe(c.get("doubled")),
             ]
         )
     text = _experiment.markdown_table(
-        ["model", "L", "H", "DP", "params", "validation loss", "2× steps"], rows
+        ["model", "L", "H", "DP", "params", "train loss", "validation loss", "2× epochs"], rows
     )
     paper2 = PAPER["table2"]
     lines = [
@@ -298,20 +374,29 @@ def table(results, found, settings):
         "",
         f"- Table 2 (equal parameters): gain from layers {_fmt(found['gain_layers'])}, "
         f"from heads {_fmt(found['gain_heads'])} (paper: {paper2['gain_layers']} vs "
-        f"{paper2['gain_heads']}); layers beat heads: {found['layers_beat_heads']}",
+        f"{paper2['gain_heads']}); layers beat heads: {found['layers_beat_heads']} "
+        f"({found['verdicts']['layers_beat_heads']})",
     ]
     if "doubled" in found:
         d = found["doubled"]
         lines.append(
-            f"- with twice the steps: gain from layers {_fmt(d['gain_layers'])}, from heads "
+            f"- with twice the epochs: gain from layers {_fmt(d['gain_layers'])}, from heads "
             f"{_fmt(d['gain_heads'])}; layers beat heads: {d['layers_beat_heads']}"
         )
     for gap, paper in zip(found["dp_gaps"], PAPER["table7"]):
         lines.append(
             f"- Table 7, L = {gap['layers']}: DP {_fmt(gap['dp'])} vs DP-free "
-            f"{_fmt(gap['dp_free'])} (paper, {paper['size']}: {paper['dp']} vs {paper['dp_free']})"
+            f"{_fmt(gap['dp_free'])} ({gap['verdict']}; paper, {paper['size']}: {paper['dp']} vs "
+            f"{paper['dp_free']})"
         )
-    lines.append(f"- DP better at every size: {found['dp_better_at_every_size']}")
+    lines.append(
+        f"- DP better at every size: {found['dp_better_at_every_size']} "
+        f"({found['verdicts']['dp_better_at_every_size']})"
+    )
+    lines.append(
+        f"converged: |e_2x - e_1x| / e_1x <= {found['convergence_threshold']:.0%} "
+        "(validation loss, twice the epochs)"
+    )
     return "\n".join(lines)
 
 
@@ -343,7 +428,7 @@ def main(argv=None):
     import keras
 
     start = time.perf_counter()
-    results, data = run(settings)
+    results, data, timing = run(settings)
     found = claims(results, settings)
     result = {
         "experiment": "language-model",
@@ -352,19 +437,27 @@ def main(argv=None):
         "settings": {
             **settings,
             "backend": keras.backend.backend(),
-            "model": "analysis/_paperb.py: one-hot characters (96), embedding, L residual blocks "
-            "(causal MHA + ReLU FFN), no layer norm, readout FFN giving 96 logits",
-            "optimizer": "Adam, linear warm-up (5%) and cosine decay, clipnorm 1",
-            "loss": "sparse categorical cross-entropy from logits, every position",
+            "model": "tfapprox.models.build_transformer with a Budget (m_readout = "
+            "readout_width): one-hot characters (96), linear embedding, L residual blocks "
+            "(causal MHA, linear RPE; ReLU FFN between blocks), no layer norm, readout FFN "
+            "giving 96 logits",
+            "training": "tfapprox.group.train_models: every configuration in one group; the "
+            "deciding ones again with 2x epochs in one group",
+            "training_config": _convergence.cosine_config(settings, settings["epochs"]).to_dict(),
+            "data_choice": DATA_CHOICE,
+            "loss": "sparse categorical cross-entropy from logits, every position, on one "
+            "fixed set of num_train training windows",
             "reported": "mean cross-entropy (nats per character) on fixed windows of the "
             "held-out last slice of the text",
+            "convergence_threshold": _convergence.CONVERGENCE_TOLERANCE,
             "scaling": "paper B: token-level pre-training on a large corpus; here characters of "
-            "the Python standard library, tau and steps as above",
+            "the Python standard library, tau, windows and epochs as above",
         },
         "data": data,
         "paper_b": PAPER,
         "models": results,
         "claims": found,
+        "group_seconds": timing,
         "seconds": time.perf_counter() - start,
     }
     figure = _figure(results, found, out)

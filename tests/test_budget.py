@@ -98,3 +98,29 @@ def test_paper_b_count_reduces_to_paper_a_and_is_linear_in_layers_and_heads():
     dp_free = count_parameters(**base, use_dot_product=False, num_heads=3, rpe="t5", num_buckets=4)
     with_dp = count_parameters(**base, num_heads=3, rpe="t5", num_buckets=4)
     assert with_dp - dp_free == 3 * 2 * 2 * 8  # W_Q, W_K of 3 heads
+
+
+def test_readout_width_defaults_to_m_ff_and_keeps_the_old_dict():
+    old = Budget(n=5, m_h=2, m_v=7, m_ff=9, ff_depth=2)
+    same = Budget(n=5, m_h=2, m_v=7, m_ff=9, ff_depth=2, m_readout=9)
+    assert old == same and old.m_readout is None and old.readout_width == 9
+    # Paper A's budgets keep the dict (and so the results-file run keys) they had.
+    assert same.to_dict() == {"n": 5, "m_h": 2, "m_v": 7, "m_ff": 9, "ff_depth": 2}
+    # Changing m_ff of a budget without its own readout width moves the readout too.
+    assert dataclasses.replace(old, m_ff=4).readout_width == 4
+
+
+def test_budget_with_readout_width_round_trips_and_counts_the_readout_alone():
+    budget = Budget(n=5, m_h=2, m_ff=9, ff_depth=1, num_layers=2, m_readout=3)
+    assert budget.to_dict()["m_readout"] == 3
+    assert Budget.from_dict(budget.to_dict()) == budget
+    shared = Budget(n=5, m_h=2, m_ff=9, ff_depth=1, num_layers=2)
+    options = dict(position_encoding="none", residual=True, embedding="linear")
+    # Only the readout's hidden layer changes: (a + 1) m_r + (m_r + 1) d_out, a = n = 5, d_out = 1.
+    difference = shared.parameter_count(6, 1, **options) - budget.parameter_count(6, 1, **options)
+    assert difference == (5 + 1) * (9 - 3) + (9 - 3) * 1
+
+
+def test_budget_rejects_a_zero_readout_width():
+    with pytest.raises(ValueError, match="m_readout=0"):
+        Budget(n=4, m_h=2, m_ff=8, m_readout=0)

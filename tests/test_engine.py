@@ -257,6 +257,7 @@ def test_reduce_on_plateau_matches_keras_callback():
         ({"model_kwargs": {"name": "x"}}, ValueError, "model_kwargs"),
         ({"progress": 1}, TypeError, "progress"),
         ({"members": [(Budget(n=4, m_h=2, m_ff=8, num_heads=2), 0)]}, ValueError, "num_heads=2"),
+        ({"members": [(Budget(n=4, m_h=2, m_ff=8, m_readout=3), 0)]}, ValueError, "m_readout=3"),
         ({"initial_weights": [None, None]}, ValueError, "initial_weights"),
         (
             {"validation_data": (np.zeros((4, TAU + 1, 1)), np.zeros((4, TAU + 1, 1)))},

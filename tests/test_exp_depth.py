@@ -8,7 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from analysis import _paperb, depth
+from analysis import _convergence, depth
+from tfapprox import Budget
 
 
 @pytest.fixture(scope="module")
@@ -33,20 +34,45 @@ def test_json_has_one_cell_per_target_depth_and_dp(run):
 
 
 def test_parameter_counts_sit_near_the_budget(run):
-    # The FFN width is an integer: the count can miss the budget by at most
-    # half of what one more unit of width costs (2 D + 1 per layer).
+    # The FFN width is an integer: the count can miss the budget by at most half
+    # of what one more unit of width costs, 2 D + 1 per block FFN (L - 1 of them)
+    # plus D + 1 + d_out in the readout.
     result, _, _ = run
     settings = result["settings"]
+    width = settings["width"]
     for cell in result["cells"]:
-        per_unit = cell["layers"] * (2 * settings["width"] + 1)
+        per_unit = (cell["layers"] - 1) * (2 * width + 1) + width + 2
         assert abs(cell["parameter_count"] - settings["parameter_budget"]) <= per_unit / 2
+        assert Budget.from_dict(cell["budget"]).m_ff == cell["ffn_width"]
 
 
-def test_the_deciding_cells_are_trained_again_with_twice_the_steps(run):
+def test_the_deciding_cells_are_trained_again_with_twice_the_epochs(run):
     result, _, _ = run
     doubled = [c for c in result["cells"] if "doubled" in c]
-    assert any(c["layers"] == 1 and not c["dp"] for c in doubled)
-    assert all(c["doubled"]["steps"] == 2 * c["steps"] for c in doubled)
+    assert {(c["layers"], c["dp"]) for c in doubled} >= {(1, False), (1, True)}
+    for cell in doubled:
+        record = cell["doubled"]
+        assert record["epochs"] == 2 * cell["epochs"]
+        change = (record["error_2x"] - cell["sup_error"]) / cell["sup_error"]
+        assert record["relative_change"] == pytest.approx(change)
+        assert record["converged"] == (abs(change) <= result["settings"]["convergence_threshold"])
+
+
+def test_verdicts_follow_the_convergence_of_their_cells(run):
+    result, _, _ = run
+    claims = result["claims"]
+    floor = [c for c in result["cells"] if c["layers"] == 1 and not c["dp"]][0]
+    expected = (
+        ("held" if claims["dp_free_floor_held"] else "failed")
+        if floor["doubled"]["converged"]
+        else "not converged"
+    )
+    assert claims["verdicts"]["dp_free_floor"] == expected
+    # A cell without a doubling record is unchecked: its claims are not converged.
+    assert claims["verdicts"]["depth_helps:adaptive-g:dp_free"] == "not converged"
+    with open(result["outputs"]["table"]) as handle:
+        text = handle.read()
+    assert f"stays >= 2/3: {claims['dp_free_floor_held']} ({expected})" in text
 
 
 def test_one_layer_dp_free_stays_above_two_thirds(run):
@@ -62,12 +88,25 @@ def test_outputs_are_written(run):
         assert os.path.isfile(result["outputs"][key])
 
 
-def test_parameter_count_matches_keras():
-    sizes = depth.sizes(depth.QUICK, 2, True)
-    model = _paperb.build_model(16, **sizes)
-    assert model.count_params() == _paperb.parameter_count(**sizes)
-    free = depth.sizes(depth.QUICK, 2, False)
-    assert _paperb.build_model(16, **free).count_params() == _paperb.parameter_count(**free)
+def test_cell_models_have_the_budget_count_and_paper_b_blocks():
+    for layers, dp in ((1, False), (3, True)):
+        budget = depth.budget_for(depth.QUICK, layers, dp, 16)
+        model = depth.build(depth.QUICK, budget, dp, 16)
+        assert model.count_params() == depth.parameter_count(budget, dp, 16)
+        # L - 1 residual FFNs between the blocks, then the readout.
+        ffns = [layer.name for layer in model.layers if layer.name.startswith("ffn_")]
+        assert len([n for n in ffns if not n.endswith("residual")]) == layers - 1
+
+
+def test_convergence_check_and_verdict():
+    assert _convergence.check(0.5, 0.54)["converged"]
+    assert not _convergence.check(0.5, 0.56)["converged"]
+    assert _convergence.check(0.0, 0.0)["converged"]
+    assert not _convergence.check(0.0, 1e-9)["converged"]
+    good, bad = {"doubled": {"converged": True}}, {"doubled": {"converged": False}}
+    assert _convergence.verdict(False, _convergence.doubled([good])) == "failed"
+    assert _convergence.verdict(True, _convergence.doubled([good, bad])) == "not converged"
+    assert _convergence.verdict(True, _convergence.doubled([good, {}])) == "not converged"
 
 
 def test_sup_error_is_the_largest_absolute_deviation():

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from analysis import _paperb, language_model
+from analysis import language_model
 
 
 @pytest.fixture(scope="module")
@@ -85,9 +85,45 @@ def test_cross_entropy_matches_a_direct_softmax():
 
 def test_matching_heads_minimises_the_count_difference():
     settings = language_model.QUICK
-    target = _paperb.parameter_count(**language_model.sizes(settings, 2, 2))
+    target = language_model.parameter_count(settings, 2, 2)
     h = language_model.matching_heads(settings, target, 1)
-    gap = abs(_paperb.parameter_count(**language_model.sizes(settings, 1, h)) - target)
+    gap = abs(language_model.parameter_count(settings, 1, h) - target)
     for other in (h - 1, h + 1):
-        count = _paperb.parameter_count(**language_model.sizes(settings, 1, other))
-        assert abs(count - target) >= gap
+        assert abs(language_model.parameter_count(settings, 1, other) - target) >= gap
+
+
+def test_models_count_what_the_budget_says_with_their_own_readout_width():
+    settings = {**language_model.QUICK, "readout_width": 24}
+    budget = language_model.budget(settings, 2, 3)
+    assert budget.readout_width == 24 and budget.m_ff == settings["ffn_width"]
+    from tfapprox.models import build_transformer
+
+    model = build_transformer(
+        budget, settings["tau"], 96, 96, causal=True, **language_model.architecture(settings, False)
+    )
+    assert model.count_params() == language_model.parameter_count(settings, 2, 3, False)
+    assert model.get_layer("F_hat").hidden_dim == 24
+
+
+def test_deciding_models_are_trained_again_and_verdicts_follow_them(run):
+    result = run[0]
+    models, claims = result["models"], result["claims"]
+    threshold = result["settings"]["convergence_threshold"]
+    for name in language_model.deciding(result["settings"]):
+        record = models[name]["doubled"]
+        assert record["epochs"] == 2 * models[name]["epochs"]
+        change = (record["error_2x"] - models[name]["validation_loss"]) / models[name][
+            "validation_loss"
+        ]
+        assert record["relative_change"] == pytest.approx(change)
+        assert record["converged"] == (abs(change) <= threshold)
+    table2 = [models[n] for n in ("base", "more_layers", "more_heads")]
+    if all(m["doubled"]["converged"] for m in table2):
+        expected = "held" if claims["layers_beat_heads"] else "failed"
+    else:
+        expected = "not converged"
+    assert claims["verdicts"]["layers_beat_heads"] == expected
+    for gap in claims["dp_gaps"]:
+        pair = [models[f"{kind}_L{gap['layers']}"] for kind in ("dp", "dp_free")]
+        if not all(m.get("doubled", {}).get("converged") for m in pair):
+            assert gap["verdict"] == "not converged"

@@ -338,3 +338,46 @@ def test_query_key_features_refuse_multi_layer_models():
 def test_build_transformer_rejects_scale_outside_paper_a_attention():
     with pytest.raises(ValueError, match="use_scale=True"):
         build_transformer(Budget(n=4, m_h=2, m_ff=4), 4, 1, use_scale=True, rpe="linear")
+
+
+def test_readout_width_count_equals_count_params_on_a_grid():
+    # Paper B's experiments size the readout apart from the blocks' FFNs.
+    for layers, heads, m_readout, dp, embedding in [
+        (1, 1, 3, True, "ffn"),
+        (1, 2, 11, False, "linear"),
+        (2, 3, 1, True, "linear"),
+        (3, 2, 7, False, "ffn"),
+        (2, 1, 4, True, "ffn"),
+    ]:
+        budget = Budget(
+            n=4,
+            m_h=2,
+            m_v=3,
+            m_ff=5,
+            ff_depth=1,
+            num_heads=heads,
+            num_layers=layers,
+            m_readout=m_readout,
+        )
+        build = dict(
+            residual=layers > 1,
+            rpe="log" if heads > 1 else "none",
+            use_dot_product=dp,
+            embedding=embedding,
+            position_encoding="none",
+        )
+        model = build_transformer(budget, 5, 2, output_dim=3, **build)
+        assert model.get_layer("F_hat").hidden_dim == m_readout
+        assert model.count_params() == budget.parameter_count(5, 2, 3, **build), (budget, build)
+        # The readout's width is read back; m_ff too when another FFN shows it.
+        recovered = budget_of(model)
+        assert recovered.readout_width == m_readout
+        if layers > 1 or embedding == "ffn":
+            assert recovered == budget
+
+
+def test_budget_of_reads_the_readout_width_of_paper_a_models_as_m_ff():
+    budget = Budget(n=6, m_h=2, m_ff=8, ff_depth=2)
+    recovered = budget_of(build_transformer(budget, 4, 1))
+    assert recovered == budget and recovered.m_readout is None
+    assert "m_readout" not in describe(build_transformer(budget, 4, 1))["budget"]

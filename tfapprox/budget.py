@@ -9,7 +9,9 @@ Jiang & Li (NeurIPS 2024) measure a Transformer by independent widths:
 
 Wang & E (NeurIPS 2024) add heads and layers: ``num_heads`` (H, each head
 with its own m_h and m_v) and ``num_layers`` (L residual blocks); both are 1
-in paper A's model.
+in paper A's model. ``m_readout`` gives the readout F̂ its own width
+(paper B's experiments size the blocks' FFNs and the readout apart); it
+defaults to m_FF.
 
 `Budget` holds these numbers, validates them, and counts the exact number of
 trainable parameters of the model that `tfapprox.models.build_transformer`
@@ -83,6 +85,7 @@ def count_parameters(
     use_dot_product=True,
     embedding="ffn",
     num_buckets=32,
+    m_readout=None,
 ):
     """Exact trainable-parameter count of `build_transformer`'s model.
 
@@ -100,7 +103,7 @@ def count_parameters(
     log RPE) or ``num_buckets · H`` T5 biases; its output width is ``a = n``
     with residual connections and ``a = H m_v`` without. Layers 1..L−1 end in
     a feed-forward network ``P_ff(a, m_FF, n)``, the last in the readout
-    ``P_ff(a, m_FF, d_out)``.
+    ``P_ff(a, m_r, d_out)``, where ``m_r`` is ``m_readout`` (None: m_FF).
 
     No validation and pure arithmetic, so every number may be a sympy symbol;
     `Budget.parameter_count` is the validated entry point.
@@ -131,7 +134,8 @@ def count_parameters(
     width = n if residual else num_heads * m_v
     count += num_layers * attention
     count += (num_layers - 1) * feedforward_parameter_count(width, m_ff, n, ff_depth)
-    count += feedforward_parameter_count(width, m_ff, output_dim, ff_depth)
+    readout = m_ff if m_readout is None else m_readout
+    count += feedforward_parameter_count(width, readout, output_dim, ff_depth)
     return count
 
 
@@ -149,6 +153,9 @@ class Budget:
         num_heads: int. H, attention heads per layer, each with widths m_h
             and m_v. Defaults to 1.
         num_layers: int. L, attention layers. Defaults to 1.
+        m_readout: int or None. Width of the readout F̂ alone; None (or
+            m_ff) gives it m_ff, as in paper A. Stored as None when it
+            equals m_ff, so both spellings are one budget. Defaults to None.
 
     Example:
 
@@ -170,12 +177,24 @@ class Budget:
     ff_depth: int = 3
     num_heads: int = 1
     num_layers: int = 1
+    m_readout: int = None
 
     def __post_init__(self):
         for field in ("n", "m_h", "m_ff", "ff_depth", "num_heads", "num_layers"):
             object.__setattr__(self, field, check_positive_int(field, getattr(self, field)))
         m_v = self.n if self.m_v is None else check_positive_int("m_v", self.m_v)
         object.__setattr__(self, "m_v", m_v)
+        readout = check_positive_int("m_readout", self.m_readout, allow_none=True)
+        object.__setattr__(self, "m_readout", None if readout == self.m_ff else readout)
+
+    @property
+    def readout_width(self):
+        """The width of the readout F̂: ``m_readout``, or m_FF when it is None.
+
+        >>> Budget(n=8, m_h=2, m_ff=16).readout_width, Budget(n=8, m_h=2, m_ff=16, m_readout=4).readout_width
+        (16, 4)
+        """
+        return self.m_ff if self.m_readout is None else self.m_readout
 
     def parameter_count(
         self,
@@ -216,13 +235,21 @@ class Budget:
     def to_dict(self):
         """The budget as a plain dict (JSON-ready).
 
-        ``num_heads`` and ``num_layers`` appear only when not 1, so paper A's
+        ``num_heads`` and ``num_layers`` appear only when not 1, and
+        ``m_readout`` only when it is set (differs from m_ff), so paper A's
         budgets keep the dict (and the results-file run keys) they always had.
+
+        >>> Budget(n=8, m_h=2, m_ff=16, m_readout=16).to_dict()
+        {'n': 8, 'm_h': 2, 'm_ff': 16, 'm_v': 8, 'ff_depth': 3}
+        >>> Budget(n=8, m_h=2, m_ff=16, m_readout=4).to_dict()["m_readout"]
+        4
         """
         config = dataclasses.asdict(self)
         for field in ("num_heads", "num_layers"):
             if config[field] == 1:
                 del config[field]
+        if config["m_readout"] is None:
+            del config["m_readout"]
         return config
 
     @classmethod

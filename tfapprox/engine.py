@@ -156,6 +156,12 @@ def _members(members):
                 f"`members[{index}]`: the budget must be a tfapprox.Budget. "
                 f"Received: {type(budget).__name__}"
             )
+        if budget.m_readout is not None:
+            raise ValueError(
+                f"`members[{index}]`: the batched engine gives the readout the width m_ff; "
+                "train a budget with its own readout width with tfapprox.group.train_models. "
+                f"Received: m_ff={budget.m_ff}, m_readout={budget.m_readout}"
+            )
         if budget.num_heads != 1 or budget.num_layers != 1:
             raise ValueError(
                 f"`members[{index}]`: the batched engine trains paper A's one-layer, one-head "

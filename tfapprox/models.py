@@ -72,7 +72,8 @@ def build_transformer(
     today's model. Paper B's setting is ``residual=True,
     embedding="linear", position_encoding="none", causal=True`` with
     ``ff_depth=1`` (two-layer ReLU FFNs of width m_FF) and ``rpe="linear"``
-    or ``"log"``.
+    or ``"log"``. The readout F̂ has width ``budget.readout_width``
+    (``m_readout``, or m_FF), every other FFN width m_FF.
 
     The number of trainable parameters is exactly ``budget.parameter_count(
     sequence_length, input_dim, output_dim, position_encoding,
@@ -239,7 +240,7 @@ def build_transformer(
             keras.layers.Add(name=f"{ffn_name}_residual")([hidden, mixed]) if residual else mixed
         )
     outputs = FeedForward(
-        budget.m_ff,
+        budget.readout_width,
         output_dim,
         depth=budget.ff_depth,
         activation=activation,
@@ -323,6 +324,9 @@ def _parts(model):
             "F_hat": model.get_layer("F_hat"),
             "attentions": _attention_layers(model),
         }
+        parts["ffns"] = [
+            model.get_layer(f"ffn_{layer}") for layer in range(1, len(parts["attentions"]))
+        ]
     except (ValueError, AttributeError):
         parts = {}
     if not parts or not parts["attentions"]:
@@ -367,14 +371,19 @@ def budget_of(model):
 def _budget_from_parts(parts):
     f_hat, attention, readout = parts["f_hat"], parts["attention"], parts["F_hat"]
     heads = getattr(attention, "num_heads", 1)
+    # m_FF is read off f̂ or the first block FFN; a model with neither (a linear
+    # embedding and one layer) has only the readout, whose width is then m_FF.
+    blocks = [f_hat] if isinstance(f_hat, FeedForward) else parts["ffns"][:1]
+    m_ff = blocks[0].hidden_dim if blocks else readout.hidden_dim
     return Budget(
         n=f_hat.units if isinstance(f_hat, keras.layers.Dense) else f_hat.output_dim,
         m_h=attention.key_dim,
         m_v=attention.value_kernel.shape[-1],
-        m_ff=readout.hidden_dim,
+        m_ff=m_ff,
         ff_depth=readout.depth,
         num_heads=heads,
         num_layers=len(parts["attentions"]),
+        m_readout=readout.hidden_dim,
     )
 
 
