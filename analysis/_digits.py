@@ -56,12 +56,15 @@ def train_group(models, x, y, settings, epoch_factor=1):
     """Train ``models`` together on ``(x, y)`` (cross-entropy on logits); the `GroupResult`."""
     from tfapprox.group import train_models
 
+    from ._experiment import progress
+
     return train_models(
         models,
         (x, y),
         config(settings, epoch_factor),
         loss="sparse_categorical_crossentropy",
         shuffle_seed=settings["shuffle_seed"],
+        progress=progress(f"{len(models)} digits classifiers", settings["epochs"] * epoch_factor),
     )
 
 

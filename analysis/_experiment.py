@@ -9,11 +9,16 @@ output folder
 - ``table.md``: the markdown table, also printed unless ``--json``,
 - the figure, when the experiment draws one,
 
-and returns the dict it wrote.
+and returns the dict it wrote. Training groups report their progress on
+standard error (`progress`), so a long run shows it is alive and a
+``--json`` run keeps standard output for the JSON.
 """
 
 import argparse
+import math
 import os
+import sys
+import time
 
 from tfapprox import _io
 
@@ -97,3 +102,36 @@ def finish(result, table, out, *, as_json=False, figure=None):
         print(f"\nwrote {result['outputs']['result']}, {result['outputs']['table']}", end="")
         print(f", {figure}" if figure else "")
     return result
+
+
+def progress(label, epochs, every=15.0, stream=None):
+    """A `tfapprox.group.train_models` progress callback: one line on stderr at most every ``every`` s.
+
+    The line names the group, the epoch, how many models still train and
+    their range of epoch losses; the last epoch is always reported.
+
+    >>> import io
+    >>> out = io.StringIO()
+    >>> report = progress("ordering: original", 2, stream=out)
+    >>> report(1, [{"loss": 0.5}, {"loss": 0.25}]); report(2, [{"loss": 0.4}, {"loss": None}])
+    >>> print(out.getvalue().replace("0 s", "T s"), end="")
+    ordering: original: epoch 1/2, 2/2 models training, loss 0.25–0.5, T s
+    ordering: original: epoch 2/2, 1/2 models training, loss 0.4–0.4, T s
+    """
+    start, last = time.perf_counter(), [-math.inf]
+
+    def report(epoch, states):
+        now = time.perf_counter()
+        if now - last[0] < every and epoch < epochs:
+            return
+        last[0] = now
+        losses = [s["loss"] for s in states if s["loss"] is not None]
+        spread = f"loss {min(losses):.3g}–{max(losses):.3g}" if losses else "all stopped"
+        print(
+            f"{label}: epoch {epoch}/{epochs}, {len(losses)}/{len(states)} models training, "
+            f"{spread}, {now - start:.0f} s",
+            file=stream or sys.stderr,
+            flush=True,
+        )
+
+    return report

@@ -180,6 +180,7 @@ def train_group(target_name, settings, keys, epochs):
         _convergence.cosine_config(settings, epochs),
         shuffle_seed=settings["seed"],
         loss="mse",
+        progress=_experiment.progress(f"depth: {target_name}, {len(models)} models", epochs),
     )
     cells = []
     for (layers, dp), model, record in zip(keys, result.models, result.records):

@@ -220,6 +220,7 @@ def train_group(settings, train, validation, architectures, epochs):
         validation_data=validation,
         shuffle_seed=settings["seed"],
         loss="sparse_categorical_crossentropy",
+        progress=_experiment.progress(f"language-model: {len(models)} models", epochs),
     )
     steps = epochs * -(-len(train[0]) // settings["batch_size"])
     return [

@@ -240,6 +240,7 @@ def train_group(settings, train, test, members):
         _convergence.training_config(settings),
         validation_data=test,
         shuffle_seed=settings["shuffle_seed"],
+        progress=_experiment.progress(f"mixing: {len(built)} models", settings["epochs"]),
     )
     variance = float(np.var(test[1].astype(np.float64)))
     runs = []

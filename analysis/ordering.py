@@ -198,6 +198,7 @@ def train_group(settings, split, members):
         _convergence.training_config(settings),
         validation_data=split["test"],
         shuffle_seed=settings["shuffle_seed"],
+        progress=_experiment.progress(f"ordering: {len(built)} models", settings["epochs"]),
     )
     return [
         {

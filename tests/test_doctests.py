@@ -1,4 +1,4 @@
-"""Every docstring example in the library runs and gives the output it shows."""
+"""Every docstring example in the library and in `analysis` runs and gives the output it shows."""
 
 import doctest
 import importlib
@@ -6,17 +6,20 @@ import pkgutil
 
 import pytest
 
+import analysis
 import tfapprox
 
 MODULES = sorted(
-    f"tfapprox.{info.name}"
-    for info in pkgutil.iter_modules(tfapprox.__path__)
+    f"{package.__name__}.{info.name}"
+    for package in (tfapprox, analysis)
+    for info in pkgutil.iter_modules(package.__path__)
     if info.name != "__main__"
 )
 
 
 def test_every_library_module_is_collected():
     assert {"tfapprox.results", "tfapprox.config", "tfapprox.theory"} <= set(MODULES)
+    assert {"analysis._convergence", "analysis._experiment", "analysis.fig5"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("name", ["tfapprox", *MODULES])
