@@ -123,7 +123,7 @@ def convergence_table(doubled, columns, unit="epochs"):
         return []
     body = [
         [
-            *[d[key] for key in columns],
+            *[_cell(d[key]) for key in columns],
             f"{d['errors'][0]:.2g}",
             f"{d['errors'][1]:.2g}",
             f"{100 * d['change']:+.0f}%",
@@ -140,6 +140,13 @@ def convergence_table(doubled, columns, unit="epochs"):
         "",
         markdown_table(header, body),
     ]
+
+
+def _cell(value):
+    """A table cell: booleans as yes/no."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return value
 
 
 def markdown_table(header, rows):
