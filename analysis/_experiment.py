@@ -10,11 +10,6 @@ output folder
 - the figure, when the experiment draws one,
 
 and returns the dict it wrote.
-
-An error is evidence only if training reached its floor: every experiment
-trains the cells its claims are read from again with twice the epochs and
-reports `convergence` per cell; a claim read from a cell that moved by more
-than `CONVERGENCE_TOLERANCE` is reported as "not converged" (`verdict`).
 """
 
 import argparse
@@ -51,102 +46,6 @@ def start(argv, doc, default_out, quick, full):
     """
     args = parser(doc.splitlines()[0], default_out).parse_args(argv)
     return args, prepare_out(args.out), quick if args.quick else full
-
-
-# A cell is converged when twice the epochs move its error by at most this fraction.
-CONVERGENCE_TOLERANCE = 0.10
-
-
-def convergence(error_1x, error_2x, *, tolerance=CONVERGENCE_TOLERANCE, floor=0.0):
-    """Whether a cell reached its floor: its error after ``1x`` and ``2x`` the epochs.
-
-    ``change = (e_2x − e_1x) / e_1x``; the cell is converged when
-    ``|change| ≤ tolerance``, or when both errors are at most ``floor`` (an
-    error the arithmetic cannot resolve, where relative changes are noise).
-
-    >>> convergence(0.2, 0.19)
-    {'errors': [0.2, 0.19], 'change': -0.05, 'converged': True}
-    >>> convergence(0.2, 0.1)["converged"]
-    False
-    >>> convergence(1e-12, 3e-13, floor=1e-10)["converged"]
-    True
-    """
-    change = (error_2x - error_1x) / error_1x if error_1x > 0 else 0.0
-    converged = abs(change) <= tolerance or max(error_1x, error_2x) <= floor
-    return {
-        "errors": [float(error_1x), float(error_2x)],
-        "change": round(float(change), 12),
-        "converged": bool(converged),
-    }
-
-
-def verdict(holds, converged):
-    """A claim's verdict: ``"holds"``, ``"does not hold"``, or ``"not converged"``.
-
-    A claim read from cells that had not converged is no evidence either way.
-
-    >>> verdict(True, True), verdict(False, True), verdict(True, False)
-    ('holds', 'does not hold', 'not converged')
-    """
-    if not converged:
-        return "not converged"
-    return "holds" if holds else "does not hold"
-
-
-def training_config(training, factor=1):
-    """The `tfapprox.config.TrainingConfig` of the settings ``training``, ``factor`` times as long.
-
-    The epochs, the warm-up and the patience scale together, so a doubled
-    run follows the same schedule, stretched.
-
-    >>> training_config({"epochs": 10, "schedule": "cosine", "warmup_epochs": 1}, 2).epochs
-    20
-    """
-    from tfapprox.config import TrainingConfig
-
-    config = TrainingConfig.from_dict(training)
-    return config.replace(
-        epochs=factor * config.epochs,
-        warmup_epochs=factor * config.warmup_epochs,
-        patience=factor * config.patience,
-    )
-
-
-def convergence_table(doubled, columns, unit="epochs"):
-    """The markdown lines showing `convergence` per retrained cell.
-
-    ``doubled`` holds dicts with ``errors``, ``change``, ``converged``,
-    ``epochs`` and the keys of ``columns`` (a dict: key -> header), which
-    name the cell.
-    """
-    if not doubled:
-        return []
-    body = [
-        [
-            *[_cell(d[key]) for key in columns],
-            f"{d['errors'][0]:.2g}",
-            f"{d['errors'][1]:.2g}",
-            f"{100 * d['change']:+.0f}%",
-            "yes" if d["converged"] else "no",
-        ]
-        for d in doubled
-    ]
-    epochs = doubled[0]["epochs"]
-    header = [*columns.values(), "error 1×", "error 2×", "change", "converged"]
-    return [
-        "",
-        f"The deciding cells at {epochs[0]} and {epochs[1]} {unit}; converged: |change| ≤ "
-        f"{100 * CONVERGENCE_TOLERANCE:.0f}%.",
-        "",
-        markdown_table(header, body),
-    ]
-
-
-def _cell(value):
-    """A table cell: booleans as yes/no."""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return value
 
 
 def markdown_table(header, rows):

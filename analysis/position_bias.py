@@ -42,7 +42,7 @@ which the mean squared error of an affine model equals its error for
 that decide the claims (per kernel: the matching RPE with one head, the
 other RPE with the most heads and at its best H) are trained again with
 twice the epochs; a claim read from a cell whose error moved by more than
-10% (`_experiment.CONVERGENCE_TOLERANCE`; errors below `ERROR_FLOOR` count
+10% (`_convergence.CONVERGENCE_TOLERANCE`; errors below `ERROR_FLOOR` count
 as at their floor) is reported as "not converged". The learned ``p_h`` of
 the one-head models is compared with the kernel's exponent.
 
@@ -58,7 +58,7 @@ import numpy as np
 # TensorFlow; an explicit KERAS_BACKEND (the tests set one) wins.
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
-from . import _experiment  # noqa: E402
+from . import _convergence, _experiment  # noqa: E402
 
 PAPER = {
     "setting": "tau = 1000, 1M samples, AdamW 10,000 steps, H = 1, 2, 4, ..., 64",
@@ -94,23 +94,16 @@ FULL = {
     "held_out": 4096,
     "seed": 0,
     "error_floor": ERROR_FLOOR,
-    # TrainingConfig settings (`training_config` adds the full batch, 2 tau):
-    # an epoch is one Adam step; no early stopping (patience = epochs).
-    "training": {
-        "epochs": 4000,
-        "learning_rate": 2e-2,
-        "min_learning_rate": 1e-5,
-        "schedule": "cosine",
-        "warmup_epochs": 80,
-        "patience": 4000,
-    },
+    # `training_config`: `_convergence.cosine_config` in one full batch (2 tau):
+    # an epoch is one Adam step.
+    "training": {"epochs": 4000, "learning_rate": 2e-2},
 }
 QUICK = {
     **FULL,
     "kernels": ["power-0.5", "exp-5"],
     "heads": [1, 4],
     "held_out": 1024,
-    "training": {**FULL["training"], "epochs": 300, "warmup_epochs": 6, "patience": 300},
+    "training": {**FULL["training"], "epochs": 300},
 }
 
 
@@ -188,16 +181,16 @@ def antithetic_impulses(tau, copies=1):
 def exact_error(model_kernel, model_bias, target_kernel):
     """``E(ŷ − y)²`` for ``x ~ U[−1, 1]`` i.i.d.: ``Σ_j (k̂_j − k_j)²/3 + b̂²``.
 
-    >>> exact_error(np.array([1.0, 0.5]), 0.1, np.array([1.0, 0.0]))
+    >>> exact_error(np.array([1.0, 0.5]), 0.1, np.array([1.0, 0.0]))  # doctest: +ELLIPSIS
     0.0933...
     """
     return float(np.sum((model_kernel - target_kernel) ** 2) / 3.0 + model_bias**2)
 
 
 def training_config(settings, factor=1):
-    """``settings["training"]`` in one full batch of the 2τ impulses, ``factor`` times as long."""
+    """`_convergence.cosine_config` in one full batch of the 2τ impulses, ``factor`` times as long."""
     training = {**settings["training"], "batch_size": 2 * settings["tau"]}
-    return _experiment.training_config(training, factor)
+    return _convergence.cosine_config(training, factor * settings["training"]["epochs"])
 
 
 def _train_cells(settings, config, only=None):
@@ -279,8 +272,20 @@ def deciding_cells(settings, cells):
     return list(dict.fromkeys(out))
 
 
+def at_floor(error_1x, error_2x, floor):
+    """`_convergence.check`, where two errors at most ``floor`` count as converged.
+
+    >>> at_floor(1e-12, 3e-13, 1e-9)["converged"], at_floor(0.2, 0.1, 1e-9)["converged"]
+    (True, False)
+    """
+    record = _convergence.check(error_1x, error_2x)
+    record["at_floor"] = max(error_1x, error_2x) <= floor
+    record["converged"] = record["converged"] or record["at_floor"]
+    return record
+
+
 def doubling(settings, cells, config):
-    """The deciding cells trained again with twice the epochs: `_experiment.convergence` per cell."""
+    """The deciding cells trained again with twice the epochs: `at_floor` per cell."""
     again, seconds = _train_cells(
         settings, training_config(settings, 2), set(deciding_cells(settings, cells))
     )
@@ -293,9 +298,7 @@ def doubling(settings, cells, config):
                 "kernel": after["kernel"],
                 "rpe": after["rpe"],
                 "heads": after["heads"],
-                **_experiment.convergence(
-                    first["error"], after["error"], floor=settings["error_floor"]
-                ),
+                **at_floor(first["error"], after["error"], settings["error_floor"]),
                 "epochs": [config.epochs, 2 * config.epochs],
                 "p": [first["p"], after["p"]],
             }
@@ -307,7 +310,7 @@ def claims(cells, doubled=()):
     """Per tail: the matching RPE with 1 head against the other RPE with the most heads.
 
     ``matching_wins``: the matching RPE's one head beats every H of the
-    other RPE; ``verdict`` (`_experiment.verdict`) and ``holds`` (None when
+    other RPE; ``verdict`` (`_convergence.verdict`) and ``holds`` (None when
     not converged) count it only if every deciding cell was checked
     (``doubled``) and converged.
     """
@@ -337,7 +340,7 @@ def claims(cells, doubled=()):
                     "matching_wins": wins,
                     "converged": converged,
                     "holds": wins if converged else None,
-                    "verdict": _experiment.verdict(wins, converged),
+                    "verdict": _convergence.verdict(wins, [{"converged": converged}]),
                     "learned_p": one["p"][0],
                     "exact_p": one["exponent"],
                 }
@@ -380,9 +383,15 @@ def table(cells, claim_rows, doubled, tau):
             f"{_fmt(c['other_rpe_most_heads'])} (best of its H: {_fmt(c['other_rpe_best'])}); "
             f"learned p = {c['learned_p']:.4g} vs exact {c['exact_p']:.4g}: {c['verdict']}"
         )
-    lines += _experiment.convergence_table(
-        doubled, {"kernel": "kernel", "rpe": "RPE", "heads": "H"}, "epochs (full-batch steps)"
-    )
+    if doubled:
+        epochs = doubled[0]["epochs"]
+        body = [
+            [d["kernel"], d["rpe"], d["heads"], _fmt(d["error_1x"]), _fmt(d["error_2x"])]
+            + [_convergence.describe(d) + (" at floor" if d["at_floor"] else "")]
+            for d in doubled
+        ]
+        header = ["kernel", "RPE", "H", f"{epochs[0]} epochs", f"{epochs[1]} epochs", "converged"]
+        lines += ["", _experiment.markdown_table(header, body)]
     return "\n".join(lines)
 
 
@@ -430,9 +439,9 @@ def main(argv=None):
         "quick": bool(args.quick),
         "settings": {
             **settings,
-            "training": config.to_dict(),
-            "convergence_tolerance": _experiment.CONVERGENCE_TOLERANCE,
-            "optimizer": "Adam, full batch, linear warm-up then cosine decay; one "
+            "training_config": config.to_dict(),
+            "convergence_tolerance": _convergence.CONVERGENCE_TOLERANCE,
+            "optimizer": "Adam, full batch, 5% linear warm-up then cosine decay to 0; one "
             "tfapprox.group.train_models group per kernel",
             "error": "exact E(y_hat - y)^2 for x ~ U[-1,1] from the learned kernel (impulse "
             "responses); held-out MSE recorded as test_mse",

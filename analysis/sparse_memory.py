@@ -31,7 +31,7 @@ its own Adam state, the same batches); errors are the held-out MSE. Each
 claim is read from the corners of its grid (and the DP cells with their
 DP-free twins); those are trained again with twice the epochs, and a claim
 read from a cell whose error moved by more than 10%
-(`_experiment.CONVERGENCE_TOLERANCE`) is reported as "not converged".
+(`_convergence.CONVERGENCE_TOLERANCE`) is reported as "not converged".
 
 The recipe (quick probes, H = 4 and 16, m = 64, on sum-3 and relu-1; share
 of Var(y) left): at lags 1, 3, 7 with Adam 1e-2 and 1,024 steps on 8,192
@@ -57,7 +57,7 @@ import numpy as np
 # TensorFlow; an explicit KERAS_BACKEND (the tests set one) wins.
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
-from . import _experiment  # noqa: E402
+from . import _convergence, _experiment  # noqa: E402
 
 PAPER = {
     "setting": "tau = 1000, lags 48, 56, 99, x in {-1,1}, 1M samples, AdamW 10,000 steps",
@@ -107,17 +107,8 @@ FULL = {
     "samples": 32768,
     "held_out": 4096,
     "seed": 0,
-    # TrainingConfig settings: 256 Adam steps an epoch; no early stopping
-    # (patience = epochs).
-    "training": {
-        "epochs": 32,
-        "batch_size": 128,
-        "learning_rate": 3e-2,
-        "min_learning_rate": 1e-5,
-        "schedule": "cosine",
-        "warmup_epochs": 1,
-        "patience": 32,
-    },
+    # `_convergence.cosine_config`: 256 Adam steps an epoch.
+    "training": {"epochs": 32, "batch_size": 128, "learning_rate": 3e-2},
     "marginal": 2.0,
     "learned_fraction": 0.1,
 }
@@ -128,7 +119,7 @@ QUICK = {
     "dp_cells": [[4, 64]],
     "samples": 1024,
     "held_out": 512,
-    "training": {**FULL["training"], "epochs": 20, "patience": 20},
+    "training": {**FULL["training"], "epochs": 20},
 }
 
 
@@ -287,7 +278,7 @@ def claims(rows, settings, doubled=()):
     ``direction_holds`` compares the numbers; ``verdict`` is "not converged"
     unless every deciding cell of the target was checked (``doubled``) and
     converged, "undecided" when no cell learned the memories (the best above
-    ``learned_fraction`` of Var(y)), else "holds" or "does not hold";
+    ``learned_fraction`` of Var(y)), else "held" or "failed";
     ``holds`` is None unless the verdict is one of the last two.
     """
     heads, widths = settings["heads"], settings["widths"]
@@ -323,12 +314,7 @@ def claims(rows, settings, doubled=()):
         converged = all(
             checked.get(cell, False) for cell in deciding_cells(settings) if cell[0] == name
         )
-        if not converged:
-            verdict = "not converged"
-        elif not learned:
-            verdict = "undecided"
-        else:
-            verdict = _experiment.verdict(holds, True)
+        verdict = _convergence.verdict(holds if learned else None, [{"converged": converged}])
         out.append(
             {
                 "target": name,
@@ -347,10 +333,12 @@ def claims(rows, settings, doubled=()):
 
 
 def doubling(settings, rows, config):
-    """The deciding cells trained again with twice the epochs: `_experiment.convergence` per cell."""
+    """The deciding cells trained again with twice the epochs: `_convergence.check` per cell."""
     cells = deciding_cells(settings)
     again, _, seconds = train_cells(
-        settings, cells, _experiment.training_config(settings["training"], 2)
+        settings,
+        cells,
+        _convergence.cosine_config(settings["training"], 2 * settings["training"]["epochs"]),
     )
     before = {(r["target"], r["heads"], r["width"], r["dot_product"]): r["error"] for r in rows}
     return [
@@ -359,7 +347,7 @@ def doubling(settings, rows, config):
             "heads": r["heads"],
             "width": r["width"],
             "dot_product": r["dot_product"],
-            **_experiment.convergence(before[cell], r["error"]),
+            **_convergence.check(before[cell], r["error"]),
             "epochs": [config.epochs, 2 * config.epochs],
         }
         for cell, r in zip(cells, again)
@@ -409,9 +397,15 @@ def table(rows, claim_rows, doubled, settings):
                 "the models did not learn the memories)"
             )
         lines.append(f"{text}: {verdict}")
-    lines += _experiment.convergence_table(
-        doubled, {"target": "target", "heads": "H", "width": "m", "dot_product": "DP"}, "epochs"
-    )
+    if doubled:
+        epochs = doubled[0]["epochs"]
+        body = [
+            [d["target"], d["heads"], d["width"], "yes" if d["dot_product"] else "no"]
+            + [_fmt(d["error_1x"]), _fmt(d["error_2x"]), _convergence.describe(d)]
+            for d in doubled
+        ]
+        header = ["target", "H", "m", "DP", f"{epochs[0]} epochs", f"{epochs[1]} epochs"]
+        lines += ["", _experiment.markdown_table([*header, "converged"], body)]
     return "\n".join(lines)
 
 
@@ -450,7 +444,7 @@ def main(argv=None):
     import keras
 
     start = time.perf_counter()
-    config = _experiment.training_config(settings["training"])
+    config = _convergence.cosine_config(settings["training"], settings["training"]["epochs"])
     rows, scale, seconds = train_cells(settings, plan(settings), config)
     doubled, doubled_seconds = doubling(settings, rows, config)
     claim_rows = claims(rows, settings, doubled)
@@ -464,11 +458,11 @@ def main(argv=None):
         "settings": {
             **settings,
             **scale,
-            "training": config.to_dict(),
+            "training_config": config.to_dict(),
             "steps": steps,
-            "convergence_tolerance": _experiment.CONVERGENCE_TOLERANCE,
+            "convergence_tolerance": _convergence.CONVERGENCE_TOLERANCE,
             "backend": keras.backend.backend(),
-            "optimizer": "Adam, linear warm-up then cosine decay (per epoch); one "
+            "optimizer": "Adam, 5% linear warm-up then cosine decay to 0 (per epoch); one "
             "tfapprox.group.train_models group per target",
             "error": "held-out MSE at the last position, in the target's units (the models fit "
             "standardised outputs; relative_error = MSE / Var(y))",

@@ -41,7 +41,7 @@ def test_log_rpe_with_one_head_learns_the_heavy_tail(result):
 
 def test_the_deciding_cells_are_retrained_with_twice_the_epochs(result):
     settings, claims = result["settings"], result["claims"]
-    epochs = settings["training"]["epochs"]
+    epochs = settings["training_config"]["epochs"]
     doubled = {(d["kernel"], d["rpe"], d["heads"]): d for d in result["doubling"]}
     cells = {(c["kernel"], c["rpe"], c["heads"]): c for c in result["cells"]}
     for claim in claims:
@@ -54,17 +54,16 @@ def test_the_deciding_cells_are_retrained_with_twice_the_epochs(result):
         converged = all(doubled[key]["converged"] for key in keys)
         assert claim["converged"] == converged
         assert claim["verdict"] == (
-            ("holds" if claim["matching_wins"] else "does not hold")
-            if converged
-            else "not converged"
+            ("held" if claim["matching_wins"] else "failed") if converged else "not converged"
         )
         assert claim["holds"] == (claim["matching_wins"] if converged else None)
     for key, d in doubled.items():
         assert d["epochs"] == [epochs, 2 * epochs]
-        assert d["errors"][0] == cells[key]["error"]
-        change = (d["errors"][1] - d["errors"][0]) / d["errors"][0]
-        assert d["change"] == pytest.approx(change)
-        at_floor = max(d["errors"]) <= settings["error_floor"]
+        assert d["error_1x"] == cells[key]["error"]
+        change = (d["error_2x"] - d["error_1x"]) / d["error_1x"]
+        assert d["relative_change"] == pytest.approx(change)
+        at_floor = max(d["error_1x"], d["error_2x"]) <= settings["error_floor"]
+        assert d["at_floor"] == at_floor
         assert d["converged"] == (abs(change) <= settings["convergence_tolerance"] or at_floor)
 
 

@@ -45,7 +45,7 @@ def test_every_claim_states_its_direction_and_numbers(result):
 
 def test_claims_are_read_from_converged_cells_only(result):
     settings = result["settings"]
-    epochs = settings["training"]["epochs"]
+    epochs = settings["training_config"]["epochs"]
     doubled = {
         (d["target"], d["heads"], d["width"], d["dot_product"]): d for d in result["doubling"]
     }
@@ -53,8 +53,8 @@ def test_claims_are_read_from_converged_cells_only(result):
     cells = {(c["target"], c["heads"], c["width"], c["dot_product"]): c for c in result["cells"]}
     for key, d in doubled.items():
         assert d["epochs"] == [epochs, 2 * epochs]
-        assert d["errors"][0] == cells[key]["error"]
-        change = (d["errors"][1] - d["errors"][0]) / d["errors"][0]
+        assert d["error_1x"] == cells[key]["error"]
+        change = (d["error_2x"] - d["error_1x"]) / d["error_1x"]
         assert d["converged"] == (abs(change) <= settings["convergence_tolerance"])
     for claim in result["claims"]:
         mine = [d for key, d in doubled.items() if key[0] == claim["target"]]
@@ -64,7 +64,7 @@ def test_claims_are_read_from_converged_cells_only(result):
         elif not claim["learned"]:
             assert claim["verdict"] == "undecided" and claim["holds"] is None
         else:
-            assert claim["verdict"] == ("holds" if claim["holds"] else "does not hold")
+            assert claim["verdict"] == ("held" if claim["holds"] else "failed")
 
 
 def test_deciding_cells_are_the_corners_and_the_dp_pairs():
