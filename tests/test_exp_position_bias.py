@@ -35,8 +35,36 @@ def test_log_rpe_with_one_head_learns_the_heavy_tail(result):
     # t^-0.5 is one log-type head with p = 0.5: a few hundred steps get p
     # within 5% and beat the linear RPE by orders of magnitude.
     claim = next(c for c in result["claims"] if c["kernel"] == "power-0.5")
-    assert claim["holds"] and claim["ratio"] > 30
+    assert claim["matching_wins"] and claim["ratio"] > 30
     assert claim["learned_p"] == pytest.approx(0.5, rel=0.05)
+
+
+def test_the_deciding_cells_are_retrained_with_twice_the_epochs(result):
+    settings, claims = result["settings"], result["claims"]
+    epochs = settings["training_config"]["epochs"]
+    doubled = {(d["kernel"], d["rpe"], d["heads"]): d for d in result["doubling"]}
+    cells = {(c["kernel"], c["rpe"], c["heads"]): c for c in result["cells"]}
+    for claim in claims:
+        name, match = claim["kernel"], claim["matching_rpe"]
+        other = [c for c in result["cells"] if c["kernel"] == name and c["rpe"] != match]
+        best = min(other, key=lambda c: c["error"])
+        keys = [(name, match, 1), (name, best["rpe"], best["heads"])]
+        keys.append((name, best["rpe"], max(settings["heads"])))
+        assert set(keys) <= set(doubled)
+        converged = all(doubled[key]["converged"] for key in keys)
+        assert claim["converged"] == converged
+        assert claim["verdict"] == (
+            ("held" if claim["matching_wins"] else "failed") if converged else "not converged"
+        )
+        assert claim["holds"] == (claim["matching_wins"] if converged else None)
+    for key, d in doubled.items():
+        assert d["epochs"] == [epochs, 2 * epochs]
+        assert d["error_1x"] == cells[key]["error"]
+        change = (d["error_2x"] - d["error_1x"]) / d["error_1x"]
+        assert d["relative_change"] == pytest.approx(change)
+        at_floor = max(d["error_1x"], d["error_2x"]) <= settings["error_floor"]
+        assert d["at_floor"] == at_floor
+        assert d["converged"] == (abs(change) <= settings["convergence_tolerance"] or at_floor)
 
 
 def test_impulse_response_recovers_a_known_affine_map():

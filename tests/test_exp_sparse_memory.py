@@ -36,10 +36,48 @@ def test_every_claim_states_its_direction_and_numbers(result):
         ("sum-3", "along_heads", "along_width"),
     ):
         claim = claims[name]
-        expected = claim[better] > claim[worse] if claim["learned"] else None
-        assert claim["holds"] == expected
+        assert claim["direction_holds"] == (claim[better] > claim[worse])
+        decided = claim["learned"] and claim["converged"]
+        assert claim["holds"] == (claim["direction_holds"] if decided else None)
         assert claim["learned"] == (claim["best_relative_error"] < 0.1)
     assert "dp_free_over_dp" in claims["relu-3"]
+
+
+def test_claims_are_read_from_converged_cells_only(result):
+    settings = result["settings"]
+    epochs = settings["training_config"]["epochs"]
+    doubled = {
+        (d["target"], d["heads"], d["width"], d["dot_product"]): d for d in result["doubling"]
+    }
+    assert set(doubled) == set(sparse_memory.deciding_cells(settings))
+    cells = {(c["target"], c["heads"], c["width"], c["dot_product"]): c for c in result["cells"]}
+    for key, d in doubled.items():
+        assert d["epochs"] == [epochs, 2 * epochs]
+        assert d["error_1x"] == cells[key]["error"]
+        change = (d["error_2x"] - d["error_1x"]) / d["error_1x"]
+        assert d["converged"] == (abs(change) <= settings["convergence_tolerance"])
+    for claim in result["claims"]:
+        mine = [d for key, d in doubled.items() if key[0] == claim["target"]]
+        assert claim["converged"] == all(d["converged"] for d in mine)
+        if not claim["converged"]:
+            assert claim["verdict"] == "not converged" and claim["holds"] is None
+        elif not claim["learned"]:
+            assert claim["verdict"] == "undecided" and claim["holds"] is None
+        else:
+            assert claim["verdict"] == ("held" if claim["holds"] else "failed")
+
+
+def test_deciding_cells_are_the_corners_and_the_dp_pairs():
+    settings = {"targets": ["relu-1", "relu-3"], "heads": [1, 4, 16], "widths": [4, 32, 256]}
+    settings["dp_cells"] = [[4, 256]]
+    cells = sparse_memory.deciding_cells(settings)
+    corners = [(1, 4), (1, 256), (16, 4), (16, 256)]
+    assert cells == [
+        *[("relu-1", h, m, False) for h, m in corners],
+        *[("relu-3", h, m, False) for h, m in corners],
+        ("relu-3", 4, 256, False),
+        ("relu-3", 4, 256, True),
+    ]
 
 
 @pytest.mark.parametrize(
