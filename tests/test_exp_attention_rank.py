@@ -81,3 +81,53 @@ def test_convergence_rule_closed_form():
     assert _convergence.verdict(False, [record]) == "failed"
     assert _convergence.verdict(True, [record, {"converged": False}]) == "not converged"
     assert _convergence.verdict(None, [record]) == "undecided"
+
+
+def _image(tokens):
+    """(16, 4) patch tokens -> (8, 8) image, token t = (r, c) holding pixel (2r + a, 2c + b)."""
+    image = np.zeros((8, 8), dtype=tokens.dtype)
+    for t in range(16):
+        r, c = divmod(t, 4)
+        for a in range(2):
+            for b in range(2):
+                image[2 * r + a, 2 * c + b] = tokens[t, 2 * a + b]
+    return image
+
+
+def test_augment_copies_are_one_pixel_shifts_of_their_image():
+    from analysis import _digits
+
+    train, _ = _digits.load(2)
+    x, y = train.x[:40], train.y[:40]
+    xa, ya = _digits.augment(x, y, copies=3, noise=0.0, shift=1, seed=5)
+    assert xa.shape == (120, 16, 4) and ya.tolist() == np.tile(y, 3).tolist()
+    shifts = set()
+    for row in range(120):
+        image, moved = _image(x[row % 40]), _image(xa[row])
+        # Brute force: the copy equals exactly one of the 9 zero-filled shifts.
+        padded = np.pad(image, 1)
+        matches = [
+            (dr, dc)
+            for dr in (-1, 0, 1)
+            for dc in (-1, 0, 1)
+            if np.array_equal(moved, padded[1 - dr : 9 - dr, 1 - dc : 9 - dc])
+        ]
+        assert matches
+        shifts.update(matches)
+    assert len(shifts) > 1
+
+
+def test_augment_noise_has_the_requested_std():
+    from analysis import _digits
+
+    train, _ = _digits.load(2)
+    xa, _ = _digits.augment(train.x, train.y, copies=2, noise=0.1, shift=0, seed=1)
+    residual = xa - np.tile(train.x, (2, 1, 1))
+    # 172,416 Gaussian draws: the sample std is within 1% of 0.1 with overwhelming probability.
+    assert abs(residual.std() - 0.1) < 1e-3 and abs(residual.mean()) < 1e-3
+
+
+def test_training_set_is_the_recorded_augmentation(result):
+    settings = result["settings"]
+    assert settings["n_train"] == 1347 * settings["augment"]["copies"]
+    assert settings["training"]["schedule"] == "cosine"
