@@ -31,6 +31,12 @@ Three parts.
    size ``L_max``, starting as the identity) at the same m_h: does it bring
    the error back to the unmixed one?
 
+4. **Error against m_h, unmixed and mixed** (``sweep_filter_lengths``,
+   ``sweep_m_h``): the plain Transformer at every m_h on the original target
+   (rank r) and on a mixed one. The unmixed error should stop falling at
+   m_h = r; a mixed kernel of higher rank should keep gaining from m_h > r.
+   The claim compares the gain ``e(m_h = r) / e(m_h = max)`` of the two.
+
 Every seed of the plain and the convolved Transformer is trained on one
 filter length's data as one group (`tfapprox.group.train_models`). A
 claim is read only from converged cells: per run, the best training loss
@@ -67,6 +73,9 @@ FULL = {
     "patience": 20,
     "n_bootstrap": 1000,
     "shuffle_seed": 0,
+    "sweep_filter_lengths": [1, 3],
+    "sweep_m_h": [1, 2, 4, 8],
+    "sweep_seeds": [0, 1],
 }
 QUICK = {
     **FULL,
@@ -77,6 +86,8 @@ QUICK = {
     "seeds": [0],
     "epochs": 20,
     "n_bootstrap": 200,
+    "sweep_m_h": [1, 4],
+    "sweep_seeds": [0],
 }
 
 
@@ -206,8 +217,9 @@ def _mixed_data(target, theta, num, seed):
     return x.astype(np.float32), y.astype(np.float32)
 
 
-def build_model(settings, seed, conv_size):
-    """The Transformer at ``m_h``, behind a causal `TemporalConv` of ``conv_size`` taps if > 0."""
+def build_model(settings, seed, conv_size, m_h=None):
+    """The Transformer at ``m_h`` (default ``settings["m_h"]``), behind a causal `TemporalConv`
+    of ``conv_size`` taps if > 0."""
     import keras
 
     from tfapprox import Budget, layers, models
@@ -215,7 +227,10 @@ def build_model(settings, seed, conv_size):
     keras.utils.set_random_seed(seed)
     tau = settings["tau"]
     transformer = models.build_transformer(
-        Budget(**settings["budget"], m_h=settings["m_h"]), tau, 1, position_encoding="learned"
+        Budget(**settings["budget"], m_h=m_h or settings["m_h"]),
+        tau,
+        1,
+        position_encoding="learned",
     )
     if not conv_size:
         return transformer
@@ -225,7 +240,7 @@ def build_model(settings, seed, conv_size):
 
 
 def train_group(settings, train, test, members):
-    """Train the ``(conv_size, seed)`` models of ``members`` together on one data set.
+    """Train the ``(conv_size, seed)`` or ``(conv_size, seed, m_h)`` models of ``members`` together.
 
     One `tfapprox.group.train_models` call; per member its test MSE, relative
     MSE (over ``Var(y_test)``), the learned filter of a `TemporalConv` and
@@ -233,7 +248,7 @@ def train_group(settings, train, test, members):
     """
     from tfapprox.group import train_models
 
-    built = [build_model(settings, seed, conv_size) for conv_size, seed in members]
+    built = [build_model(settings, *member[1::-1], *member[2:]) for member in members]
     result = train_models(
         built,
         train,
@@ -244,7 +259,8 @@ def train_group(settings, train, test, members):
     )
     variance = float(np.var(test[1].astype(np.float64)))
     runs = []
-    for (conv_size, seed), model, record in zip(members, result.models, result.records):
+    for member, model, record in zip(members, result.models, result.records):
+        conv_size, seed = member[:2]
         learned = None
         if conv_size:
             kernel = model.get_layer("temporal_conv").get_weights()[0][:, 0, 0]
@@ -253,6 +269,7 @@ def train_group(settings, train, test, members):
             {
                 "seed": seed,
                 "conv_size": conv_size,
+                "m_h": member[2] if len(member) > 2 else settings["m_h"],
                 "test_mse": record["val_loss"],
                 "relative_mse": record["val_loss"] / variance,
                 "train_mse": record["loss"],
@@ -305,7 +322,38 @@ def part_mixed(settings):
     return rows, target
 
 
-def claims_of(d3, rows):
+def part_m_h(settings, target):
+    """Part 4: the plain Transformer at every ``sweep_m_h``, per ``sweep_filter_lengths`` data set."""
+    members = [(0, seed, m_h) for m_h in settings["sweep_m_h"] for seed in settings["sweep_seeds"]]
+    sweeps = []
+    for length in settings["sweep_filter_lengths"]:
+        theta = mixing_filter(length)
+        train = _mixed_data(target, theta, settings["num_train"], 0)
+        test = _mixed_data(target, theta, settings["num_test"], 1)
+        runs = train_group(settings, train, test, members)
+        points = []
+        for m_h in settings["sweep_m_h"]:
+            mine = [r for r in runs if r["m_h"] == m_h]
+            points.append(
+                {
+                    "m_h": m_h,
+                    "relative_mse": float(np.mean([r["relative_mse"] for r in mine])),
+                    "runs": mine,
+                    "convergence": _convergence.worst([r["convergence"] for r in mine]),
+                }
+            )
+        sweeps.append({"filter_length": length, "filter": theta.tolist(), "points": points})
+    return sweeps
+
+
+def m_h_gain(sweep, rank):
+    """``e(m_h = rank) / e(m_h = largest)`` of a sweep (the m_h nearest ``rank`` from above)."""
+    points = sweep["points"]
+    at_rank = min((p for p in points if p["m_h"] >= rank), key=lambda p: p["m_h"])
+    return at_rank["relative_mse"] / points[-1]["relative_mse"], [at_rank, points[-1]]
+
+
+def claims_of(d3, rows, sweeps=(), rank=None):
     """The claims, and per claim a verdict read only from converged cells (`analysis._convergence`)."""
     base = rows[0]
     mixed = rows[1:]
@@ -330,6 +378,15 @@ def claims_of(d3, rows):
     plain = [r["transformer_convergence"] for r in rows]
     conv = [r["conv_transformer_convergence"] for r in mixed]
     verdict = _convergence.verdict
+    if len(sweeps) >= 2 and rank is not None:
+        (gain_base, cells_base), (gain_mixed, cells_mixed) = (
+            m_h_gain(sweeps[0], rank),
+            m_h_gain(sweeps[-1], rank),
+        )
+        claims["m_h_gain_unmixed"] = gain_base
+        claims["m_h_gain_mixed"] = gain_mixed
+        claims["mixed_gains_more_from_m_h_beyond_rank"] = bool(gain_mixed > gain_base)
+        sweep_cells = [p["convergence"] for p in cells_base + cells_mixed]
     claims["verdicts"] = {
         # The spectra are computed, not trained: nothing to converge.
         "d3_matches_paper_within_0.01": verdict(claims["d3_matches_paper_within_0.01"], []),
@@ -346,10 +403,33 @@ def claims_of(d3, rows):
             for held, p, c in zip(claims["conv_beats_plain_on_mixed"], plain[1:], conv)
         ],
     }
+    if "mixed_gains_more_from_m_h_beyond_rank" in claims:
+        claims["verdicts"]["mixed_gains_more_from_m_h_beyond_rank"] = verdict(
+            claims["mixed_gains_more_from_m_h_beyond_rank"], sweep_cells
+        )
     return claims
 
 
-def table(d3, rows, settings, claims):
+def sweep_table(sweeps, rank):
+    """Part 4's markdown: relative test MSE per m_h (columns) and filter length (rows)."""
+    m_hs = [p["m_h"] for p in sweeps[0]["points"]]
+    rows = [
+        [
+            s["filter_length"],
+            *(
+                f"{p['relative_mse']:.3g} {_convergence.describe(p['convergence']).split()[0]}"
+                for p in s["points"]
+            ),
+            f"{m_h_gain(s, rank)[0]:.3g}",
+        ]
+        for s in sweeps
+    ]
+    return _experiment.markdown_table(
+        ["L", *(f"m_h={m}" for m in m_hs), f"e(m_h={rank}) / e(m_h={m_hs[-1]})"], rows
+    )
+
+
+def table(d3, rows, settings, claims, sweeps=()):
     d3_rows = [
         ["ρ (original)", ", ".join(f"{v:.4f}" for v in d3["original"][:3]), "1, 1"],
         [
@@ -412,18 +492,25 @@ def table(d3, rows, settings, claims):
         f"to epoch {settings['epochs']} (the worst seed's change is shown); a claim read from "
         "an unconverged cell is 'not converged'"
     )
+    part4 = ""
+    if sweeps:
+        part4 = (
+            "Part 4, plain Transformer: test MSE / Var(y) against m_h (yes/no: converged)\n\n"
+            + sweep_table(sweeps, settings["rank"])
+            + "\n\n"
+        )
     return (
-        f"{part1}\n\n{part2}\n\n(paper A gives no numbers for parts 2 and 3; "
+        f"{part1}\n\n{part2}\n\n{part4}(paper A gives no numbers for parts 2 to 4; "
         "its claim: mixing can raise the rank of ρ and so the error at fixed m_h)\n\n"
         + "\n".join(lines)
     )
 
 
-def _figure(d3, rows, out):
+def _figure(d3, rows, out, sweeps=()):
     from tfapprox.plots import pyplot, save_figure
 
     plt = pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (left, right, third) = plt.subplots(1, 3, figsize=(14, 4))
     for r in rows:
         values = np.asarray(r["kernel"]["singular_values"])
         k = np.arange(1, values.size + 1)
@@ -449,6 +536,17 @@ def _figure(d3, rows, out):
     right.set_xlabel("filter length L")
     right.set_ylabel("test MSE / Var(y)")
     right.legend(fontsize=7)
+    for sweep in sweeps:
+        points = sweep["points"]
+        third.loglog(
+            [p["m_h"] for p in points],
+            [p["relative_mse"] for p in points],
+            "o-",
+            label=f"L={sweep['filter_length']}",
+        )
+    third.set_xlabel("m_h")
+    third.set_ylabel("test MSE / Var(y), plain Transformer")
+    third.legend(fontsize=7)
     fig.tight_layout()
     path = os.path.join(out, "mixing.png")
     save_figure(fig, path)
@@ -460,7 +558,8 @@ def main(argv=None):
     start = time.perf_counter()
     d3 = part_d3()
     rows, target = part_mixed(settings)
-    claims = claims_of(d3, rows)
+    sweeps = part_m_h(settings, target)
+    claims = claims_of(d3, rows, sweeps, settings["rank"])
     result = {
         "experiment": "mixing",
         "paper": "Jiang & Li (NeurIPS 2024), Sec. 6 and App. D.3",
@@ -481,12 +580,17 @@ def main(argv=None):
         },
         "d3": d3,
         "mixed": rows,
+        "m_h_sweep": sweeps,
         "claims": claims,
         "seconds": time.perf_counter() - start,
     }
-    figure = _figure(d3, rows, out)
+    figure = _figure(d3, rows, out, sweeps)
     return _experiment.finish(
-        result, table(d3, rows, settings, claims), out, as_json=args.json, figure=figure
+        result,
+        table(d3, rows, settings, claims, sweeps),
+        out,
+        as_json=args.json,
+        figure=figure,
     )
 
 

@@ -95,3 +95,35 @@ def test_claims_from_unconverged_cells_are_not_converged(result):
         assert verdict == (("held" if held else "failed") if both else "not converged")
     # Computed spectra need no training.
     assert verdicts["mixing_raises_kernel_rank"] == "held"
+
+
+def test_m_h_sweep_trains_every_m_h_on_the_unmixed_and_a_mixed_target(result):
+    settings, sweeps = result["settings"], result["m_h_sweep"]
+    assert [s["filter_length"] for s in sweeps] == settings["sweep_filter_lengths"]
+    for sweep in sweeps:
+        assert [p["m_h"] for p in sweep["points"]] == settings["sweep_m_h"]
+        for point in sweep["points"]:
+            assert [r["m_h"] for r in point["runs"]] == [point["m_h"]] * len(
+                settings["sweep_seeds"]
+            )
+            assert point["relative_mse"] == pytest.approx(
+                np.mean([r["relative_mse"] for r in point["runs"]])
+            )
+    claims = result["claims"]
+    gain_base, _ = mixing.m_h_gain(sweeps[0], settings["rank"])
+    gain_mixed, _ = mixing.m_h_gain(sweeps[-1], settings["rank"])
+    assert claims["m_h_gain_unmixed"] == gain_base and claims["m_h_gain_mixed"] == gain_mixed
+    assert claims["mixed_gains_more_from_m_h_beyond_rank"] == (gain_mixed > gain_base)
+    assert "Part 4" in (result["outputs"]["table"] and open(result["outputs"]["table"]).read())
+
+
+def test_m_h_gain_compares_the_first_m_h_at_or_above_the_rank_with_the_largest():
+    sweep = {
+        "points": [
+            {"m_h": m_h, "relative_mse": value}
+            for m_h, value in ((1, 0.8), (2, 0.4), (4, 0.2), (8, 0.1))
+        ]
+    }
+    gain, cells = mixing.m_h_gain(sweep, 2)
+    assert gain == pytest.approx(4.0) and [c["m_h"] for c in cells] == [2, 8]
+    assert mixing.m_h_gain(sweep, 3)[0] == pytest.approx(2.0)  # m_h = 4 is the first ≥ 3
