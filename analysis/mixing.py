@@ -35,7 +35,12 @@ Three parts.
    ``sweep_m_h``): the plain Transformer at every m_h on the original target
    (rank r) and on a mixed one. The unmixed error should stop falling at
    m_h = r; a mixed kernel of higher rank should keep gaining from m_h > r.
-   The claim compares the gain ``e(m_h = r) / e(m_h = max)`` of the two.
+   The claim compares the gain ``e(m_h = r) / e(m_h = max)`` of the two; it
+   holds when the mixed target's gain is the larger and material (above
+   ``1 + CONVERGENCE_TOLERANCE``). The full run (τ = 8, r = 2, L = 3, two
+   seeds) gave 1.05 against 0.95: the mixed error stays near 17% of Var(y)
+   at every m_h, so what limits the model there is not the attention's rank
+   (the mixed logits depend on windows of tokens, not on two tokens).
 
 Every seed of the plain and the convolved Transformer is trained on one
 filter length's data as one group (`tfapprox.group.train_models`). A
@@ -385,7 +390,10 @@ def claims_of(d3, rows, sweeps=(), rank=None):
         )
         claims["m_h_gain_unmixed"] = gain_base
         claims["m_h_gain_mixed"] = gain_mixed
-        claims["mixed_gains_more_from_m_h_beyond_rank"] = bool(gain_mixed > gain_base)
+        # A gain counts only when it is material: more than the convergence tolerance.
+        claims["mixed_gains_more_from_m_h_beyond_rank"] = bool(
+            gain_mixed > gain_base and gain_mixed > 1 + _convergence.CONVERGENCE_TOLERANCE
+        )
         sweep_cells = [p["convergence"] for p in cells_base + cells_mixed]
     claims["verdicts"] = {
         # The spectra are computed, not trained: nothing to converge.

@@ -113,7 +113,9 @@ def test_m_h_sweep_trains_every_m_h_on_the_unmixed_and_a_mixed_target(result):
     gain_base, _ = mixing.m_h_gain(sweeps[0], settings["rank"])
     gain_mixed, _ = mixing.m_h_gain(sweeps[-1], settings["rank"])
     assert claims["m_h_gain_unmixed"] == gain_base and claims["m_h_gain_mixed"] == gain_mixed
-    assert claims["mixed_gains_more_from_m_h_beyond_rank"] == (gain_mixed > gain_base)
+    assert claims["mixed_gains_more_from_m_h_beyond_rank"] == (
+        gain_mixed > gain_base and gain_mixed > 1 + CONVERGENCE_TOLERANCE
+    )
     assert "Part 4" in (result["outputs"]["table"] and open(result["outputs"]["table"]).read())
 
 
