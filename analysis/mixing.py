@@ -552,6 +552,10 @@ def _figure(d3, rows, out, sweeps=()):
             "o-",
             label=f"L={sweep['filter_length']}",
         )
+    if sweeps:
+        ticks = [p["m_h"] for p in sweeps[0]["points"]]
+        third.set_xticks(ticks, [str(m) for m in ticks])
+        third.tick_params(axis="x", which="minor", bottom=False, labelbottom=False)
     third.set_xlabel("m_h")
     third.set_ylabel("test MSE / Var(y), plain Transformer")
     third.legend(fontsize=7)
