@@ -50,17 +50,22 @@ def training_config(settings):
     )
 
 
-def check(error_1x, error_2x, tolerance=CONVERGENCE_TOLERANCE):
+def check(error_1x, error_2x, tolerance=CONVERGENCE_TOLERANCE, floor=None):
     """The convergence record of one cell.
 
     ``relative_change = (e_2x − e_1x) / e_1x``; ``converged`` when its size
     is at most ``tolerance``. An error that is exactly 0 and stays 0 has
-    converged; a non-finite error, or one that leaves 0, has not.
+    converged; a non-finite error, or one that leaves 0, has not. With a
+    ``floor``, two errors both at most ``floor`` have converged too (noise
+    at float precision is not training progress); the record then carries
+    ``at_floor``.
 
     >>> check(0.20, 0.19)["converged"], round(check(0.20, 0.19)["relative_change"], 3)
     (True, -0.05)
     >>> check(0.20, 0.10)["converged"], check(0.0, 0.0)["converged"], check(0.0, 0.1)["converged"]
     (False, True, False)
+    >>> check(1e-12, 3e-13, floor=1e-9)["converged"], check(0.2, 0.1, floor=1e-9)["converged"]
+    (True, False)
     """
     error_1x, error_2x = float(error_1x), float(error_2x)
     finite = math.isfinite(error_1x) and math.isfinite(error_2x) and error_1x >= 0
@@ -68,12 +73,16 @@ def check(error_1x, error_2x, tolerance=CONVERGENCE_TOLERANCE):
         change = None
     else:
         change = 0.0 if error_1x == 0 else (error_2x - error_1x) / error_1x
-    return {
+    record = {
         "error_1x": error_1x,
         "error_2x": error_2x,
         "relative_change": change,
         "converged": bool(change is not None and abs(change) <= tolerance),
     }
+    if floor is not None:
+        record["at_floor"] = bool(finite and max(error_1x, error_2x) <= floor)
+        record["converged"] = record["converged"] or record["at_floor"]
+    return record
 
 
 def from_history(history, half, tolerance=CONVERGENCE_TOLERANCE):

@@ -278,20 +278,8 @@ def deciding_cells(settings, cells):
     return list(dict.fromkeys(out))
 
 
-def at_floor(error_1x, error_2x, floor):
-    """`_convergence.check`, where two errors at most ``floor`` count as converged.
-
-    >>> at_floor(1e-12, 3e-13, 1e-9)["converged"], at_floor(0.2, 0.1, 1e-9)["converged"]
-    (True, False)
-    """
-    record = _convergence.check(error_1x, error_2x)
-    record["at_floor"] = max(error_1x, error_2x) <= floor
-    record["converged"] = record["converged"] or record["at_floor"]
-    return record
-
-
 def doubling(settings, cells, config):
-    """The deciding cells trained again with twice the epochs: `at_floor` per cell."""
+    """The deciding cells trained again with twice the epochs: `_convergence.check` with the floor."""
     again, seconds = _train_cells(
         settings, training_config(settings, 2), set(deciding_cells(settings, cells))
     )
@@ -304,7 +292,7 @@ def doubling(settings, cells, config):
                 "kernel": after["kernel"],
                 "rpe": after["rpe"],
                 "heads": after["heads"],
-                **at_floor(first["error"], after["error"], settings["error_floor"]),
+                **_convergence.check(first["error"], after["error"], floor=settings["error_floor"]),
                 "epochs": [config.epochs, 2 * config.epochs],
                 "p": [first["p"], after["p"]],
             }
