@@ -8,10 +8,13 @@ import keras
 import numpy as np
 import pytest
 
+from tfapprox import layers as layers_module
 from tfapprox.export import export_saved_model, load_model, save_model
 from tfapprox.layers import (
+    CAUSAL_BLOCK,
     MultiHeadAttention,
     SingleHeadAttention,
+    causal_blocks,
     t5_relative_position_bucket,
 )
 
@@ -46,9 +49,10 @@ def softplus(z):
     return np.log1p(np.exp(z))
 
 
-def mha_reference(x, weights, *, rpe, causal, dp, num_buckets=8, max_distance=16):
+def mha_reference(x, weights, *, rpe, causal, dp, num_buckets=8, max_distance=16, mask=None):
     """Attn(X)_t = W_O Σ_h Σ_s softmax_s(⟨q, k⟩ + p_h φ(t − s)) v_s, with masks; rows
-    with no admissible key give 0. Returns (output, logits)."""
+    with no admissible key give 0. ``mask``: (batch, tau) over the keys or
+    (batch, tau, tau), True to attend. Returns (output, logits)."""
     weights = list(weights)
     wq = weights.pop(0) if dp else None
     wk = weights.pop(0) if dp else None
@@ -73,6 +77,10 @@ def mha_reference(x, weights, *, rpe, causal, dp, num_buckets=8, max_distance=16
     elif rpe == "t5":
         buckets = t5_bucket_reference(s - t, not causal, num_buckets, max_distance)
         logits += np.moveaxis(weights[0][buckets], -1, 0)
+    keep = np.broadcast_to(keep, (batch, 1, tau, tau))
+    if mask is not None:
+        mask = np.asarray(mask, bool)
+        keep = keep & (mask[:, None, None, :] if mask.ndim == 2 else mask[:, None])
     scores = np.where(keep, logits, -np.inf)
     peak = scores.max(axis=-1, keepdims=True)
     e = np.where(keep, np.exp(scores - np.where(np.isfinite(peak), peak, 0)), 0.0)
@@ -82,11 +90,14 @@ def mha_reference(x, weights, *, rpe, causal, dp, num_buckets=8, max_distance=16
     return np.einsum("bthv,hvo->bto", heads_out, wo), logits
 
 
-def built_layer(rng, *, rpe="none", causal=False, dp=True, heads=3, **kwargs):
+def built_layer(
+    rng, *, rpe="none", causal=False, dp=True, heads=3, key_dim=2, value_dim=4, tau=TAU, **kwargs
+):
+    """A layer built for (tau, N) inputs with random weights; returns (layer, weights)."""
     layer = MultiHeadAttention(
         num_heads=heads,
-        key_dim=2 if dp else None,
-        value_dim=4,
+        key_dim=key_dim if dp else None,
+        value_dim=value_dim,
         output_dim=3,
         causal=causal,
         use_dot_product=dp,
@@ -95,8 +106,8 @@ def built_layer(rng, *, rpe="none", causal=False, dp=True, heads=3, **kwargs):
         max_distance=16,
         **kwargs,
     )
-    layer.build((None, TAU, N))
-    weights = [rng.normal(size=w.shape).astype("float32") * 0.7 for w in layer.weights]
+    layer.build((None, tau, N))
+    weights = [rng.normal(size=w.shape).astype("float32") * 0.5 for w in layer.weights]
     layer.set_weights(weights)
     return layer, weights
 
@@ -183,6 +194,64 @@ def test_one_head_without_projection_equals_single_head_attention(rng):
     multi.set_weights([w[:, None, :] for w in single.get_weights()])
     x = rng.normal(size=(2, TAU, N)).astype("float32")
     np.testing.assert_allclose(np.asarray(multi(x)), np.asarray(single(x)), rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("tau", [1, 31, 32, 33, 64, 70])
+@pytest.mark.parametrize("block", [1, 5, 32])
+def test_causal_blocks_tile_the_queries_and_reach_the_diagonal(tau, block):
+    blocks = causal_blocks(tau, block)
+    stops = [tau if stop is None else stop for _, stop, _ in blocks]
+    assert [start for start, _, _ in blocks] == [0, *stops[:-1]]  # contiguous from 0
+    assert stops[-1] == tau
+    assert all(keys == stop for _, stop, keys in blocks)  # every key s <= t of the block
+    assert all(stop - start <= block for (start, _, _), stop in zip(blocks, stops))
+
+
+LONG_TAU = 2 * CAUSAL_BLOCK + 6  # three query blocks, the last one short
+
+
+@pytest.mark.parametrize("rpe", ["none", "linear", "log", "t5"])
+@pytest.mark.parametrize("mask_kind", [None, "keys", "pairs"])
+@pytest.mark.parametrize("value_dim", [3, 2])  # the backend's kernel (m_v = m_h), einsums
+def test_block_causal_attention_matches_numpy_reference(rng, rpe, mask_kind, value_dim):
+    """Past one block of queries, causal attention skips the key blocks above the diagonal."""
+    layer, weights = built_layer(
+        rng, rpe=rpe, causal=True, heads=2, key_dim=3, value_dim=value_dim, tau=LONG_TAU
+    )
+    x = rng.normal(size=(2, LONG_TAU, N)).astype("float32")
+    mask = None
+    if mask_kind == "keys":
+        mask = rng.random((2, LONG_TAU)) > 0.3
+        mask[0, :40] = False  # queries of the first two blocks with no key at all
+    elif mask_kind == "pairs":
+        mask = rng.random((2, LONG_TAU, LONG_TAU)) > 0.3
+    out, logits = layer(x, mask=mask, return_attention_logits=True)
+    expected_out, expected_logits = mha_reference(
+        x, weights, rpe=rpe, causal=True, dp=True, mask=mask
+    )
+    np.testing.assert_allclose(np.asarray(out), expected_out, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(logits), expected_logits, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("value_dim", [3, 2])
+def test_block_causal_training_equals_one_block(rng, monkeypatch, value_dim):
+    """The same train steps with blocks of CAUSAL_BLOCK rows and with one block give the same weights."""
+    x = rng.normal(size=(8, LONG_TAU, N)).astype("float32")
+    y = rng.normal(size=(8, LONG_TAU, N)).astype("float32")
+    trained = []
+    for block in (CAUSAL_BLOCK, LONG_TAU):
+        monkeypatch.setattr(layers_module, "CAUSAL_BLOCK", block)
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((LONG_TAU, N))
+        layer = MultiHeadAttention(
+            2, 3, value_dim, output_dim=N, causal=True, relative_position="linear"
+        )
+        model = keras.Model(inputs, layer(inputs))
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse", jit_compile=True)
+        model.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+        trained.append(model.get_weights())
+    for blocked, whole in zip(*trained):
+        np.testing.assert_allclose(blocked, whole, rtol=1e-4, atol=1e-6)
 
 
 def test_logits_work_inside_jit_compiled_model(rng):
