@@ -30,6 +30,12 @@ shared machine disturbs less than wall time),
 and ours' train GFLOP/s as a fraction of the peak of a large float32 matmul
 (`analysis.bench_layers.matmul_gflops`, measured at the start and the end).
 
+``--control`` adds an A/A control: a second copy of the stock model, with
+the same weights, timed in the same rotation (ours, stock, copy; then
+reversed). Its ratio to the stock model (``ratio_control``, ideally 1) is
+the noise of the harness at that point; the summary gives its range over the
+grid and the points where ours is slower than stock by more than that.
+
 FLOPs per sample (forward; a train step is 3×), those of dense attention
 (what the stock layer computes; ours skips part of the τ² terms, so its
 GFLOP/s is the rate of useful work): the Q/K/V projections
@@ -38,7 +44,7 @@ softmax ``5 τ² H``, the mixing ``2 τ² H m_v`` and W_O ``2 τ H m_v n``.
 
 Usage (from the repository root)::
 
-    python -m analysis.bench_multihead [--quick] [--json OUT] [--repeats 4] [--seconds 0.2]
+    python -m analysis.bench_multihead [--quick] [--json OUT] [--repeats 4] [--seconds 0.2] [--control]
         [--tau 32 64 128] [--n 64 128] [--heads 4 8] [--batch 64] [--rpe linear none]
 
 m_h = m_v = n / H at every point.
@@ -120,8 +126,12 @@ def stock_layer(heads, m_h, m_v, n, rpe):
     )
 
 
-def build_models(point, seed):
-    """``{"ours": model, "stock": model}`` for one point, with the same weights."""
+def build_models(point, seed, control=False):
+    """``{"ours": model, "stock": model}`` for one point, with the same weights.
+
+    With ``control``, also ``"control"``: a second stock model with the stock
+    model's weights (the A/A control).
+    """
     import keras
 
     from tfapprox.layers import MultiHeadAttention
@@ -143,11 +153,19 @@ def build_models(point, seed):
     for weight in layer.weights:
         part = next(p for p in ours_by_part if f"/{p}" in weight.path)
         weight.assign(ours_by_part[part])
-    return {"ours": ours, "stock": stock}
+    models = {"ours": ours, "stock": stock}
+    if control:
+        inputs = keras.Input((tau, n))
+        copy = stock_layer(heads, m_h, m_h, n, rpe)
+        models["control"] = keras.Model(
+            inputs, copy(inputs, inputs, use_causal_mask=True), name="control"
+        )
+        models["control"].set_weights(stock.get_weights())
+    return models
 
 
-def bench_point(point, repeats, seconds_per_run, peak_gflops, seed, quick):
-    """One row: both models at one point, timed in ABBA order."""
+def bench_point(point, repeats, seconds_per_run, peak_gflops, seed, quick, control=False):
+    """One row: both models (and the A/A control) at one point, timed in ABBA order."""
     tau, batch = point["tau"], point["batch"]
     flops = flop_count(tau, point["n"], point["heads"], point["m_h"], point["m_h"], point["rpe"])
     if quick:
@@ -156,7 +174,7 @@ def bench_point(point, repeats, seconds_per_run, peak_gflops, seed, quick):
         steps, steps_per_execution = bench_layers.plan_steps(
             flops * batch, peak_gflops, seconds_per_run
         )
-    models = build_models(point, seed)
+    models = build_models(point, seed, control)
     dataset = bench_layers._dataset(tau, batch, 4, seed, point["n"], point["n"])
     x = next(iter(dataset))[0].numpy()
     agree = float(
@@ -175,6 +193,14 @@ def bench_point(point, repeats, seconds_per_run, peak_gflops, seed, quick):
             cpu_seconds[name].append(cpu)
     paired = [stock / ours for ours, stock in zip(seconds["ours"], seconds["stock"])]
     rate = {name: steps * batch / statistics.median(seconds[name]) for name in models}
+    controls = {}
+    if control:
+        controls = {
+            "ratio_control": rate["control"] / rate["stock"],
+            "ratio_paired_control": statistics.median(
+                stock / copy for copy, stock in zip(seconds["control"], seconds["stock"])
+            ),
+        }
     return {
         **point,
         "steps": steps,
@@ -196,6 +222,28 @@ def bench_point(point, repeats, seconds_per_run, peak_gflops, seed, quick):
         "seconds_stock": seconds["stock"],
         "cpu_seconds_ours": cpu_seconds["ours"],
         "cpu_seconds_stock": cpu_seconds["stock"],
+        **controls,
+    }
+
+
+def control_summary(rows):
+    """The A/A band (min, max of ``ratio_control``) and the rows slower than its low end.
+
+    >>> rows = [{"rpe": "none", "tau": 8, "n": 4, "heads": 2, "ratio": r, "ratio_control": c}
+    ...         for r, c in [(0.97, 0.96), (1.2, 1.02), (0.9, 0.99)]]
+    >>> summary = control_summary(rows)
+    >>> summary["band"], [row["ratio"] for row in summary["slower_beyond_noise"]]
+    ([0.96, 1.02], [0.9])
+    """
+    controls = [row["ratio_control"] for row in rows]
+    low = min(controls)
+    return {
+        "band": [low, max(controls)],
+        "slower_beyond_noise": [
+            {key: row[key] for key in ("rpe", "tau", "n", "heads", "ratio")}
+            for row in rows
+            if row["ratio"] < low
+        ],
     }
 
 
@@ -209,7 +257,8 @@ def format_table(result):
         f"load average {result['load_average_before']:.2f} before, "
         f"{result['load_average_after']:.2f} after",
         f"{'rpe':>6} {'batch':>5} {'tau':>4} {'n':>4} {'H':>3} {'m_h':>4}  {'ours/s':>9} "
-        f"{'stock/s':>9} {'ratio':>6} {'paired':>6} {'cpu':>5}  {'GFLOP/s':>8} {'of peak':>7}  {'|diff|':>8}",
+        f"{'stock/s':>9} {'ratio':>6} {'paired':>6} {'cpu':>5}  {'GFLOP/s':>8} {'of peak':>7}  {'|diff|':>8}"
+        + (f"  {'A/A':>5}" if "control" in result else ""),
     ]
     for row in result["rows"]:
         lines.append(
@@ -219,6 +268,7 @@ def format_table(result):
             f"{row['ratio_paired_median']:>6.2f} {row['ratio_cpu']:>5.2f}  "
             f"{row['gflops_ours']:>8.2f} "
             f"{row['fraction_of_peak']:>7.1%}  {row['max_abs_diff']:>8.1e}"
+            + (f"  {row['ratio_control']:>5.2f}" if "control" in result else "")
         )
     ratios = [row["ratio"] for row in result["rows"]]
     paired = [row["ratio_paired_median"] for row in result["rows"]]
@@ -227,6 +277,17 @@ def format_table(result):
         f"{statistics.median(ratios):.2f}, max {max(ratios):.2f}; paired min {min(paired):.2f}; "
         f">= 1.0 everywhere: {result['never_slower']}"
     )
+    if "control" in result:
+        low, high = result["control"]["band"]
+        beyond = result["control"]["slower_beyond_noise"]
+        lines.append(
+            f"A/A control (a stock copy / stock) over the grid: {low:.2f} to {high:.2f}; "
+            f"points where ours/stock < {low:.2f}: "
+            + (
+                ", ".join(f"{p['rpe']} tau {p['tau']} n {p['n']} H {p['heads']}" for p in beyond)
+                or "none"
+            )
+        )
     return "\n".join(lines)
 
 
@@ -243,6 +304,9 @@ def parse_args(argv):
     parser.add_argument("--seconds", type=float, default=0.2, help="seconds per timed fit")
     parser.add_argument("--peak-size", type=int, default=None, help="N of the peak matmul (2048)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--control", action="store_true", help="also time a copy of the stock model (A/A noise)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         # tau = 40: past one block of causal queries (`tfapprox.layers.CAUSAL_BLOCK` = 32).
@@ -280,7 +344,13 @@ def main(argv=None):
     rows = []
     for index, point in enumerate(args.points, 1):
         row = bench_point(
-            point, args.repeats, args.seconds, statistics.median(before), args.seed, args.quick
+            point,
+            args.repeats,
+            args.seconds,
+            statistics.median(before),
+            args.seed,
+            args.quick,
+            args.control,
         )
         rows.append(row)
         print(
@@ -292,6 +362,8 @@ def main(argv=None):
     after = bench_layers.matmul_gflops(args.peak_size, peak_repeats)
     peak = {"size": args.peak_size, "gflops": max(before + after)}
     result = bench_layers.summarise(rows, peak, args, load_before)
+    if args.control:
+        result["control"] = control_summary(rows)
     print(format_table(result))
     if args.json:
         atomic_write_json(args.json, result)

@@ -8,6 +8,7 @@ import doctest
 import json
 import statistics
 
+import numpy as np
 import pytest
 
 from analysis import bench_multihead
@@ -102,3 +103,23 @@ def test_flop_count_adds_the_bias_only_with_an_rpe():
 
 def test_doctests_of_bench_multihead_pass():
     assert doctest.testmod(bench_multihead).failed == 0
+
+
+def test_control_times_a_copy_of_the_stock_model_with_its_weights():
+    result = bench_multihead.main(["--quick", "--rpe", "linear", "--control"])
+    (row,) = result["rows"]
+    assert set(row) == ROW_KEYS | {"ratio_control", "ratio_paired_control"}
+    assert row["ratio_control"] > 0
+    low, high = result["control"]["band"]
+    assert low == high == row["ratio_control"]
+    slower = result["control"]["slower_beyond_noise"]
+    assert [r["ratio"] for r in slower] == ([row["ratio"]] if row["ratio"] < low else [])
+
+
+def test_control_model_is_the_stock_model_with_the_same_weights():
+    point = {"rpe": "linear", "batch": 2, "tau": 5, "n": 4, "heads": 2, "m_h": 2}
+    models = bench_multihead.build_models(point, seed=0, control=True)
+    x = np.random.default_rng(0).normal(size=(2, 5, 4)).astype("float32")
+    np.testing.assert_array_equal(
+        models["control"].predict(x, verbose=0), models["stock"].predict(x, verbose=0)
+    )
