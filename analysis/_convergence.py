@@ -32,20 +32,21 @@ DESCRIPTION = (
 )
 
 
-def training_config(settings):
+def training_config(settings, epoch_factor=1):
     """The `TrainingConfig` of an experiment's ``settings``, with the ``"plateau"`` schedule.
 
     ``settings`` holds ``epochs``, ``batch_size``, ``learning_rate`` and
-    ``patience``. The plateau schedule looks only at past epochs, which
-    `from_history` relies on.
+    ``patience``; ``epoch_factor`` multiplies the epochs and the patience
+    (2: the doubled run of the convergence check). The plateau schedule
+    looks only at past epochs, which `from_history` relies on.
     """
     from tfapprox.config import TrainingConfig
 
     return TrainingConfig(
-        epochs=settings["epochs"],
+        epochs=settings["epochs"] * epoch_factor,
         batch_size=settings["batch_size"],
         learning_rate=settings["learning_rate"],
-        patience=settings["patience"],
+        patience=settings["patience"] * epoch_factor,
         schedule="plateau",
     )
 

@@ -40,32 +40,21 @@ def build(budget, tau, dim, projection_dim, seed=None):
     )
 
 
-def config(settings, epoch_factor=1):
-    """The experiment's `TrainingConfig`, with ``epoch_factor`` × its epochs and patience."""
-    from tfapprox.config import TrainingConfig
-
-    return TrainingConfig(
-        epochs=settings["epochs"] * epoch_factor,
-        batch_size=settings["batch_size"],
-        learning_rate=settings["learning_rate"],
-        patience=settings["patience"] * epoch_factor,
-    )
-
-
 def train_group(models, x, y, settings, epoch_factor=1, training=None):
     """Train ``models`` together on ``(x, y)`` (cross-entropy on logits); the `GroupResult`.
 
-    ``training`` is the `TrainingConfig` (None: `config` of ``settings``
-    and ``epoch_factor``).
+    ``training`` is the `TrainingConfig` (None: `_convergence.training_config`
+    of ``settings`` and ``epoch_factor``).
     """
     from tfapprox.group import train_models
 
+    from ._convergence import training_config
     from ._experiment import progress
 
     return train_models(
         models,
         (x, y),
-        training or config(settings, epoch_factor),
+        training or training_config(settings, epoch_factor),
         loss="sparse_categorical_crossentropy",
         shuffle_seed=settings["shuffle_seed"],
         progress=progress(f"{len(models)} digits classifiers", settings["epochs"] * epoch_factor),

@@ -293,7 +293,7 @@ def main(argv=None):
             "data": "sklearn digits, 2x2 patches (tau=16, d=4), digits_patches split 1347/450",
             "permutation": shift_permutation(tau, settings["shift"]).tolist(),
             "permuted_training": "continues from the weights trained on the original data",
-            "training": _digits.config(settings).to_dict(),
+            "training": _convergence.training_config(settings).to_dict(),
             "optimizer": "Adam, tfapprox.group.train_models: the seeds in one group, then "
             "their permuted copies in a second; lr halved on plateaus, best epoch kept; "
             "seeds set the initial weights, the batch order is shared (shuffle_seed)",

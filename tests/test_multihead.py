@@ -49,7 +49,9 @@ def softplus(z):
     return np.log1p(np.exp(z))
 
 
-def mha_reference(x, weights, *, rpe, causal, dp, num_buckets=8, max_distance=16, mask=None):
+def mha_reference(
+    x, weights, *, rpe, causal, dp, num_buckets=8, max_distance=16, mask=None, scale=1.0
+):
     """Attn(X)_t = W_O Σ_h Σ_s softmax_s(⟨q, k⟩ + p_h φ(t − s)) v_s, with masks; rows
     with no admissible key give 0. ``mask``: (batch, tau) over the keys or
     (batch, tau, tau), True to attend. Returns (output, logits)."""
@@ -63,7 +65,7 @@ def mha_reference(x, weights, *, rpe, causal, dp, num_buckets=8, max_distance=16
     logits = np.zeros((batch, heads, tau, tau))
     if dp:
         q, k = np.einsum("btn,nhk->bthk", x, wq), np.einsum("btn,nhk->bthk", x, wk)
-        logits += np.einsum("bthk,bshk->bhts", q, k)
+        logits += scale * np.einsum("bthk,bshk->bhts", q, k)
     t, s = np.arange(tau)[:, None], np.arange(tau)[None, :]
     z = np.abs(t - s)
     keep = np.ones((tau, tau), dtype=bool)
@@ -233,6 +235,21 @@ def test_block_causal_attention_matches_numpy_reference(rng, rpe, mask_kind, val
     np.testing.assert_allclose(np.asarray(logits), expected_logits, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("causal, tau", [(False, TAU), (True, LONG_TAU)])
+@pytest.mark.parametrize("value_dim", [3, 2])
+def test_use_scale_divides_the_dot_product_by_sqrt_key_dim(rng, causal, tau, value_dim):
+    layer, weights = built_layer(
+        rng, rpe="linear", causal=causal, key_dim=3, value_dim=value_dim, tau=tau, use_scale=True
+    )
+    x = rng.normal(size=(2, tau, N)).astype("float32")
+    out, logits = layer(x, return_attention_logits=True)
+    expected_out, expected_logits = mha_reference(
+        x, weights, rpe="linear", causal=causal, dp=True, scale=1 / math.sqrt(3)
+    )
+    np.testing.assert_allclose(np.asarray(out), expected_out, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(logits), expected_logits, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("value_dim", [3, 2])
 def test_block_causal_training_equals_one_block(rng, monkeypatch, value_dim):
     """The same train steps with blocks of CAUSAL_BLOCK rows and with one block give the same weights."""
@@ -289,6 +306,7 @@ def test_key_padding_mask_matches_reference(rng):
         dict(num_heads=2, key_dim=3, value_dim=2, output_projection=False, causal=True),
         dict(num_heads=3, use_dot_product=False, relative_position="log", output_dim=7),
         dict(num_heads=2, key_dim=1, relative_position="t5", num_buckets=8, max_distance=16),
+        dict(num_heads=2, key_dim=3, use_scale=True, causal=True),
     ],
 )
 def test_output_shape_and_config_round_trip(rng, kwargs):
@@ -359,6 +377,8 @@ def test_keras_file_and_saved_model_round_trips(rng, tmp_path):
             "num_buckets=3",
         ),
         (dict(num_heads=2, key_dim=2, use_dot_product=1), TypeError, "use_dot_product=1"),
+        (dict(num_heads=2, use_dot_product=False, use_scale=True), ValueError, "use_scale=True"),
+        (dict(num_heads=2, key_dim=2, use_scale="yes"), TypeError, "use_scale='yes'"),
     ],
 )
 def test_multihead_rejects_bad_arguments_naming_them(kwargs, error, message):

@@ -131,13 +131,14 @@ def _block(keep, rows, keys):
     return keep[:, :, keys]
 
 
-def _attention_block(query, key, value, bias, keep, empty_rows):
-    """Σ_s softmax_s(q_t·k_s + bias_ts) v_s over the kept s, ``(batch, rows, H, m_v)``.
+def _attention_block(query, key, value, bias, keep, empty_rows, scale=1.0):
+    """Σ_s softmax_s(scale q_t·k_s + bias_ts) v_s over the kept s, ``(batch, rows, H, m_v)``.
 
     ``query`` (batch, rows, H, m_h), ``key`` (batch, keys, H, m_h), ``value``
     (batch, keys, H, m_v); ``bias`` float32 (1, H, rows, keys) or None;
-    ``keep`` boolean (batch or 1, 1, rows, keys) or None. With
-    ``empty_rows``, a query with no kept key outputs 0.
+    ``keep`` boolean (batch or 1, 1, rows, keys) or None; ``scale`` the
+    factor on q_t·k_s. With ``empty_rows``, a query with no kept key
+    outputs 0.
 
     Runs the backend's attention kernel, `keras.ops.dot_product_attention`
     (the one `keras.layers.MultiHeadAttention` runs), when m_v = m_h: under
@@ -147,12 +148,12 @@ def _attention_block(query, key, value, bias, keep, empty_rows):
     computation in einsums.
     """
     if query.shape[-1] == value.shape[-1]:
-        out = ops.dot_product_attention(query, key, value, bias=bias, mask=keep, scale=1.0)
+        out = ops.dot_product_attention(query, key, value, bias=bias, mask=keep, scale=scale)
         if empty_rows and keep is not None:
             has_key = ops.any(keep[:, 0], axis=-1)  # (batch or 1, rows)
             out = out * ops.cast(has_key, out.dtype)[:, :, None, None]
         return out
-    scores = ops.cast(ops.einsum("bthk,bshk->bhts", query, key), "float32")
+    scores = ops.cast(ops.einsum("bthk,bshk->bhts", query, key), "float32") * scale
     if bias is not None:
         scores = scores + bias
     if keep is not None:
@@ -624,7 +625,7 @@ class MultiHeadAttention(_SelfAttention):
     W_Q and W_K do not exist and the weights come from the RPE alone.
 
     Differences from `keras.layers.MultiHeadAttention`: no 1/√m_h scaling of
-    the logits, no biases, no dropout, the relative position bias above, the
+    the logits unless ``use_scale``, no biases, no dropout, the relative position bias above, the
     DP-free option and an optional W_O (``output_projection=False`` returns
     the H heads concatenated, width H·m_v, as paper A's one-head model does).
     Self-attention only. The softmax runs in float32 under mixed precision.
@@ -646,6 +647,9 @@ class MultiHeadAttention(_SelfAttention):
         causal: bool. Let token t attend only to s ≤ t. Defaults to False.
         use_dot_product: bool. Include ⟨W_Q^h x_t, W_K^h x_s⟩. Defaults to
             True.
+        use_scale: bool. Multiply the dot product by 1/√m_h, as
+            `keras.layers.MultiHeadAttention` does. Defaults to False (as in
+            paper B).
         relative_position: str. ``"none"``, ``"linear"``, ``"log"`` or
             ``"t5"``. Defaults to ``"none"``.
         num_buckets: int. T5 buckets (``"t5"`` only). Defaults to 32.
@@ -663,7 +667,8 @@ class MultiHeadAttention(_SelfAttention):
         mask: Optional boolean mask, ``(batch, tau)`` over the keys or
             ``(batch, tau, tau)`` over (query, key) pairs; True means attend.
         return_attention_logits: bool. Also return the per-head logits
-            ``⟨W_Q^h x_t, W_K^h x_s⟩ + p_h φ(t − s)`` before masking and
+            ``⟨W_Q^h x_t, W_K^h x_s⟩ (/√m_h with use_scale) + p_h φ(t − s)``
+            before masking and
             softmax (the bias is 0 at the log type's excluded z = 0; the dot
             product is 0 when DP-free). Works inside jit-compiled models.
 
@@ -693,6 +698,7 @@ class MultiHeadAttention(_SelfAttention):
         output_projection=True,
         causal=False,
         use_dot_product=True,
+        use_scale=False,
         relative_position="none",
         num_buckets=32,
         max_distance=128,
@@ -713,6 +719,12 @@ class MultiHeadAttention(_SelfAttention):
                 f"output_dim={output_dim}, output_projection=False"
             )
         self.causal = check_bool("causal", causal)
+        self.use_scale = check_bool("use_scale", use_scale)
+        if self.use_scale and not self.use_dot_product:
+            raise ValueError(
+                "`use_scale` scales the dot product, which a DP-free layer does not have. "
+                "Received: use_scale=True, use_dot_product=False"
+            )
         self.relative_position = check_choice(
             "relative_position", relative_position, RELATIVE_POSITIONS
         )
@@ -810,17 +822,19 @@ class MultiHeadAttention(_SelfAttention):
     def project(self, inputs):
         """Per-head queries, keys and values ``(q, k, v)`` of ``inputs`` (batch, tau, n).
 
-        Three independent einsums, as `keras.layers.MultiHeadAttention` does
-        (measured faster at τ = 128 than one matmul with the concatenated
-        kernel [W_Q | W_K | W_V] and slices of its result,
-        `analysis/bench_multihead.py`). q and k are None when DP-free. Shapes
+        Three independent einsums in the order q, k, v, as
+        `keras.layers.MultiHeadAttention` does (`analysis/bench_multihead.py`:
+        faster at τ = 128 than one matmul with the concatenated kernel
+        [W_Q | W_K | W_V] and slices of its result; and at τ = 32, n = 64,
+        H = 8 the order v, q, k trained 7% slower than q, k, v, the same
+        work scheduled differently). q and k are None when DP-free. Shapes
         ``(batch, tau, H, m_h)`` and ``(batch, tau, H, m_v)``.
         """
+        query = key = None
+        if self.use_dot_product:
+            query = ops.einsum("btn,nhk->bthk", inputs, self.query_kernel)
+            key = ops.einsum("btn,nhk->bthk", inputs, self.key_kernel)
         value = ops.einsum("btn,nhv->bthv", inputs, self.value_kernel)
-        if not self.use_dot_product:
-            return None, None, value
-        query = ops.einsum("btn,nhk->bthk", inputs, self.query_kernel)
-        key = ops.einsum("btn,nhk->bthk", inputs, self.key_kernel)
         return query, key, value
 
     def call(self, inputs, mask=None, return_attention_logits=False):
@@ -855,6 +869,7 @@ class MultiHeadAttention(_SelfAttention):
             batch = ops.shape(inputs)[0]
             if self.use_dot_product:
                 logits = ops.cast(ops.einsum("bthk,bshk->bhts", query, key), "float32")
+                logits = logits * self.logit_scale
             else:
                 logits = ops.zeros((1, self.num_heads, tau, tau))
             if bias is not None:
@@ -890,9 +905,15 @@ class MultiHeadAttention(_SelfAttention):
                     None if bias is None else bias[None, :, rows, keys],
                     None if keep is None else keep[:, None],
                     empty_rows,
+                    self.logit_scale,
                 )
             )
         return outputs[0] if len(outputs) == 1 else ops.concatenate(outputs, axis=1)
+
+    @property
+    def logit_scale(self):
+        """The factor on ⟨q_t, k_s⟩: 1/√m_h with ``use_scale``, else 1."""
+        return 1.0 / math.sqrt(self.key_dim) if self.use_scale else 1.0
 
     def _position_attention(self, value, bias, static_keep, user_keep, empty_rows):
         """DP-free attention, ``(batch, tau, H, m_v)``: the weights depend on t − s only.
@@ -937,6 +958,7 @@ class MultiHeadAttention(_SelfAttention):
                 "output_projection": self.output_projection,
                 "causal": self.causal,
                 "use_dot_product": self.use_dot_product,
+                "use_scale": self.use_scale,
                 "relative_position": self.relative_position,
                 "num_buckets": self.num_buckets,
                 "max_distance": self.max_distance,
