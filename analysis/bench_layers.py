@@ -33,6 +33,12 @@ Reported:
 - ``FLOPs s/o`` = stock's train FLOPs per sample over ours: the speed-up that
   the missing output projection and scale alone would explain.
 
+``--control`` adds an A/A control: a second stock model with the same
+weights, timed in the same rotation. Its ratio to the stock model
+(``ratio_control``, ideally 1) is the harness's noise at that point; the
+summary gives its range over the grid and the points where ours is slower
+than stock by more than that (`control_summary`).
+
 tf.data's autotuner is switched off for the shared dataset: on a 2-core
 machine it ran beside the step and pinned both models to the same step time.
 
@@ -58,7 +64,7 @@ of an N×N @ N×N float32 `tf.linalg.matmul` in a jit-compiled `tf.function`
 
 Usage (from the repository root)::
 
-    python -m analysis.bench_layers [--quick] [--json OUT] [--repeats 4] [--seconds 0.15]
+    python -m analysis.bench_layers [--quick] [--json OUT] [--repeats 4] [--seconds 0.15] [--control]
         [--grid tau=16,32 n=32,64,128 m_h=n/8,n/4,n/2 m_ff=n,4n batch=64,256]
         [--sizes 16x32 128x128x32x128x128 --batch 64 256]
 
@@ -339,8 +345,14 @@ def matmul_gflops(size, repeats):
     return rates
 
 
-def bench_size(size, repeats, seconds_per_run, steps_per_execution, peak_gflops, seed, quick):
-    """One row of the table: both models at one point (`size` includes ``batch``)."""
+def bench_size(
+    size, repeats, seconds_per_run, steps_per_execution, peak_gflops, seed, quick, control=False
+):
+    """One row of the table: both models at one point (`size` includes ``batch``).
+
+    With ``control``, a second stock model with the same weights is timed in
+    the same rotation (the A/A control, ``ratio_control``).
+    """
     import keras
 
     from tfapprox.budget import Budget
@@ -365,6 +377,10 @@ def bench_size(size, repeats, seconds_per_run, steps_per_execution, peak_gflops,
     )
     keras.utils.set_random_seed(seed)
     models["stock"] = _compile(build_stock(budget, tau), steps_per_execution)
+    if control:
+        keras.utils.set_random_seed(seed)
+        models["control"] = _compile(build_stock(budget, tau), steps_per_execution)
+        models["control"].set_weights(models["stock"].get_weights())
     for model in models.values():  # warm-up: tracing and XLA compilation
         _fit_seconds(model, dataset, steps_per_execution)
 
@@ -383,7 +399,10 @@ def bench_size(size, repeats, seconds_per_run, steps_per_execution, peak_gflops,
     paired = [stock / ours for ours, stock in zip(seconds["ours"], seconds["stock"])]
 
     rate = {name: steps * batch / statistics.median(seconds[name]) for name in models}
-    gflops = {name: flops[name]["train"] * rate[name] / 1e9 for name in models}
+    gflops = {name: flops[name]["train"] * rate[name] / 1e9 for name in ("ours", "stock")}
+    controls = {}
+    if control:
+        controls = {"ratio_control": rate["control"] / rate["stock"]}
     return {
         **size,
         "steps": steps,
@@ -407,7 +426,41 @@ def bench_size(size, repeats, seconds_per_run, steps_per_execution, peak_gflops,
         "seconds_stock": seconds["stock"],
         "cpu_seconds_ours": cpu_seconds["ours"],
         "cpu_seconds_stock": cpu_seconds["stock"],
+        **controls,
     }
+
+
+def control_summary(rows, keys):
+    """The A/A band (min, max of ``ratio_control``) and the rows slower than its low end.
+
+    ``keys`` name a row's point in the listed rows.
+
+    >>> rows = [{"tau": 8, "ratio": r, "ratio_control": c}
+    ...         for r, c in [(0.97, 0.96), (1.2, 1.02), (0.9, 0.99)]]
+    >>> summary = control_summary(rows, ("tau",))
+    >>> summary["band"], summary["slower_beyond_noise"]
+    ([0.96, 1.02], [{'tau': 8, 'ratio': 0.9}])
+    """
+    controls = [row["ratio_control"] for row in rows]
+    low = min(controls)
+    return {
+        "band": [low, max(controls)],
+        "slower_beyond_noise": [
+            {**{key: row[key] for key in keys}, "ratio": row["ratio"]}
+            for row in rows
+            if row["ratio"] < low
+        ],
+    }
+
+
+def format_control(control, describe):
+    """The summary line of `control_summary`; ``describe(row)`` names a listed point."""
+    low, high = control["band"]
+    beyond = ", ".join(describe(row) for row in control["slower_beyond_noise"]) or "none"
+    return (
+        f"A/A control (a stock copy / stock) over the grid: {low:.2f} to {high:.2f}; "
+        f"points where ours/stock < {low:.2f}: {beyond}"
+    )
 
 
 def _load_average():
@@ -502,6 +555,15 @@ def format_table(result):
         f"ours, fraction of the peak matmul: min {min(fractions):.1%}, "
         f"median {statistics.median(fractions):.1%}, max {max(fractions):.1%}"
     )
+    if "control" in result:
+        lines.append(
+            format_control(
+                result["control"],
+                lambda r: (
+                    f"{r['batch']} {r['tau']} {r['n']} {r['m_h']} {r['m_ff']} ({r['ratio']:.2f})"
+                ),
+            )
+        )
     return "\n".join(lines)
 
 
@@ -549,6 +611,9 @@ def parse_args(argv):
     )
     parser.add_argument("--peak-size", type=int, default=None, help="N of the peak matmul (2048)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--control", action="store_true", help="also time a copy of the stock model (A/A noise)"
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     try:
@@ -598,6 +663,7 @@ def main(argv=None):
             statistics.median(before),
             args.seed,
             args.quick,
+            args.control,
         )
         rows.append(row)
         # Progress on stderr (the full grid runs for many minutes).
@@ -621,6 +687,9 @@ def main(argv=None):
     result["batches"] = sorted({row["batch"] for row in rows})
     result["meets_target"] = min(ratios) >= 1.0 and statistics.median(ratios) >= TARGET_RATIO
     result["target_ratio"] = TARGET_RATIO
+    if args.control:
+        keys = ("batch", "tau", "n", "m_h", "m_ff")
+        result["control"] = control_summary(rows, keys)
     print(format_table(result))
     if args.json:
         atomic_write_json(args.json, result)

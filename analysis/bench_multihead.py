@@ -239,27 +239,6 @@ def bench_point(point, repeats, seconds_per_run, peak_gflops, seed, quick, contr
     }
 
 
-def control_summary(rows):
-    """The A/A band (min, max of ``ratio_control``) and the rows slower than its low end.
-
-    >>> rows = [{"rpe": "none", "tau": 8, "n": 4, "heads": 2, "ratio": r, "ratio_control": c}
-    ...         for r, c in [(0.97, 0.96), (1.2, 1.02), (0.9, 0.99)]]
-    >>> summary = control_summary(rows)
-    >>> summary["band"], [row["ratio"] for row in summary["slower_beyond_noise"]]
-    ([0.96, 1.02], [0.9])
-    """
-    controls = [row["ratio_control"] for row in rows]
-    low = min(controls)
-    return {
-        "band": [low, max(controls)],
-        "slower_beyond_noise": [
-            {key: row[key] for key in ("rpe", "tau", "n", "heads", "ratio")}
-            for row in rows
-            if row["ratio"] < low
-        ],
-    }
-
-
 def format_table(result):
     """The human-readable table of a `main` result."""
     peak = result["peak"]
@@ -291,14 +270,9 @@ def format_table(result):
         f">= 1.0 everywhere: {result['never_slower']}"
     )
     if "control" in result:
-        low, high = result["control"]["band"]
-        beyond = result["control"]["slower_beyond_noise"]
         lines.append(
-            f"A/A control (a stock copy / stock) over the grid: {low:.2f} to {high:.2f}; "
-            f"points where ours/stock < {low:.2f}: "
-            + (
-                ", ".join(f"{p['rpe']} tau {p['tau']} n {p['n']} H {p['heads']}" for p in beyond)
-                or "none"
+            bench_layers.format_control(
+                result["control"], lambda p: f"{p['rpe']} tau {p['tau']} n {p['n']} H {p['heads']}"
             )
         )
     return "\n".join(lines)
@@ -376,7 +350,7 @@ def main(argv=None):
     peak = {"size": args.peak_size, "gflops": max(before + after)}
     result = bench_layers.summarise(rows, peak, args, load_before)
     if args.control:
-        result["control"] = control_summary(rows)
+        result["control"] = bench_layers.control_summary(rows, ("rpe", "tau", "n", "heads"))
     print(format_table(result))
     if args.json:
         atomic_write_json(args.json, result)

@@ -236,3 +236,14 @@ def test_plan_steps_targets_the_seconds_and_divides_by_steps_per_execution():
     assert plan_steps(3e8, 10.0, 2.0) == (20, 10)
     assert plan_steps(3e8, 10.0, 2.0, steps_per_execution=3) == (21, 3)
     assert plan_steps(3e12, 10.0, 2.0) == (1, 1)
+
+
+def test_control_times_a_copy_of_the_stock_model():
+    result = bench_layers.main(["--quick", "--control"])
+    rows = result["rows"]
+    assert all(row["ratio_control"] > 0 for row in rows)
+    low, high = result["control"]["band"]
+    assert low == min(row["ratio_control"] for row in rows)
+    assert high == max(row["ratio_control"] for row in rows)
+    slower = [row["ratio"] for row in rows if row["ratio"] < low]
+    assert [point["ratio"] for point in result["control"]["slower_beyond_noise"]] == slower
