@@ -625,10 +625,11 @@ class MultiHeadAttention(_SelfAttention):
     W_Q and W_K do not exist and the weights come from the RPE alone.
 
     Differences from `keras.layers.MultiHeadAttention`: no 1/√m_h scaling of
-    the logits unless ``use_scale``, no biases, no dropout, the relative position bias above, the
-    DP-free option and an optional W_O (``output_projection=False`` returns
-    the H heads concatenated, width H·m_v, as paper A's one-head model does).
-    Self-attention only. The softmax runs in float32 under mixed precision.
+    the logits unless ``use_scale``, no biases, no dropout, the relative
+    position bias above, the DP-free option and an optional W_O
+    (``output_projection=False`` returns the H heads concatenated, width
+    H·m_v, as paper A's one-head model does). Self-attention only. The
+    softmax runs in float32 under mixed precision.
     Causal attention runs block by block (`causal_blocks`, `CAUSAL_BLOCK`
     query rows at a time), skipping the key blocks above the diagonal: for
     τ = 128 that is 3/8 of the logits, and the layer trains 1.1–1.7× as fast
@@ -668,9 +669,9 @@ class MultiHeadAttention(_SelfAttention):
             ``(batch, tau, tau)`` over (query, key) pairs; True means attend.
         return_attention_logits: bool. Also return the per-head logits
             ``⟨W_Q^h x_t, W_K^h x_s⟩ (/√m_h with use_scale) + p_h φ(t − s)``
-            before masking and
-            softmax (the bias is 0 at the log type's excluded z = 0; the dot
-            product is 0 when DP-free). Works inside jit-compiled models.
+            before masking and softmax (the bias is 0 at the log type's
+            excluded z = 0; the dot product is 0 when DP-free). Works inside
+            jit-compiled models.
 
     Returns:
         Tensor ``(batch, tau, output_dim)`` (``(batch, tau, H·m_v)`` without
@@ -879,7 +880,7 @@ class MultiHeadAttention(_SelfAttention):
         return outputs
 
     def _dot_product_attention(self, query, key, value, bias, static_keep, user_keep, empty_rows):
-        """Σ_s softmax_s(q_t·k_s + bias) v_s per head, ``(batch, tau, H, m_v)``.
+        """Σ_s softmax_s(`logit_scale` q_t·k_s + bias) v_s per head, ``(batch, tau, H, m_v)``.
 
         When causal, the queries go in blocks of `CAUSAL_BLOCK` rows
         (`causal_blocks`) and block [a, b) meets only the keys s < b: the key
