@@ -245,7 +245,7 @@ def build_model(settings, seed, conv_size, m_h=None):
 
 
 def train_group(settings, train, test, members):
-    """Train the ``(conv_size, seed)`` or ``(conv_size, seed, m_h)`` models of ``members`` together.
+    """Train the ``(conv_size, seed, m_h)`` models of ``members`` together on one data set.
 
     One `tfapprox.group.train_models` call; per member its test MSE, relative
     MSE (over ``Var(y_test)``), the learned filter of a `TemporalConv` and
@@ -253,7 +253,7 @@ def train_group(settings, train, test, members):
     """
     from tfapprox.group import train_models
 
-    built = [build_model(settings, *member[1::-1], *member[2:]) for member in members]
+    built = [build_model(settings, seed, size, m_h) for size, seed, m_h in members]
     result = train_models(
         built,
         train,
@@ -264,8 +264,7 @@ def train_group(settings, train, test, members):
     )
     variance = float(np.var(test[1].astype(np.float64)))
     runs = []
-    for member, model, record in zip(members, result.models, result.records):
-        conv_size, seed = member[:2]
+    for (conv_size, seed, m_h), model, record in zip(members, result.models, result.records):
         learned = None
         if conv_size:
             kernel = model.get_layer("temporal_conv").get_weights()[0][:, 0, 0]
@@ -274,7 +273,7 @@ def train_group(settings, train, test, members):
             {
                 "seed": seed,
                 "conv_size": conv_size,
-                "m_h": member[2] if len(member) > 2 else settings["m_h"],
+                "m_h": m_h,
                 "test_mse": record["val_loss"],
                 "relative_mse": record["val_loss"] / variance,
                 "train_mse": record["loss"],
@@ -297,7 +296,9 @@ def part_mixed(settings):
     target = targets.fig5_target(beta=settings["beta"], rank=settings["rank"], tau=tau)
     sigmas = [i ** -settings["beta"] for i in range(1, settings["rank"] + 1)]
     conv_size = max(settings["filter_lengths"])
-    members = [(size, seed) for size in (0, conv_size) for seed in settings["seeds"]]
+    members = [
+        (size, seed, settings["m_h"]) for size in (0, conv_size) for seed in settings["seeds"]
+    ]
     rows = []
     for length in settings["filter_lengths"]:
         theta = mixing_filter(length)

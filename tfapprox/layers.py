@@ -390,7 +390,12 @@ class FeedForward(keras.layers.Layer):
 
 
 class _SelfAttention(keras.layers.Layer):
-    """What the attention layers share: the input check and key-mask propagation."""
+    """What the attention layers share: the input check, key-mask propagation and the scale."""
+
+    @property
+    def logit_scale(self):
+        """The factor on q_tᵀ k_s: 1/√m_h with ``use_scale``, else 1."""
+        return 1.0 / math.sqrt(self.key_dim) if self.use_scale else 1.0
 
     def _input_width(self, input_shape):
         """n, the width of ``(batch, tau, n)`` inputs, or a clear error."""
@@ -507,11 +512,6 @@ class SingleHeadAttention(_SelfAttention):
         qkv = ops.matmul(inputs, kernel)  # (batch, tau, 2 m_h + m_v)
         m_h = self.key_kernel.shape[-1]
         return qkv[..., :m_h], qkv[..., m_h : 2 * m_h], qkv[..., 2 * m_h :]
-
-    @property
-    def logit_scale(self):
-        """The factor on q_tᵀ k_s: 1/√m_h with ``use_scale``, else 1."""
-        return 1.0 / math.sqrt(self.key_dim) if self.use_scale else 1.0
 
     def call(self, inputs, mask=None, return_attention_logits=False):
         query, key, value = self.project(inputs)  # (batch, tau, m_h), (…, m_h), (…, m_v)
@@ -910,11 +910,6 @@ class MultiHeadAttention(_SelfAttention):
                 )
             )
         return outputs[0] if len(outputs) == 1 else ops.concatenate(outputs, axis=1)
-
-    @property
-    def logit_scale(self):
-        """The factor on ⟨q_t, k_s⟩: 1/√m_h with ``use_scale``, else 1."""
-        return 1.0 / math.sqrt(self.key_dim) if self.use_scale else 1.0
 
     def _position_attention(self, value, bias, static_keep, user_keep, empty_rows):
         """DP-free attention, ``(batch, tau, H, m_v)``: the weights depend on t − s only.
