@@ -483,7 +483,7 @@ class Ensemble:
     # -- full-batch L-BFGS finisher -------------------------------------
 
     def lbfgs(self, iters, n_samples=4096, seed=55, which=None):
-        """Polish every member with scipy's L-BFGS on a fixed sample of ``n_samples``.
+        """Polish every member with `tfapprox.finisher.lbfgs` on a fixed sample of ``n_samples``.
 
         Uses the float64-free float32 loss; each member separately (the flat
         vector is one member's parameters). Returns the seconds spent.
@@ -491,7 +491,8 @@ class Ensemble:
         import jax
         import jax.numpy as jnp
         from jax.flatten_util import ravel_pytree
-        from scipy.optimize import minimize
+
+        from tfapprox import finisher
 
         data = self.target.sample(n_samples, seed=seed)
         x = jnp.asarray(data.x, jnp.float32)
@@ -518,14 +519,8 @@ class Ensemble:
                 val, g = fg(jnp.asarray(w, jnp.float32))
                 return float(val), np.asarray(g, dtype=np.float64)
 
-            res = minimize(
-                fun,
-                np.asarray(flat, np.float64),
-                jac=True,
-                method="L-BFGS-B",
-                options={"maxiter": iters, "maxcor": 30, "ftol": 0, "gtol": 0},
-            )
-            new.append(unravel(jnp.asarray(res.x, jnp.float32)))
+            weights, _ = finisher.lbfgs(fun, np.asarray(flat, np.float64), iters)
+            new.append(unravel(jnp.asarray(weights, jnp.float32)))
         self.params = jax.tree.map(lambda *a: jnp.stack(a), *new)
         # Masked columns of W_Q/W_K may have moved (their gradient is zero, so they do not).
         return time.perf_counter() - t0

@@ -52,6 +52,18 @@ from tfapprox_cli._common import checked_parameter, echo_json, library_errors
     help="Maximum epochs per run (the recipe's default otherwise).",
 )
 @click.option(
+    "--samples",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Training sequences sampled from the target (the recipe's default otherwise).",
+)
+@click.option(
+    "--finisher-steps",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Full-batch L-BFGS iterations after the epochs (the recipe's default otherwise; 0: none).",
+)
+@click.option(
     "--beta",
     type=float,
     default=None,
@@ -149,6 +161,8 @@ def check(
     n,
     seeds,
     epochs,
+    samples,
+    finisher_steps,
     beta,
     alpha,
     tau,
@@ -173,7 +187,8 @@ def check(
     the errors, in paper A's norm, against τ²(C_β m_h^{1−2β} + C_α
     m_h^{α+1} m_FF^{−α}): the smallest constants with which the bound holds,
     the slope before the floor against −(2β−1), m_h* against the best m_h,
-    and whether twice the epochs would change any of it. Writes
+    and whether twice the training (epochs and finisher iterations) would
+    change any of it. Writes
     OUT/report.md, OUT/results.json and OUT/rate.png, and prints the
     verdict and the m_h to use.
 
@@ -184,8 +199,20 @@ def check(
       tfapprox check
       tfapprox check --quick --out runs/check-quick
       tfapprox check --target fig5a-rinf --m-h 1:12 --seeds 3 --scheduler local:2
+      tfapprox check --n 8 --m-ff 32 --samples 1000 --epochs 50 --finisher-steps 6000
       tfapprox check --results runs/sweep/results.json --beta 1.0 --alpha 0.5 --plot rate.png
     """
+    training = {
+        "--target": target,
+        "--m-h": m_h,
+        "--m-ff": m_ff,
+        "--n": n,
+        "--seeds": seeds,
+        "--epochs": epochs,
+        "--samples": samples,
+        "--finisher-steps": finisher_steps,
+        "--scheduler": scheduler,
+    }
     if results_path is None:
         for name, value in (
             ("--tau", tau),
@@ -199,17 +226,9 @@ def check(
             raise click.UsageError(
                 "--beta is measured from the target; give it with --results only"
             )
-        _main_job(target, m_h, m_ff, n, seeds, epochs, alpha, scheduler, out, quick, json_)
+        _main_job(training, alpha, out, quick, json_)
         return
-    for name, value in (
-        ("--target", target),
-        ("--m-h", m_h),
-        ("--m-ff", m_ff),
-        ("--n", n),
-        ("--seeds", seeds),
-        ("--epochs", epochs),
-        ("--scheduler", scheduler),
-    ):
+    for name, value in training.items():
         if value is not None:
             raise click.UsageError(f"{name} applies to training; it cannot be used with --results")
     if quick:
@@ -260,10 +279,18 @@ def check(
     _print_report(results_path, output)
 
 
-def _main_job(target, m_h, m_ff, n, seeds, epochs, alpha, scheduler, out, quick, json_):
-    """`tfapprox check` without --results: `tfapprox.workflow.run_check`."""
+def _main_job(training, alpha, out, quick, json_):
+    """`tfapprox check` without --results: `tfapprox.workflow.run_check`.
+
+    ``training``: the training options by their CLI names (None: not given).
+    """
     from tfapprox import distributed, workflow
     from tfapprox_cli.sweep import WIDTHS
+
+    target, m_h, m_ff, scheduler = (
+        training[name] for name in ("--target", "--m-h", "--m-ff", "--scheduler")
+    )
+    epochs, finisher_steps = training["--epochs"], training["--finisher-steps"]
 
     try:
         distributed.parse_scheduler(scheduler)
@@ -274,11 +301,13 @@ def _main_job(target, m_h, m_ff, n, seeds, epochs, alpha, scheduler, out, quick,
         settings["m_h"] = WIDTHS.convert(m_h, None, None)
     if m_ff is not None:
         settings["m_ff"] = WIDTHS.convert(m_ff, None, None)
-    for name, value in (("n", n), ("seeds", seeds)):
-        if value is not None:
-            settings[name] = value
+    for name in ("n", "seeds", "samples"):
+        if training[f"--{name}"] is not None:
+            settings[name] = training[f"--{name}"]
     if epochs is not None:
         settings["config"] = settings["config"].replace(epochs=epochs)
+    if finisher_steps is not None:
+        settings["config"] = settings["config"].replace(finisher_steps=finisher_steps)
     if alpha is not None:
         settings["alpha"] = alpha
     summary = workflow.run_check(

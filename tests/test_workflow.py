@@ -100,8 +100,32 @@ def test_seed_noise_compares_seed_spread_with_budget_differences():
         (["--m-h", "0:2", "--quick"], 2, "positive"),
         (["--scheduler", "local:0", "--quick"], 2, "local:0"),
         (["--plot", "x.png"], 2, "--plot"),
+        (["--finisher-steps", "-1", "--quick"], 2, "--finisher-steps"),
+        (["--samples", "0", "--quick"], 2, "--samples"),
     ],
 )
 def test_check_rejects_bad_input_in_one_line(tmp_path, args, code, fragment):
     result = run_cli("check", *args, "--out", tmp_path / "o", expect_exit=code)
     assert_one_line_error(result, fragment)
+
+
+def test_check_finisher_steps_apply_to_training_only(tmp_path):
+    path = tmp_path / "runs.json"
+    path.write_text('{"format": "tfapprox.results/1", "runs": []}')
+    result = run_cli(
+        "check", "--results", path, "--beta", "1", "--finisher-steps", "5", expect_exit=2
+    )
+    assert_one_line_error(result, "--finisher-steps")
+
+
+def test_check_with_the_finisher_doubles_its_iterations_in_the_convergence_runs(tmp_path):
+    args = ("--quick", "--m-h", "1:2", "--samples", "64", "--finisher-steps", "4")
+    summary = run_cli_json("check", *args, "--out", tmp_path)
+    assert summary["training"]["finisher_steps"] == 4
+    assert summary["convergence"]["finisher_steps"] == 8
+    runs = json.loads((tmp_path / "results.json").read_text())["runs"]
+    longer = json.loads((tmp_path / "convergence.json").read_text())["runs"]
+    assert {run["finisher"]["iterations"] for run in runs} <= {1, 2, 3, 4}
+    assert all(run["finisher"]["loss_after"] <= run["finisher"]["loss_before"] for run in runs)
+    assert {run["hyperparameters"]["finisher_steps"] for run in longer} == {8}
+    assert "finisher" in (tmp_path / "report.md").read_text()

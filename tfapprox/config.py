@@ -132,6 +132,10 @@ class TrainingConfig:
         model_kwargs: dict. Extra `tfapprox.models.build_transformer`
             arguments (e.g. ``position_encoding``) when `fit` builds the
             model from a budget. Defaults to ``{}``.
+        finisher_steps: int >= 0. Full-batch L-BFGS iterations on the
+            mean squared error from the kept weights after the epochs
+            (`tfapprox.finisher`; not for class labels); 0 runs none.
+            Defaults to 0.
     """
 
     epochs: int = _setting(500, kind="int", help="Maximum epochs per restart.")
@@ -187,6 +191,12 @@ class TrainingConfig:
         kind="dict",
         default_factory=dict,
         help="Extra build_transformer arguments when fit builds the model from a budget.",
+    )
+    finisher_steps: int = _setting(
+        0,
+        kind="int",
+        minimum=0,
+        help="Full-batch L-BFGS iterations after the epochs (mean squared error; 0: none).",
     )
 
     def __post_init__(self):
@@ -266,7 +276,7 @@ class TrainingConfig:
         >>> TrainingConfig.from_dict({"epochs": 5, "speed": 2})
         Traceback (most recent call last):
         ...
-        ValueError: Unknown TrainingConfig settings ['speed']; known: epochs, batch_size, learning_rate, restarts, patience, min_delta, min_rel_delta, reduce_lr_factor, reduce_lr_patience, min_learning_rate, schedule, warmup_epochs, model_kwargs
+        ValueError: Unknown TrainingConfig settings ['speed']; known: epochs, batch_size, learning_rate, restarts, patience, min_delta, min_rel_delta, reduce_lr_factor, reduce_lr_patience, min_learning_rate, schedule, warmup_epochs, model_kwargs, finisher_steps
         """
         if not isinstance(config, dict):
             raise TypeError(f"`config` must be a dict. Received: {type(config).__name__}")

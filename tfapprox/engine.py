@@ -44,6 +44,7 @@ from tfapprox._recipe import Recipe, _reduce_on_plateau, _schedule_rate  # noqa:
 from tfapprox.budget import Budget
 from tfapprox.config import SCHEDULES  # noqa: F401  (re-exported)
 from tfapprox.datasets import Dataset
+from tfapprox.finisher import finish_model
 
 STOP_REASONS = ("max_epochs", "plateau", "non_finite")
 
@@ -61,6 +62,7 @@ ENGINE_SETTINGS = (
     "min_learning_rate",
     "schedule",
     "warmup_epochs",
+    "finisher_steps",
 )
 
 _MODEL_OPTIONS = (
@@ -634,6 +636,8 @@ class EnsembleResult:
             ``epochs``, ``stopped`` (``"max_epochs"``, ``"plateau"`` or
             ``"non_finite"``), ``message`` (None unless non-finite),
             ``learning_rate`` (initial) and ``final_learning_rate``,
+            ``finisher`` (None, or `tfapprox.finisher.lbfgs`'s ``info``
+            when ``finisher_steps`` > 0),
             ``parameter_count``, ``history`` (epoch-mean losses),
             ``seconds`` (the ensemble's wall time divided by its size),
             ``ensemble_seconds``, ``ensemble_size``, ``hyperparameters``,
@@ -905,11 +909,6 @@ def train_members(
     recipe.finish()
 
     best_params = state[5]
-    eval_batch = max(config["batch_size"], 256)
-    train_scores = _scores(engine, best_params, dataset, eval_batch)
-    val_scores = (
-        None if validation is None else _scores(engine, best_params, validation, eval_batch)
-    )
     best_numpy = [ops.convert_to_numpy(p) for p in engine.unflatten(best_params)]
     member_weights = [
         [
@@ -918,6 +917,28 @@ def train_members(
         ]
         for i in range(size)
     ]
+    finished = [None] * size
+    if config["finisher_steps"]:
+        for i, (budget, seed, _) in enumerate(members):
+            if recipe.stopped[i] == "non_finite":
+                continue
+            model = build_transformer(
+                budget, tau, input_dim, output_dim=output_dim, seed=seed, **options
+            )
+            model.set_weights(member_weights[i])
+            finished[i] = finish_model(model, dataset.x, dataset.y, config["finisher_steps"])
+            member_weights[i] = [np.asarray(w, dtype="float32") for w in model.get_weights()]
+            del model
+        stacked = [_pad([w[j] for w in member_weights]) for j in range(len(member_weights[0]))]
+        best_params = ops.convert_to_tensor(
+            np.concatenate([p.reshape(size, -1) for p, _ in stacked], 1)
+        )
+        best_numpy = [ops.convert_to_numpy(p) for p in engine.unflatten(best_params)]
+    eval_batch = max(config["batch_size"], 256)
+    train_scores = _scores(engine, best_params, dataset, eval_batch)
+    val_scores = (
+        None if validation is None else _scores(engine, best_params, validation, eval_batch)
+    )
     elapsed = time.perf_counter() - start
     summary = {
         "sequence_length": int(tau),
@@ -937,6 +958,7 @@ def train_members(
                 "val_loss": None if val_scores is None else float(val_scores[0][i]),
                 "val_error": None if val_scores is None else float(val_scores[1][i]),
                 **recipe.summary(i),
+                "finisher": finished[i],
                 "parameter_count": counts[i],
                 "seconds": elapsed / size,
                 "ensemble_seconds": elapsed,

@@ -49,6 +49,7 @@ from tfapprox.engine import (
     mean_scores,
     training_config,
 )
+from tfapprox.finisher import finish_model
 
 __all__ = ["LOSSES", "GroupResult", "train_models"]
 
@@ -477,6 +478,12 @@ def train_models(
                 f"y {validation[1].shape[1:]}"
             )
     config = training_config(config)
+    if config["finisher_steps"] and loss != "mse":
+        raise ValueError(
+            "`finisher_steps` (the L-BFGS finisher) minimises the mean squared error; "
+            f"it does not apply to loss={loss!r}. Received: "
+            f"finisher_steps={config['finisher_steps']}"
+        )
     shuffle_seed = check_seed("shuffle_seed", shuffle_seed)
     if progress is not None and not callable(progress):
         raise TypeError(f"`progress` must be callable or None. Received: {progress!r}")
@@ -530,16 +537,22 @@ def train_models(
     recipe.finish()
 
     best_trainables, best_non_trainables = state[6], state[7]
-    eval_batch = max(config["batch_size"], 256)
-    train_scores = _scores(group, best_trainables, best_non_trainables, x, y, eval_batch)
-    val_scores = None
-    if validation is not None:
-        val_scores = _scores(group, best_trainables, best_non_trainables, *validation, eval_batch)
     for model, trainable, non_trainable in zip(models, best_trainables, best_non_trainables):
         for variable, value in zip(model.trainable_variables, trainable):
             variable.assign(value)
         for variable, value in zip(model.non_trainable_variables, non_trainable):
             variable.assign(value)
+    finished = [None] * size
+    if config["finisher_steps"]:
+        for i, model in enumerate(models):
+            if recipe.stopped[i] != "non_finite":
+                finished[i] = finish_model(model, x, y, config["finisher_steps"])
+        best_trainables = [[v.value for v in m.trainable_variables] for m in models]
+    eval_batch = max(config["batch_size"], 256)
+    train_scores = _scores(group, best_trainables, best_non_trainables, x, y, eval_batch)
+    val_scores = None
+    if validation is not None:
+        val_scores = _scores(group, best_trainables, best_non_trainables, *validation, eval_batch)
 
     elapsed = time.perf_counter() - start
     sequence = loss == "mse" and y.ndim == 3
@@ -568,6 +581,7 @@ def train_models(
                 "val_error": second(val_scores, i, sequence),
                 "val_accuracy": second(val_scores, i, classify),
                 **recipe.summary(i),
+                "finisher": finished[i],
                 "parameter_count": int(sum(math.prod(v.shape) for v in model.trainable_variables)),
                 "seconds": elapsed / size,
                 "group_seconds": elapsed,

@@ -408,6 +408,12 @@ def fit(
         budget = None
 
     if dataset.task == "labels":
+        if config.finisher_steps:
+            raise ValueError(
+                "`finisher_steps` (the L-BFGS finisher) minimises the mean squared error; "
+                "it does not apply to class labels. Received: "
+                f"finisher_steps={config.finisher_steps}"
+            )
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
     else:
@@ -475,6 +481,10 @@ def fit(
         )
         if guard.message:
             warnings.warn(guard.message, RuntimeWarning, stacklevel=2)
+        if config.finisher_steps and guard.stopped != "non_finite":
+            from tfapprox.finisher import finish_model
+
+            finish_model(model, x, y, config.finisher_steps)
         scores = model.evaluate(evaluation_data, verbose=0, return_dict=True)
         run = {
             "loss": float(scores["loss"]),

@@ -16,7 +16,7 @@
    (`tfapprox.check.check_errors`): envelope and least-squares constants,
    the slope before the floor against −(2β−1), m_h* against the best m_h.
 5. **Convergence**: the budgets whose runs were least converged are trained
-   again with twice the epochs; if any error falls by more than
+   again with twice the epochs and finisher iterations; if any error falls by more than
    ``material_rtol`` (or the verdict changes) the report says the errors
    were limited by the optimiser, not by m_h.
 6. **Report**: ``report.md``, ``results.json``, ``convergence.json`` and
@@ -85,6 +85,10 @@ def _least_converged(runs, count):
         history = [v for v in (run.get("history") or []) if v is not None and math.isfinite(v)]
         if run.get("stopped") == "non_finite":
             return math.inf
+        finisher = run.get("finisher")
+        if finisher and finisher.get("loss_half"):
+            # The L-BFGS finisher's last half: how much it was still gaining.
+            return (finisher["loss_half"] - finisher["loss_after"]) / finisher["loss_half"]
         if len(history) < 4:
             return 0.0
         tail = max(1, len(history) // 10)
@@ -157,10 +161,10 @@ def _verdict(report, convergence, truncation):
     if convergence["material"]:
         return (
             "not converged",
-            "Twice the epochs changed the errors materially (largest change "
+            "Twice the training changed the errors materially (largest change "
             f"{100 * convergence['max_change']:.0f}%): these errors are limited by the "
-            "optimiser, so they say nothing yet about m_h. Train longer (--epochs) or with more "
-            "seeds and run the check again.",
+            "optimiser, so they say nothing yet about m_h. Train longer (--epochs, "
+            "--finisher-steps) or with more seeds and run the check again.",
         )
     spread, between = _seed_noise(report)
     if spread is not None and spread >= between:
@@ -322,6 +326,7 @@ def run_check(
     convergence = {
         "budgets": [],
         "epochs": 2 * config.epochs,
+        "finisher_steps": 2 * config.finisher_steps,
         "material": False,
         "max_drop": 0.0,
         "max_change": 0.0,
@@ -333,7 +338,9 @@ def run_check(
             train,
             again,
             os.path.join(out, "convergence.json"),
-            config=config.replace(epochs=2 * config.epochs),
+            config=config.replace(
+                epochs=2 * config.epochs, finisher_steps=2 * config.finisher_steps
+            ),
             validation_data=test,
             metadata=metadata,
             scheduler=scheduler,
@@ -355,7 +362,7 @@ def run_check(
             )
             convergence["max_drop"] = max(convergence["max_drop"], drop)
             convergence["max_change"] = max(convergence["max_change"], abs(drop))
-        # An error that moves either way under twice the epochs was not at its floor.
+        # An error that moves either way under twice the training was not at its floor.
         convergence["material"] = convergence["max_change"] > material_rtol
         improved = [
             {
@@ -492,7 +499,7 @@ def render_report(summary):
             f"(integer {_fmt(optimum['envelope_m_h'])})."
         )
     conv = summary["convergence"]
-    lines += ["", "## Convergence (twice the epochs)", ""]
+    lines += ["", "## Convergence (twice the epochs and finisher iterations)", ""]
     if not conv["budgets"]:
         lines.append("- Not checked (retrain = 0).")
     for row in conv["budgets"]:

@@ -1,0 +1,232 @@
+"""tfapprox.finisher: full-batch L-BFGS after the epochs, in fit, the engine and the group trainer."""
+
+import json
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from tfapprox import Budget, engine
+from tfapprox.config import TrainingConfig
+from tfapprox.datasets import Dataset
+from tfapprox.finisher import finish_model, lbfgs
+from tfapprox.group import train_models
+from tfapprox.models import build_transformer
+from tfapprox.training import fit
+from tfapprox.workflow import _least_converged
+
+BUDGET = Budget(n=4, m_h=2, m_ff=8)
+
+
+def quadratic(scale):
+    scale = np.asarray(scale, dtype="float64")
+
+    def value_and_grad(w):
+        return float(0.5 * np.sum(scale * w**2)), scale * w
+
+    return value_and_grad
+
+
+def mean_target(num_samples=64, tau=6, seed=0):
+    """y_t = the sequence mean of x."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(size=(num_samples, tau, 1)).astype("float32")
+    y = np.repeat(x.mean(axis=1, keepdims=True), tau, axis=1)
+    return Dataset(x, y, {"target": "mean"})
+
+
+# -- lbfgs -------------------------------------------------------------------
+
+
+def test_lbfgs_solves_an_ill_conditioned_quadratic():
+    weights, info = lbfgs(quadratic([1.0, 1e2, 1e4]), [1.0, -2.0, 3.0], 100)
+    np.testing.assert_allclose(weights, 0.0, atol=1e-6)
+    assert info["loss_before"] == pytest.approx(0.5 * (1 + 400 + 9e4))
+    assert info["loss_after"] < 1e-10
+    assert 1 <= info["iterations"] <= 100
+    assert info["evaluations"] >= info["iterations"]
+    assert info["loss_half"] is not None and info["loss_half"] >= info["loss_after"]
+    json.dumps(info)  # JSON-ready
+
+
+def test_lbfgs_minimises_the_rosenbrock_function():
+    def rosenbrock(w):
+        a, b = w
+        value = (1 - a) ** 2 + 100 * (b - a * a) ** 2
+        grad = np.array([-2 * (1 - a) - 400 * a * (b - a * a), 200 * (b - a * a)])
+        return value, grad
+
+    weights, info = lbfgs(rosenbrock, [-1.2, 1.0], 200)
+    np.testing.assert_allclose(weights, [1.0, 1.0], atol=1e-5)
+    assert info["loss_after"] < 1e-10
+
+
+def test_lbfgs_runs_at_most_the_given_steps():
+    calls = []
+
+    def counted(w):
+        calls.append(1)
+        return quadratic([1.0, 1e4])(w)
+
+    _, info = lbfgs(counted, [1.0, 1.0], 3)
+    assert info["iterations"] <= 3
+    assert info["evaluations"] == len(calls)
+
+
+def test_lbfgs_with_no_steps_returns_the_start():
+    weights, info = lbfgs(quadratic([1.0]), [2.0], 0)
+    assert weights.tolist() == [2.0]
+    assert info["iterations"] == 0 and info["loss_after"] == info["loss_before"] == 2.0
+
+
+def test_lbfgs_keeps_the_start_when_its_loss_is_not_finite():
+    weights, info = lbfgs(lambda w: (math.nan, np.zeros_like(w)), [1.0, 2.0], 10)
+    assert weights.tolist() == [1.0, 2.0]
+    assert info["message"] == "the starting loss is not finite"
+
+
+def test_lbfgs_never_returns_a_point_worse_than_the_start():
+    # Non-finite everywhere but the start: the line search fails, the start is kept.
+    def cliff(w):
+        if np.allclose(w, [1.0]):
+            return 1.0, np.array([1.0])
+        return math.inf, np.array([math.nan])
+
+    weights, info = lbfgs(cliff, [1.0], 5)
+    assert weights.tolist() == [1.0] and info["loss_after"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, fragment",
+    [
+        ({"steps": -1}, ValueError, "steps"),
+        ({"steps": 1.5}, TypeError, "steps"),
+        ({"steps": 1, "memory": 0}, ValueError, "memory"),
+        ({"steps": 1, "value_and_grad": "f"}, TypeError, "value_and_grad"),
+    ],
+)
+def test_lbfgs_bad_arguments(kwargs, error, fragment):
+    arguments = {"value_and_grad": quadratic([1.0]), "initial": [1.0], **kwargs}
+    with pytest.raises(error, match=fragment):
+        lbfgs(**arguments)
+
+
+# -- finish_model ----------------------------------------------------------
+
+
+def test_finish_model_reaches_the_least_squares_solution():
+    """A linear model's MSE minimum is NumPy's least-squares solution."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 3)).astype("float32")
+    y = (x @ np.array([[1.5], [-2.0], [0.5]]) + 0.3 + 0.1 * rng.normal(size=(300, 1))).astype(
+        "float32"
+    )
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    info = finish_model(model, x, y, 100, chunk_size=128)  # three chunks, the last one padded
+    design = np.concatenate([x, np.ones((300, 1))], axis=1).astype("float64")
+    solution, *_ = np.linalg.lstsq(design, y.astype("float64"), rcond=None)
+    kernel, bias = model.get_weights()
+    np.testing.assert_allclose(kernel[:, 0], solution[:3, 0], atol=1e-4)
+    np.testing.assert_allclose(bias, solution[3], atol=1e-4)
+    residual = float(np.mean((design @ solution - y) ** 2))
+    assert info["loss_after"] == pytest.approx(residual, rel=1e-4)
+
+
+def test_finish_model_rejects_mismatched_data():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    with pytest.raises(ValueError, match="same positive number of samples"):
+        finish_model(model, np.zeros((4, 3)), np.zeros((5, 1)), 1)
+
+
+# -- in the trainers -------------------------------------------------------
+
+
+def test_config_finisher_steps_default_and_validation():
+    assert TrainingConfig().finisher_steps == 0
+    config = TrainingConfig(finisher_steps=7)
+    assert config.to_dict()["finisher_steps"] == 7
+    assert TrainingConfig.from_dict(config.to_dict()).to_dict() == config.to_dict()
+    with pytest.raises(ValueError, match="finisher_steps"):
+        TrainingConfig(finisher_steps=-1)
+
+
+@pytest.fixture(scope="module")
+def engine_runs():
+    data = mean_target()
+    members = [(BUDGET, 0), (Budget(n=4, m_h=1, m_ff=8), 1)]
+    plain = engine.train_members(members, data, {"epochs": 2, "batch_size": 32})
+    finished = engine.train_members(
+        members, data, {"epochs": 2, "batch_size": 32, "finisher_steps": 40}
+    )
+    return data, plain, finished
+
+
+def test_engine_finisher_lowers_the_loss_and_records_it(engine_runs):
+    data, plain, finished = engine_runs
+    for before, after in zip(plain.records, finished.records):
+        assert before["finisher"] is None
+        info = after["finisher"]
+        assert info["iterations"] > 0
+        # It starts from the kept Adam weights, and ends at the recorded loss.
+        assert info["loss_before"] == pytest.approx(before["loss"], rel=1e-5)
+        assert after["loss"] == pytest.approx(info["loss_after"], rel=1e-5)
+        assert after["loss"] < 0.5 * before["loss"]
+        assert after["hyperparameters"]["finisher_steps"] == 40
+        json.dumps(after)
+
+
+def test_engine_finished_weights_are_the_members_models(engine_runs):
+    data, _, finished = engine_runs
+    for index, record in enumerate(finished.records):
+        model = finished.member_model(index)
+        mse = float(np.mean((model.predict(data.x, verbose=0) - data.y) ** 2))
+        assert mse == pytest.approx(record["loss"], rel=1e-4)
+
+
+def test_fit_runs_the_finisher():
+    data = mean_target()
+    config = {"epochs": 2, "batch_size": 32, "verbose": 0, "jit_compile": False}
+    plain = fit(BUDGET, data, **config)
+    finished = fit(BUDGET, data, finisher_steps=40, **config)
+    assert finished.loss < 0.5 * plain.loss
+
+
+def test_group_runs_the_finisher_on_mse():
+    data = mean_target()
+    models = [build_transformer(BUDGET, 6, 1, seed=0)]
+    result = train_models(models, data, {"epochs": 2, "batch_size": 32, "finisher_steps": 40})
+    record = result.records[0]
+    assert record["loss"] == pytest.approx(record["finisher"]["loss_after"], rel=1e-5)
+    assert record["finisher"]["loss_after"] < 0.5 * record["finisher"]["loss_before"]
+
+
+def test_finisher_refuses_class_labels():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(16, 4, 1)).astype("float32")
+    labels = rng.integers(0, 3, size=16)
+    classifier = keras.Sequential(
+        [keras.Input((4, 1)), keras.layers.Flatten(), keras.layers.Dense(3)]
+    )
+    with pytest.raises(ValueError, match="finisher_steps"):
+        train_models(
+            [classifier],
+            (x, labels),
+            {"epochs": 1, "finisher_steps": 5},
+            loss="sparse_categorical_crossentropy",
+        )
+    with pytest.raises(ValueError, match="finisher_steps"):
+        fit(classifier, Dataset(x, labels), epochs=1, finisher_steps=5, verbose=0)
+
+
+def test_least_converged_ranks_by_the_finishers_last_half():
+    def run(m_h, half, after):
+        return {
+            "budget": {"m_h": m_h, "m_ff": 8},
+            "history": [1.0] * 10,
+            "stopped": "plateau",
+            "finisher": {"loss_half": half, "loss_after": after},
+        }
+
+    runs = [run(1, 1.0, 0.99), run(2, 1.0, 0.5), run(3, 1.0, 0.9)]
+    assert _least_converged(runs, 2) == [(2, 8), (3, 8)]
