@@ -602,6 +602,17 @@ def _pad(arrays):
     return stacked, mask
 
 
+def _stack(member_weights):
+    """Every member's weights padded and stacked: ``(stacked, flat)``.
+
+    ``stacked`` holds one ``(padded (E, *shape), mask)`` pair per weight;
+    ``flat`` is the ``(E, P)`` NumPy vector of the padded weights.
+    """
+    stacked = [_pad([w[j] for w in member_weights]) for j in range(len(member_weights[0]))]
+    size = len(member_weights)
+    return stacked, np.concatenate([p.reshape(size, -1) for p, _ in stacked], 1)
+
+
 def _batches(num_samples, batch_size):
     """``(batches, B)``: batch count and the fixed batch width ``min(batch_size, N)``."""
     width = min(batch_size, num_samples)
@@ -833,9 +844,9 @@ def train_members(
             weights = [np.asarray(g, dtype="float32") for g in given]
         member_weights.append(weights)
         del model
-    stacked = [_pad([w[j] for w in member_weights]) for j in range(len(member_weights[0]))]
+    stacked, flat = _stack(member_weights)
     shapes = [p.shape[1:] for p, _ in stacked]
-    params = ops.convert_to_tensor(np.concatenate([p.reshape(size, -1) for p, _ in stacked], 1))
+    params = ops.convert_to_tensor(flat)
     mask = ops.convert_to_tensor(np.concatenate([m.reshape(size, -1) for _, m in stacked], 1))
     # Effective (unmasked) parameters: equals Budget.parameter_count.
     counts = [int(sum(m[i].sum() for _, m in stacked)) for i in range(size)]
@@ -929,11 +940,9 @@ def train_members(
             finished[i] = finish_model(model, dataset.x, dataset.y, config["finisher_steps"])
             member_weights[i] = [np.asarray(w, dtype="float32") for w in model.get_weights()]
             del model
-        stacked = [_pad([w[j] for w in member_weights]) for j in range(len(member_weights[0]))]
-        best_params = ops.convert_to_tensor(
-            np.concatenate([p.reshape(size, -1) for p, _ in stacked], 1)
-        )
-        best_numpy = [ops.convert_to_numpy(p) for p in engine.unflatten(best_params)]
+        stacked, flat = _stack(member_weights)
+        best_params = ops.convert_to_tensor(flat)
+        best_numpy = [p for p, _ in stacked]
     eval_batch = max(config["batch_size"], 256)
     train_scores = _scores(engine, best_params, dataset, eval_batch)
     val_scores = (

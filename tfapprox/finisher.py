@@ -29,11 +29,27 @@ import numpy as np
 
 from tfapprox._checks import check_int
 
-__all__ = ["finish_model", "lbfgs"]
+__all__ = ["check_mse_only", "finish_model", "lbfgs"]
 
 # Correction pairs kept by L-BFGS (scipy's default is 10; more pairs helped
 # on these ill-conditioned networks at no measurable cost).
 MEMORY = 30
+
+
+def check_mse_only(steps, loss):
+    """Refuse ``finisher_steps`` > 0 for a loss other than the mean squared error.
+
+    >>> check_mse_only(0, "sparse_categorical_crossentropy")
+    >>> check_mse_only(5, "class labels")
+    Traceback (most recent call last):
+    ...
+    ValueError: `finisher_steps` (the L-BFGS finisher) minimises the mean squared error; it does not apply to class labels. Received: finisher_steps=5
+    """
+    if steps:
+        raise ValueError(
+            "`finisher_steps` (the L-BFGS finisher) minimises the mean squared error; "
+            f"it does not apply to {loss}. Received: finisher_steps={steps}"
+        )
 
 
 def lbfgs(value_and_grad, initial, steps, *, memory=MEMORY):

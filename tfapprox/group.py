@@ -49,7 +49,7 @@ from tfapprox.engine import (
     mean_scores,
     training_config,
 )
-from tfapprox.finisher import finish_model
+from tfapprox.finisher import check_mse_only, finish_model
 
 __all__ = ["LOSSES", "GroupResult", "train_models"]
 
@@ -478,12 +478,8 @@ def train_models(
                 f"y {validation[1].shape[1:]}"
             )
     config = training_config(config)
-    if config["finisher_steps"] and loss != "mse":
-        raise ValueError(
-            "`finisher_steps` (the L-BFGS finisher) minimises the mean squared error; "
-            f"it does not apply to loss={loss!r}. Received: "
-            f"finisher_steps={config['finisher_steps']}"
-        )
+    if loss != "mse":
+        check_mse_only(config["finisher_steps"], f"loss={loss!r}")
     shuffle_seed = check_seed("shuffle_seed", shuffle_seed)
     if progress is not None and not callable(progress):
         raise TypeError(f"`progress` must be callable or None. Received: {progress!r}")

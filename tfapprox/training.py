@@ -408,12 +408,9 @@ def fit(
         budget = None
 
     if dataset.task == "labels":
-        if config.finisher_steps:
-            raise ValueError(
-                "`finisher_steps` (the L-BFGS finisher) minimises the mean squared error; "
-                "it does not apply to class labels. Received: "
-                f"finisher_steps={config.finisher_steps}"
-            )
+        from tfapprox.finisher import check_mse_only
+
+        check_mse_only(config.finisher_steps, "class labels")
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
     else:
