@@ -255,6 +255,14 @@ def test_reduce_on_plateau_matches_keras_callback():
         ({"data": "file.npz"}, TypeError, "`data`"),
         ({"model_kwargs": {"output": "pooled"}}, ValueError, "model_kwargs"),
         ({"model_kwargs": {"name": "x"}}, ValueError, "model_kwargs"),
+        (
+            {
+                "config": {"epochs": 1, "model_kwargs": {"activation": "tanh"}},
+                "model_kwargs": {"activation": "relu"},
+            },
+            ValueError,
+            "config.model_kwargs",
+        ),
         ({"progress": 1}, TypeError, "progress"),
         ({"members": [(Budget(n=4, m_h=2, m_ff=8, num_heads=2), 0)]}, ValueError, "num_heads=2"),
         ({"members": [(Budget(n=4, m_h=2, m_ff=8, m_readout=3), 0)]}, ValueError, "m_readout=3"),
@@ -371,6 +379,22 @@ def test_members_trained_group_by_group_match_the_batched_ensemble(
     grouped = train_members(MEMBERS, data, CONSTANT, validation_data=held_out)
     for got, want in zip(grouped.records, ensemble.records):
         np.testing.assert_allclose(got["history"], want["history"], rtol=1e-4)
+
+
+def test_config_model_kwargs_shape_the_members(data):
+    x, y = data
+    config = {**CONSTANT, "epochs": 1, "model_kwargs": {"activation": "tanh"}}
+    from_config = train_members(MEMBERS[:1], (x[:16], y[:16]), config)
+    given = train_members(
+        MEMBERS[:1],
+        (x[:16], y[:16]),
+        {**CONSTANT, "epochs": 1},
+        model_kwargs={"activation": "tanh"},
+    )
+    stock = train_members(MEMBERS[:1], (x[:16], y[:16]), {**CONSTANT, "epochs": 1})
+    assert from_config.records[0]["hyperparameters"]["model_kwargs"] == {"activation": "tanh"}
+    np.testing.assert_allclose(from_config.predict(x[:8]), given.predict(x[:8]), rtol=1e-6)
+    assert not np.allclose(from_config.predict(x[:8]), stock.predict(x[:8]), rtol=1e-3)
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from tests.helpers import assert_one_line_error, run_cli, run_cli_json
@@ -81,6 +82,44 @@ def test_a_second_run_resumes_without_training_again(quick):
     assert again["sweep"] == {"trained": 0, "skipped": 4}
 
 
+def _runs(losses):
+    return [
+        {"budget": {"m_h": m_h, "m_ff": m_ff}, "loss": loss, "seed": seed}
+        for (m_h, m_ff), values in losses.items()
+        for seed, loss in enumerate(values)
+    ]
+
+
+def test_nesting_flags_a_budget_above_one_it_contains():
+    # Best of the seeds: (1, 8) 4.0, (2, 8) 2.0, (3, 8) 2.1, (1, 16) 5.0, (2, 16) 1.0.
+    runs = _runs(
+        {(1, 8): [4.0, 6.0], (2, 8): [2.0], (3, 8): [9.0, 2.1], (1, 16): [5.0], (2, 16): [1.0]}
+    )
+    violations = workflow._nesting_violations(runs, 0.1)
+    # (3, 8) is 4.8% above (2, 8): within 10%. (1, 16) is 20% above (1, 8), which it
+    # contains (fewer feed-forward units); (2, 16) contains all but (3, 8).
+    assert [(v["m_h"], v["m_ff"]) for v in violations] == [(1, 16)]
+    assert violations[0]["contained"] == {"m_h": 1, "m_ff": 8, "loss": 4.0}
+    assert violations[0]["excess"] == pytest.approx(0.2)
+    assert workflow._nesting_violations(runs, 0.01)[-1]["m_h"] == 3
+    assert workflow._nesting_violations(_runs({(1, 8): [1.0], (2, 8): [0.5]}), 0.1) == []
+
+
+def test_a_nesting_violation_makes_the_verdict_not_converged():
+    class Report:
+        rate = {"verdict": "consistent", "slope": -1.0, "ci": [-1.2, -0.8], "predicted": -1.0}
+        points = [{"error": 1.0, "error_max": 1.0, "seeds": 1}]
+
+    convergence = {"material": False, "max_change": 0.0, "nesting": []}
+    assert workflow._verdict(Report, convergence, [])[0] != "not converged"
+    convergence["nesting"] = workflow._nesting_violations(
+        _runs({(4, 32): [1.0], (6, 32): [2.0]}), 0.1
+    )
+    label, sentence = workflow._verdict(Report, convergence, [])
+    assert label == "not converged"
+    assert "m_h = 6 is 50% above m_h = 4" in sentence
+
+
 def test_seed_noise_compares_seed_spread_with_budget_differences():
     class Report:
         points = [
@@ -102,6 +141,7 @@ def test_seed_noise_compares_seed_spread_with_budget_differences():
         (["--plot", "x.png"], 2, "--plot"),
         (["--finisher-steps", "-1", "--quick"], 2, "--finisher-steps"),
         (["--samples", "0", "--quick"], 2, "--samples"),
+        (["--quick", "--thorough"], 2, "--thorough"),
     ],
 )
 def test_check_rejects_bad_input_in_one_line(tmp_path, args, code, fragment):
@@ -118,6 +158,22 @@ def test_check_finisher_steps_apply_to_training_only(tmp_path):
     assert_one_line_error(result, "--finisher-steps")
 
 
+def test_check_thorough_is_a_training_preset(tmp_path):
+    path = tmp_path / "runs.json"
+    path.write_text('{"format": "tfapprox.results/1", "runs": []}')
+    result = run_cli("check", "--results", path, "--beta", "1", "--thorough", expect_exit=2)
+    assert_one_line_error(result, "--thorough")
+    # The preset's widths and recipe, with the run cut down by explicit options.
+    args = ("--m-h", "1:2", "--seeds", "1", "--samples", "32", "--epochs", "1")
+    summary = run_cli_json("check", "--thorough", *args, "--finisher-steps", "2", "--out", tmp_path)
+    thorough = workflow.thorough_settings()
+    assert summary["budgets"]["n"] == thorough["n"]
+    assert summary["budgets"]["m_ff"] == thorough["m_ff"]
+    assert summary["samples"]["held_out"] == thorough["held_out"]
+    assert summary["training"]["learning_rate"] == thorough["config"].learning_rate
+    assert summary["training"]["finisher_steps"] == 2
+
+
 def test_check_with_the_finisher_doubles_its_iterations_in_the_convergence_runs(tmp_path):
     args = ("--quick", "--m-h", "1:2", "--samples", "64", "--finisher-steps", "4")
     summary = run_cli_json("check", *args, "--out", tmp_path)
@@ -129,3 +185,37 @@ def test_check_with_the_finisher_doubles_its_iterations_in_the_convergence_runs(
     assert all(run["finisher"]["loss_after"] <= run["finisher"]["loss_before"] for run in runs)
     assert {run["hyperparameters"]["finisher_steps"] for run in longer} == {8}
     assert "finisher" in (tmp_path / "report.md").read_text()
+
+
+def _span(values):
+    values = sorted(values)
+    if len(values) > 2 and values == list(range(values[0], values[-1] + 1)):
+        return f"{values[0]}:{values[-1]}"
+    return ",".join(str(v) for v in values)
+
+
+def test_check_help_states_the_defaults_it_runs():
+    help_text = " ".join(run_cli("check", "--help").output.split())
+    presets = {
+        "default": workflow.default_settings(),
+        "--quick": workflow.quick_settings(),
+        "--thorough": workflow.thorough_settings(),
+    }
+
+    def stated(key, show=str):
+        return "; ".join(
+            f"{name}{':' if name == 'default' else ''} {show(settings[key])}"
+            for name, settings in presets.items()
+        )
+
+    def widths(values):
+        return _span(np.atleast_1d(values).tolist())
+
+    for key in ("m_h", "m_ff", "n"):
+        assert f"[{stated(key, widths)}]" in help_text, key
+    assert f"Seeds per budget. [{stated('seeds')}]" in help_text
+    thorough = presets["--thorough"]
+    assert (
+        f"n {thorough['n']}, m_FF {widths(thorough['m_ff'])}, {thorough['seeds']} seeds, "
+        f"{thorough['samples']} samples, {thorough['config'].epochs} epochs" in help_text
+    )

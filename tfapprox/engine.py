@@ -48,8 +48,9 @@ from tfapprox.finisher import finish_model
 
 STOP_REASONS = ("max_epochs", "plateau", "non_finite")
 
-# The `TrainingConfig` settings the engine uses (restarts and model_kwargs are
-# the caller's business: one member is one initialisation).
+# The `TrainingConfig` settings the engine's recipe uses (restarts are the
+# caller's business: one member is one initialisation; model_kwargs shape the
+# members' models).
 ENGINE_SETTINGS = (
     "epochs",
     "batch_size",
@@ -104,6 +105,12 @@ def training_config(config=None):
     ...
     ValueError: Unknown TrainingConfig settings ['epoch']; known: epochs, ...
     """
+    settings = _as_config(config).to_dict()
+    return {key: settings[key] for key in ENGINE_SETTINGS}
+
+
+def _as_config(config):
+    """``config`` as a `TrainingConfig` (see `training_config` for what it accepts)."""
     from tfapprox.config import TrainingConfig
 
     if config is None:
@@ -120,8 +127,7 @@ def training_config(config=None):
                 f"(epochs, batch_size, ...). Received: {type(config).__name__}"
             )
         config = TrainingConfig(**values)
-    settings = config.to_dict()
-    return {key: settings[key] for key in ENGINE_SETTINGS}
+    return config
 
 
 def _members(members):
@@ -770,7 +776,9 @@ def train_members(
         model_kwargs: dict or None. `build_transformer` options shared by
             every member: ``position_encoding``, ``projection_dim``,
             ``activation``, ``output_activation``, ``use_scale``,
-            ``causal`` (``output`` follows ``y``'s shape). Defaults to None.
+            ``causal`` (``output`` follows ``y``'s shape). Defaults to None:
+            ``config.model_kwargs`` (a different non-empty dict in both
+            places is a ``ValueError``).
         shuffle_seed: int. Seed of the batch order. Defaults to 0.
         initial_weights: None, or a list with, per member, None or a list of
             arrays in ``get_weights()`` order to start from. Defaults to None.
@@ -793,6 +801,15 @@ def train_members(
     members = _members(members)
     dataset = _dataset(data, "data")
     validation = None if validation_data is None else _dataset(validation_data, "validation_data")
+    config = _as_config(config)
+    if config.model_kwargs:
+        # The config's model options apply unless the caller gives the same ones.
+        if model_kwargs is not None and dict(model_kwargs) != dict(config.model_kwargs):
+            raise ValueError(
+                f"`model_kwargs` {model_kwargs!r} differs from `config.model_kwargs` "
+                f"{config.model_kwargs!r}; give the model options in one place"
+            )
+        model_kwargs = dict(config.model_kwargs)
     config = training_config(config)
     options = _model_options(model_kwargs, dataset)
     shuffle_seed = check_seed("shuffle_seed", shuffle_seed)
