@@ -201,8 +201,11 @@ def check(
     m_h^{α+1} m_FF^{−α}): the smallest constants with which the bound holds,
     the slope before the floor against −(2β−1), m_h* against the best m_h,
     and whether twice the training (epochs and finisher iterations) would
-    change any of it. Writes
-    OUT/report.md, OUT/results.json and OUT/rate.png, and prints the
+    change any of it. The best loss cannot rise with m_h (a larger budget
+    contains the smaller ones); with --finisher-steps, a budget whose runs
+    break that is warm-started from the smaller budget's best weights.
+    Writes OUT/report.md, OUT/results.json and OUT/rate.png (and the runs'
+    weights under OUT/weights with --finisher-steps), and prints the
     verdict and the m_h to use.
 
     With --results: check those runs only (β required).

@@ -90,21 +90,6 @@ def _runs(losses):
     ]
 
 
-def test_nesting_flags_a_budget_above_one_it_contains():
-    # Best of the seeds: (1, 8) 4.0, (2, 8) 2.0, (3, 8) 2.1, (1, 16) 5.0, (2, 16) 1.0.
-    runs = _runs(
-        {(1, 8): [4.0, 6.0], (2, 8): [2.0], (3, 8): [9.0, 2.1], (1, 16): [5.0], (2, 16): [1.0]}
-    )
-    violations = workflow._nesting_violations(runs, 0.1)
-    # (3, 8) is 4.8% above (2, 8): within 10%. (1, 16) is 20% above (1, 8), which it
-    # contains (fewer feed-forward units); (2, 16) contains all but (3, 8).
-    assert [(v["m_h"], v["m_ff"]) for v in violations] == [(1, 16)]
-    assert violations[0]["contained"] == {"m_h": 1, "m_ff": 8, "loss": 4.0}
-    assert violations[0]["excess"] == pytest.approx(0.2)
-    assert workflow._nesting_violations(runs, 0.01)[-1]["m_h"] == 3
-    assert workflow._nesting_violations(_runs({(1, 8): [1.0], (2, 8): [0.5]}), 0.1) == []
-
-
 def test_a_nesting_violation_makes_the_verdict_not_converged():
     class Report:
         rate = {"verdict": "consistent", "slope": -1.0, "ci": [-1.2, -0.8], "predicted": -1.0}

@@ -280,13 +280,14 @@ def sequence_length(results, source="results"):
 
 
 def run_key(run):
-    """The identity of a run: budget, seed and training settings, as a string.
+    """The identity of a run: budget, seed, training settings (and start), as a string.
 
     Two runs with the same key were trained the same way, so a resumed
     sweep skips them. The settings are ``run["hyperparameters"]``, completed
     with the `tfapprox.config.TrainingConfig` defaults (so runs recorded
     before a setting existed keep their keys); settings this version does not
-    know are compared as they are.
+    know are compared as they are. A run that started from another
+    budget's weights (``run["start"]``) has that start in its key.
 
     >>> budget = {"n": 4, "m_h": 2, "m_v": 4, "m_ff": 8, "ff_depth": 3}
     >>> a = {"budget": budget, "seed": 0, "hyperparameters": {"epochs": 5}}
@@ -300,12 +301,15 @@ def run_key(run):
 
         with contextlib.suppress(TypeError, ValueError):
             hyperparameters = TrainingConfig.from_dict(hyperparameters).to_dict()
-    return json.dumps(
-        _plain(
-            {"budget": run["budget"], "seed": run["seed"], "hyperparameters": hyperparameters or {}}
-        ),
-        sort_keys=True,
-    )
+    identity = {
+        "budget": run["budget"],
+        "seed": run["seed"],
+        "hyperparameters": hyperparameters or {},
+    }
+    if run.get("start") is not None:
+        # A warm start (`tfapprox.nesting.warm_start`) is another run than a seeded one.
+        identity["start"] = run["start"]
+    return json.dumps(_plain(identity), sort_keys=True)
 
 
 def data_fingerprint(data):

@@ -14,12 +14,17 @@ import os
 import sys
 import time
 
+import numpy as np
+
 from tfapprox import results
 from tfapprox._checks import check_positive_int, check_seed
 from tfapprox.budget import Budget
 from tfapprox.config import TrainingConfig
 
 __all__ = ["chunk_members", "plan_members", "run_sweep", "sweep", "train_chunk"]
+
+# The key under which `train_chunk` returns a run's trained weights (never written to results).
+WEIGHTS_KEY = "_weights"
 
 
 def _format_seconds(seconds):
@@ -191,7 +196,8 @@ def train_chunk(payload):
 
     Runs in the driver or on a Dask worker: ``payload`` is plain data
     (``members`` as ``(budget dict, seed)``, the arrays, the config dict,
-    the model options). Each run records the `TrainingConfig` it was trained
+    the model options). With ``payload["keep_weights"]`` each run also holds
+    its trained weights under `WEIGHTS_KEY`. Each run records the `TrainingConfig` it was trained
     with (``hyperparameters``), so `tfapprox.results.run_key` identifies it.
     """
     from tfapprox import engine
@@ -208,9 +214,12 @@ def train_chunk(payload):
         shuffle_seed=payload.get("shuffle_seed", 0),
     )
     runs = []
-    for record in ensemble.to_dicts():
+    for record, weights in zip(ensemble.to_dicts(), ensemble.weights):
         record["hyperparameters"] = config.to_dict()
-        runs.append(results.from_strict_json(results.to_strict_json(record)))
+        run = results.from_strict_json(results.to_strict_json(record))
+        if payload.get("keep_weights"):
+            run[WEIGHTS_KEY] = [np.asarray(w) for w in weights]
+        runs.append(run)
     return runs
 
 
@@ -291,6 +300,7 @@ def run_sweep(
     chunk_size=16,
     force=False,
     progress=True,
+    weights_dir=None,
 ):
     """Train every (budget, seed) with the batched engine into a results file, resumably.
 
@@ -315,6 +325,10 @@ def run_sweep(
         chunk_size: int. Members per engine call. Defaults to 16.
         force: bool. Retrain members already in the file. Defaults to False.
         progress: bool. Show the sweep's progress line. Defaults to True.
+        weights_dir: str or None. If given, each run's trained weights are
+            saved there (`tfapprox.nesting.weights_path`: one ``.npz`` per
+            run key, written before the run enters the results file), e.g.
+            for warm starts. Defaults to None.
 
     Returns:
         dict: ``runs`` (one per member, in order), ``trained`` and
@@ -369,6 +383,7 @@ def run_sweep(
         "data": (dataset.x, dataset.y),
         "validation": None if validation is None else (validation.x, validation.y),
         "config": hyperparameters,
+        "keep_weights": weights_dir is not None,
     }
     chunks = (
         [
@@ -381,6 +396,11 @@ def run_sweep(
     bar = SweepProgress(len(members), done=len(members) - len(todo)) if progress else None
 
     def finished(index, runs):
+        if weights_dir is not None:
+            from tfapprox import nesting
+
+            for run in runs:
+                nesting.save_weights(weights_dir, run, run.pop(WEIGHTS_KEY))
         merged = results.append(results_path, runs, file_metadata)
         for run in runs:
             done[results.run_key(run)] = run

@@ -18,11 +18,15 @@
 5. **Convergence**: the budgets whose runs were least converged are trained
    again with twice the epochs and finisher iterations; if any error falls by more than
    ``material_rtol`` (or the verdict changes) the report says the errors
-   were limited by the optimiser, not by m_h. So does a budget whose best
-   training loss is above that of a smaller budget it contains
-   (`_nesting_violations`): its runs missed their budget's best model.
-6. **Report**: ``report.md``, ``results.json``, ``convergence.json`` and
-   ``rate.png`` in the output folder, and a verdict with the m_h to use.
+   were limited by the optimiser, not by m_h.
+6. **Nested budgets**: a budget whose best training loss is above that of a
+   smaller budget it contains missed its best model (`tfapprox.nesting`).
+   With an L-BFGS finisher it is warm-started from that budget's best
+   weights, embedded without changing the function (so its loss can only
+   fall), and checked again; without one the verdict is "not converged".
+7. **Report**: ``report.md``, ``results.json``, ``convergence.json``,
+   ``nesting.json``, ``weights/`` and ``rate.png`` in the output folder,
+   and a verdict with the m_h to use.
 """
 
 import math
@@ -52,6 +56,13 @@ ALPHA_REASON = (
     "α = 1/2: Barron's feed-forward rate, the one Jiang & Li quote; give a measured one "
     "with --alpha (tfapprox.ffrate.ff_rate measures it)"
 )
+
+
+# The scale of the new W_Q columns of a nested warm start: from the exact
+# embedding of a converged smaller model, L-BFGS stopped after 1 and 43
+# iterations on the default target; from ε = 0.1 it used the added width
+# (analysis/RECIPE.md, "Nested warm starts").
+WARM_PERTURBATION = 0.1
 
 
 def _settings(m_h, m_ff, n, seeds, samples, held_out, config, retrain):
@@ -128,63 +139,133 @@ def _least_converged(runs, count):
 
 
 def _best_by_budget(runs, key):
-    best = {}
-    for run in runs:
-        value = run.get(key)
-        if value is None or not math.isfinite(value):
-            continue
-        budget = (run["budget"]["m_h"], run["budget"]["m_ff"])
-        best[budget] = min(best.get(budget, math.inf), value)
-    return best
+    """Per budget ``(m_h, m_ff)``: the lowest finite ``run[key]``."""
+    from tfapprox import nesting
+
+    return {budget: run[key] for budget, run in nesting.best_runs(runs, key).items()}
+
+
+def _truncation_rows(rows, trained_test):
+    """``rows`` (``m_h``, ``m_ff``, ``truncation``) with ``trained``: the best held-out error."""
+    return [
+        {**row, "trained": trained_test.get((row["m_h"], row["m_ff"]))}
+        for row in rows
+        if (row["m_h"], row["m_ff"]) in trained_test
+    ]
 
 
 def _nesting_violations(runs, rtol):
-    """Budgets whose best training loss is above that of a budget they contain.
+    """`tfapprox.nesting.violations`: budgets whose best loss is above a contained one's."""
+    from tfapprox import nesting
 
-    At fixed n, m_v and depth, the hypothesis space at (m_h, m_FF) contains
-    every one at (m_h' ≤ m_h, m_FF' ≤ m_FF): a zero column of W_Q adds
-    nothing to q_tᵀ k_s, and feed-forward units with zero weights add
-    nothing to f̂ or F̂. So the *best* training loss (the mean squared error
-    the runs minimise) cannot rise with either width, and a budget whose
-    best loss is above a contained budget's by more than ``rtol`` (relative
-    to its own) was not trained to its best model.
+    return nesting.violations(runs, rtol)
 
-    Args:
-        runs: list of run records of one n, m_v and depth.
-        rtol: float. The relative excess that counts.
+
+def _nested_warm_starts(pool, *, path, weights_dir, train, test, config, rtol, metadata):
+    """Warm-start every budget that breaks nesting from its best contained budget.
+
+    Budgets are visited smallest first ((m_FF, m_h) order), so a warm start
+    can itself be the source of a larger budget's. Each warm start runs
+    L-BFGS for ``config.finisher_steps`` iterations from the contained
+    budget's best weights (`tfapprox.nesting.warm_start`); one that used
+    them all is continued for as many again (twice the training), and the
+    change is recorded. Finished warm starts are appended to ``path`` at
+    once, and a rerun reuses them.
 
     Returns:
-        list of dicts, one per such budget: ``m_h``, ``m_ff``, ``loss`` and
-        ``contained`` (the contained budget with the lowest loss: ``m_h``,
-        ``m_ff``, ``loss``), ``excess`` = (loss − contained loss) / loss.
-
-    >>> runs = [{"budget": {"m_h": k, "m_ff": 8}, "loss": v} for k, v in [(1, 4.0), (2, 2.0), (3, 3.0)]]
-    >>> [(v["m_h"], v["contained"]["m_h"], v["excess"]) for v in _nesting_violations(runs, 0.1)]
-    [(3, 2, 0.3333333333333333)]
+        ``(runs, rows)``: the warm-start runs, and per budget visited a dict
+        ``m_h``, ``m_ff``, ``loss_before`` (its best before), ``source``
+        (``m_h``, ``m_ff``, ``seed``, ``loss``), ``loss``, ``error``,
+        ``iterations``, ``loss_2x``/``error_2x`` (None unless continued), or
+        ``skipped`` with the reason.
     """
-    best = _best_by_budget(runs, "loss")
-    violations = []
-    for (m_h, m_ff), loss in sorted(best.items()):
-        contained = [
-            (other_loss, other)
-            for other, other_loss in best.items()
-            if other != (m_h, m_ff) and other[0] <= m_h and other[1] <= m_ff
-        ]
-        if not contained or loss <= 0:
+    from tfapprox import nesting
+    from tfapprox.budget import Budget
+
+    done = {}
+    if os.path.exists(path):
+        done = {results.run_key(run): run for run in results.read(path)["runs"]}
+    file_metadata = {**results.metadata_for(train), **metadata, "training": config.to_dict()}
+    steps = config.finisher_steps
+    pool, warm, rows = list(pool), [], []
+    budgets = sorted(nesting.best_runs(pool), key=lambda b: (b[1], b[0]))
+    for m_h, m_ff in budgets:
+        found = [v for v in nesting.violations(pool, rtol) if (v["m_h"], v["m_ff"]) == (m_h, m_ff)]
+        if not found:
             continue
-        lowest, (other_m_h, other_m_ff) = min(contained)
-        excess = (loss - lowest) / loss
-        if excess > rtol:
-            violations.append(
-                {
-                    "m_h": m_h,
-                    "m_ff": m_ff,
-                    "loss": loss,
-                    "contained": {"m_h": other_m_h, "m_ff": other_m_ff, "loss": lowest},
-                    "excess": excess,
-                }
+        violation = found[0]
+        source_key = (violation["contained"]["m_h"], violation["contained"]["m_ff"])
+        source_run = nesting.best_runs(pool)[source_key]
+        budget = Budget.from_dict(nesting.best_runs(pool)[(m_h, m_ff)]["budget"])
+        source_budget = Budget.from_dict(source_run["budget"])
+        digest = os.path.splitext(os.path.basename(nesting.weights_path("", source_run)))[0]
+        identity = {
+            "budget": budget.to_dict(),
+            "seed": 0,
+            "hyperparameters": config.to_dict(),
+            "start": {
+                "budget": source_budget.to_dict(),
+                "seed": source_run["seed"],
+                "run": digest,
+                "perturbation": WARM_PERTURBATION,
+            },
+        }
+        row = {
+            "m_h": m_h,
+            "m_ff": m_ff,
+            "loss_before": violation["loss"],
+            "source": {
+                "m_h": source_key[0],
+                "m_ff": source_key[1],
+                "seed": source_run["seed"],
+                "loss": source_run["loss"],
+            },
+        }
+        run = done.get(results.run_key(identity))
+        if run is None:
+            source = nesting.load_weights(weights_dir, source_run)
+            if source is None:
+                rows.append({**row, "skipped": "the source run's weights were not kept"})
+                continue
+            record, weights = nesting.warm_start(
+                budget,
+                source,
+                source_budget,
+                train,
+                steps,
+                validation_data=test,
+                model_kwargs=config.model_kwargs,
+                perturbation=WARM_PERTURBATION,
             )
-    return violations
+            run = {**record, **identity, "loss_2x": None, "error_2x": None}
+            if record["finisher"]["iterations"] >= steps:
+                # It used every iteration: as many again say whether it was at its floor.
+                longer, weights_2x = nesting.warm_start(
+                    budget,
+                    weights,
+                    budget,
+                    train,
+                    steps,
+                    validation_data=test,
+                    model_kwargs=config.model_kwargs,
+                )
+                run["loss_2x"], run["error_2x"] = longer["loss"], longer["error"]
+            nesting.save_weights(weights_dir, run, weights)
+            run = results.from_strict_json(results.to_strict_json(run))
+            results.append(path, [run], file_metadata)
+        warm.append(run)
+        pool.append(run)
+        rows.append(
+            {
+                **row,
+                "loss": run["loss"],
+                "error": run["error"],
+                "iterations": run["finisher"]["iterations"],
+                "loss_2x": run.get("loss_2x"),
+                "error_2x": run.get("error_2x"),
+            }
+        )
+    return warm, rows
 
 
 def _recommendation(report, rtol=0.05):
@@ -226,7 +307,6 @@ def _seed_noise(report):
 
 def _verdict(report, convergence, truncation):
     """One sentence a user can act on, and its short label."""
-    rate = report.rate
     if convergence["material"]:
         return (
             "not converged",
@@ -244,24 +324,40 @@ def _verdict(report, convergence, truncation):
             f"The best training loss at {budgets} is above that of a smaller budget their "
             "hypothesis space contains (worst: m_h = "
             f"{worst['m_h']} is {100 * worst['excess']:.0f}% above m_h = "
-            f"{worst['contained']['m_h']}), so those runs did not find their budget's best "
-            "model and the errors say nothing yet about m_h. Use more seeds or a longer "
-            "schedule and run the check again.",
+            f"{worst['contained']['m_h']}, m_FF = {worst['contained']['m_ff']}), so those runs "
+            "did not find their budget's best model and the errors say nothing yet about m_h. "
+            "Use more seeds, a longer schedule or --finisher-steps (which also warm-starts "
+            "such budgets from the smaller one) and run the check again.",
         )
+    text, label = _rate_sentence(report, truncation)
+    warm = [row for row in convergence.get("warm_starts") or [] if "skipped" not in row]
+    if warm:
+        text += (
+            " Random starts missed the best model at "
+            + ", ".join(f"m_h = {row['m_h']} (m_FF = {row['m_ff']})" for row in warm)
+            + "; warm starts from a smaller budget's best weights fixed that, and these "
+            "errors include them."
+        )
+    return label, text
+
+
+def _rate_sentence(report, truncation):
+    """The verdict when the errors are at their floor: ``(sentence, label)``."""
+    rate = report.rate
     spread, between = _seed_noise(report)
     if spread is not None and spread >= between:
         return (
-            "noise-limited",
             f"Seeds at one budget differ by {100 * spread:.0f}% (median), more than the best "
             f"errors of different m_h ({100 * between:.0f}%): the optimiser, not m_h, sets "
             "these errors. Use more seeds or a longer schedule before reading a rate from them.",
+            "noise-limited",
         )
     if rate["verdict"] == "insufficient data":
         return (
-            "flat",
             "The error does not fall with m_h over the range tested (fewer than three points "
             "before the floor): at this m_FF the error is limited by something other than the "
             "attention rank (the feed-forward parts or the value path).",
+            "flat",
         )
     below = [
         row
@@ -278,7 +374,7 @@ def _verdict(report, convergence, truncation):
             f" At m_h = {', '.join(str(r['m_h']) for r in below)} the trained model beats the "
             "rank-m_h truncation of ρ: it uses more than the bound's construction."
         )
-    return rate["verdict"], text
+    return text, rate["verdict"]
 
 
 def run_check(
@@ -299,6 +395,7 @@ def run_check(
     chunk_size=16,
     retrain=2,
     material_rtol=0.1,
+    nested_starts=True,
     progress=True,
 ):
     """Measure ``target``, train every (m_h, m_FF, seed), check the errors; write a report.
@@ -319,6 +416,11 @@ def run_check(
             twice the epochs (0 skips the convergence check).
         material_rtol: float. A relative drop of an error larger than this
             under twice the epochs counts as material.
+        nested_starts: bool. Warm-start every budget whose best loss is
+            above a contained budget's from that budget's best weights
+            (`tfapprox.nesting`; only with ``config.finisher_steps``, whose
+            L-BFGS it runs). Trained weights are kept in ``out/weights``.
+            Defaults to True.
         progress: bool. Show the sweep's progress.
 
     Returns:
@@ -371,6 +473,7 @@ def run_check(
     test = target.sample(held_out, seed=1)
     metadata = {"target": target.metadata, "target_name": target.name}
     results_path = os.path.join(out, "results.json")
+    weights_dir = os.path.join(out, "weights") if nested_starts and config.finisher_steps else None
     sweep = sweeps.run_sweep(
         train,
         members,
@@ -381,28 +484,32 @@ def run_check(
         scheduler=scheduler,
         chunk_size=chunk_size,
         progress=progress,
+        weights_dir=weights_dir,
     )
     runs = sweep["runs"]
 
     # 3. Truncation errors (paper A's norm, held-out inputs).
     truncation = []
-    trained_test = _best_by_budget(runs, "val_error")
     if hasattr(target, "truncated"):
         exact = metrics.truncation_errors(target, test.x, sorted(set(m_h)))
-        for (k, f), value in sorted(trained_test.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-            truncation.append(
-                {
-                    "m_h": k,
-                    "m_ff": f,
-                    "truncation": exact[k]["paper_error"],
-                    "trained": value,
-                }
-            )
+        truncation = [
+            {"m_h": k, "m_ff": f, "truncation": exact[k]["paper_error"]}
+            for f in sorted(set(m_ff))
+            for k in sorted(set(m_h))
+        ]
+        truncation = _truncation_rows(truncation, _best_by_budget(runs, "val_error"))
 
     # 4. The check, in paper A's norm on the training data.
-    report = check.check_errors(
-        results_path, tau=target.sequence_length, alpha=alpha, beta=beta, error_key="error"
-    )
+    def check_runs(these):
+        return check.check_errors(
+            {"runs": these, "metadata": {"sequence_length": target.sequence_length}},
+            tau=target.sequence_length,
+            alpha=alpha,
+            beta=beta,
+            error_key="error",
+        )
+
+    report = check_runs(runs)
 
     # 5. Convergence: the least converged budgets, twice the epochs.
     convergence = {
@@ -428,6 +535,7 @@ def run_check(
             scheduler=scheduler,
             chunk_size=chunk_size,
             progress=progress,
+            weights_dir=weights_dir,
         )
         before = _best_by_budget(runs, "error")
         after = _best_by_budget(longer["runs"], "error")
@@ -455,20 +563,38 @@ def run_check(
             }
             for run in runs
         ]
-        rechecked = check.check_errors(
-            {"runs": improved, "metadata": {"sequence_length": target.sequence_length}},
-            tau=target.sequence_length,
-            alpha=alpha,
-            beta=beta,
-            error_key="error",
-        )
+        rechecked = check_runs(improved)
         convergence["verdict_2x"] = rechecked.rate["verdict"]
         convergence["verdict_changed"] = rechecked.rate["verdict"] != report.rate["verdict"]
         convergence["material"] = convergence["material"] or convergence["verdict_changed"]
-    # Nested budgets: the best loss cannot rise with m_h or m_FF.
-    convergence["nesting"] = _nesting_violations(
-        runs + (longer["runs"] if retrain > 0 else []), material_rtol
-    )
+    # Nested budgets: the best loss cannot rise with m_h or m_FF. A budget
+    # that breaks this is warm-started from its best contained budget.
+    pool = runs + (longer["runs"] if retrain > 0 else [])
+    convergence["nesting_before"] = _nesting_violations(pool, material_rtol)
+    convergence["warm_starts"] = []
+    if convergence["nesting_before"] and nested_starts and config.finisher_steps:
+        warm, convergence["warm_starts"] = _nested_warm_starts(
+            pool,
+            path=os.path.join(out, "nesting.json"),
+            weights_dir=weights_dir,
+            train=train,
+            test=test,
+            config=config,
+            rtol=material_rtol,
+            metadata=metadata,
+        )
+        pool = pool + warm
+        if warm:
+            # The best model found at each budget may now be a warm start.
+            runs = runs + warm
+            report = check_runs(runs)
+            truncation = _truncation_rows(truncation, _best_by_budget(runs, "val_error"))
+        for row in convergence["warm_starts"]:
+            if row.get("loss_2x") is not None and row["loss"] > 0:
+                change = abs(row["loss"] - row["loss_2x"]) / row["loss"]
+                convergence["max_change"] = max(convergence["max_change"], change)
+                convergence["material"] = convergence["material"] or change > material_rtol
+    convergence["nesting"] = _nesting_violations(pool, material_rtol)
     label, sentence = _verdict(report, convergence, truncation)
     recommendation = _recommendation(report)
 
@@ -601,6 +727,25 @@ def render_report(summary):
             f"{conv.get('verdict_2x')} ({'changed' if conv.get('verdict_changed') else 'unchanged'})."
         )
     lines += ["", "## Nested budgets (the best loss cannot rise with m_h or m_FF)", ""]
+    for row in conv.get("warm_starts") or []:
+        source = row["source"]
+        head = (
+            f"- m_h = {row['m_h']}, m_FF = {row['m_ff']}: best loss of the random starts "
+            f"{_fmt(row['loss_before'])}, above m_h = {source['m_h']}, m_FF = {source['m_ff']} "
+            f"({_fmt(source['loss'])}); "
+        )
+        if "skipped" in row:
+            lines.append(head + f"no warm start ({row['skipped']}).")
+            continue
+        lines.append(
+            head + f"warm-started from its weights: loss {_fmt(row['loss'])}, error "
+            f"{_fmt(row['error'])} after {row['iterations']} L-BFGS iterations"
+            + (
+                f"; as many again: loss {_fmt(row['loss_2x'])}, error {_fmt(row['error_2x'])}."
+                if row.get("loss_2x") is not None
+                else " (it stopped by itself)."
+            )
+        )
     if not conv.get("nesting"):
         lines.append(
             "- Every budget's best training loss is at most that of each smaller budget "
