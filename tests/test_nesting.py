@@ -235,3 +235,11 @@ def test_run_check_warm_starts_and_reports_a_budget_that_breaks_nesting(tmp_path
     assert "warm-started from its weights" in text
     kept = results.read(tmp_path / "nesting.json")["runs"]
     assert conv["warm_starts"][0]["loss"] in [run["loss"] for run in kept]
+    # Without a finisher a violation stays, and the report says why.
+    assert "No warm starts" not in text
+    unrepaired = {
+        **summary,
+        "training": {**summary["training"], "finisher_steps": 0},
+        "convergence": {**conv, "warm_starts": [], "nesting": conv["nesting_before"]},
+    }
+    assert "need --finisher-steps" in workflow.render_report(unrepaired)

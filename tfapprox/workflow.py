@@ -751,6 +751,10 @@ def render_report(summary):
             "- Every budget's best training loss is at most that of each smaller budget "
             f"(within {100 * summary['material_rtol']:.0f}%)."
         )
+    if conv.get("nesting") and not summary["training"].get("finisher_steps"):
+        lines.append(
+            "- No warm starts: they run the L-BFGS finisher, so they need --finisher-steps."
+        )
     for row in conv.get("nesting") or []:
         contained = row["contained"]
         lines.append(
