@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import assert_one_line_error, run_cli, run_cli_json
-from tfapprox import theory, workflow
+from tfapprox import nesting, theory, workflow
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +97,7 @@ def test_a_nesting_violation_makes_the_verdict_not_converged():
 
     convergence = {"material": False, "max_change": 0.0, "nesting": []}
     assert workflow._verdict(Report, convergence, [])[0] != "not converged"
-    convergence["nesting"] = workflow._nesting_violations(
-        _runs({(4, 32): [1.0], (6, 32): [2.0]}), 0.1
-    )
+    convergence["nesting"] = nesting.violations(_runs({(4, 32): [1.0], (6, 32): [2.0]}), 0.1)
     label, sentence = workflow._verdict(Report, convergence, [])
     assert label == "not converged"
     assert "m_h = 6 is 50% above m_h = 4" in sentence

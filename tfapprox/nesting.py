@@ -233,10 +233,10 @@ def warm_start(
 
     steps = check_positive_int("steps", steps)
     perturbation = check_real("perturbation", perturbation, low=0)
-    if (
-        budget.n != source_budget.n
-        or budget.m_v != source_budget.m_v
-        or (budget.ff_depth != source_budget.ff_depth)
+    if (budget.n, budget.m_v, budget.ff_depth) != (
+        source_budget.n,
+        source_budget.m_v,
+        source_budget.ff_depth,
     ):
         raise ValueError(
             f"`source_budget` {source_budget} is not contained in `budget` {budget}: "

@@ -154,13 +154,6 @@ def _truncation_rows(rows, trained_test):
     ]
 
 
-def _nesting_violations(runs, rtol):
-    """`tfapprox.nesting.violations`: budgets whose best loss is above a contained one's."""
-    from tfapprox import nesting
-
-    return nesting.violations(runs, rtol)
-
-
 def _nested_warm_starts(pool, *, path, weights_dir, train, test, config, rtol, metadata):
     """Warm-start every budget that breaks nesting from its best contained budget.
 
@@ -193,10 +186,10 @@ def _nested_warm_starts(pool, *, path, weights_dir, train, test, config, rtol, m
         found = [v for v in nesting.violations(pool, rtol) if (v["m_h"], v["m_ff"]) == (m_h, m_ff)]
         if not found:
             continue
-        violation = found[0]
+        violation, best = found[0], nesting.best_runs(pool)
         source_key = (violation["contained"]["m_h"], violation["contained"]["m_ff"])
-        source_run = nesting.best_runs(pool)[source_key]
-        budget = Budget.from_dict(nesting.best_runs(pool)[(m_h, m_ff)]["budget"])
+        source_run = best[source_key]
+        budget = Budget.from_dict(best[(m_h, m_ff)]["budget"])
         source_budget = Budget.from_dict(source_run["budget"])
         digest = os.path.splitext(os.path.basename(nesting.weights_path("", source_run)))[0]
         identity = {
@@ -426,7 +419,7 @@ def run_check(
     Returns:
         dict: the whole report (also written to ``out/report.json``).
     """
-    from tfapprox import plots, pod, sweeps, targets
+    from tfapprox import nesting, plots, pod, sweeps, targets
 
     if isinstance(target, str):
         if target not in targets.preset_names():
@@ -570,7 +563,7 @@ def run_check(
     # Nested budgets: the best loss cannot rise with m_h or m_FF. A budget
     # that breaks this is warm-started from its best contained budget.
     pool = runs + (longer["runs"] if retrain > 0 else [])
-    convergence["nesting_before"] = _nesting_violations(pool, material_rtol)
+    convergence["nesting_before"] = nesting.violations(pool, material_rtol)
     convergence["warm_starts"] = []
     if convergence["nesting_before"] and nested_starts and config.finisher_steps:
         warm, convergence["warm_starts"] = _nested_warm_starts(
@@ -594,7 +587,7 @@ def run_check(
                 change = abs(row["loss"] - row["loss_2x"]) / row["loss"]
                 convergence["max_change"] = max(convergence["max_change"], change)
                 convergence["material"] = convergence["material"] or change > material_rtol
-    convergence["nesting"] = _nesting_violations(pool, material_rtol)
+    convergence["nesting"] = nesting.violations(pool, material_rtol)
     label, sentence = _verdict(report, convergence, truncation)
     recommendation = _recommendation(report)
 
