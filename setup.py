@@ -41,7 +41,13 @@ setup(
         "scipy>=1.10",
     ],
     extras_require={
-        "test": ["pytest>=7", "ruff==0.17.6", "jax[cpu]>=0.4.30", "dask[distributed]>=2024.1"],
+        "test": [
+            "pytest>=7",
+            "pytest-xdist>=3.5",
+            "ruff==0.17.6",
+            "jax[cpu]>=0.4.30",
+            "dask[distributed]>=2024.1",
+        ],
         "gpu": ["tensorflow[and-cuda]>=2.16"],
         "distributed": ["dask[distributed]>=2024.1"],
         # tfapprox.engine also trains under KERAS_BACKEND=jax.

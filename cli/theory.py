@@ -161,7 +161,7 @@ from tfapprox_cli._common import checked_parameter, echo_json, library_errors
     "--thorough",
     is_flag=True,
     help="The strongest recipe measured on a CPU: n 8, m_FF 32, 4 seeds, 1000 samples, "
-    "50 epochs, then L-BFGS to its stop (about 70 minutes on 2 cores under JAX).",
+    "50 epochs, then L-BFGS to its stop (about 75 minutes on 2 cores under JAX).",
 )
 @click.option("--json", "json_", is_flag=True, help="Print machine-readable JSON.")
 @library_errors
@@ -200,8 +200,8 @@ def check(
     the errors, in paper A's norm, against τ²(C_β m_h^{1−2β} + C_α
     m_h^{α+1} m_FF^{−α}): the smallest constants with which the bound holds,
     the slope before the floor against −(2β−1), m_h* against the best m_h,
-    and whether twice the training (epochs and finisher iterations) would
-    change any of it. The best loss cannot rise with m_h (a larger budget
+    and whether more training (twice the epochs and finisher iterations, and
+    one more random start) would change any of it. The best loss cannot rise with m_h (a larger budget
     contains the smaller ones); with --finisher-steps, a budget whose runs
     break that is warm-started from the smaller budget's best weights.
     Writes OUT/report.md, OUT/results.json and OUT/rate.png (and the runs'

@@ -62,18 +62,30 @@ def test_truncation_errors_fall_with_m_h_and_recommendation_is_a_tested_width(qu
     assert recommendation["m_h"] in {1, 2, 3, 4} and recommendation["m_ff"] == 32
 
 
-def test_convergence_retrains_with_twice_the_epochs(quick):
+def test_convergence_retrains_with_twice_the_epochs_and_another_start(quick):
     out, summary = quick
     conv = summary["convergence"]
     assert conv["epochs"] == 2 * summary["training"]["epochs"]
     (row,) = conv["budgets"]
-    assert row["error_2x"] > 0
+    assert row["error_2x"] > 0 and row["error_restart"] > 0
     stored = json.loads((out / "convergence.json").read_text())
     assert {run["epochs"] for run in stored["runs"]} <= set(range(1, conv["epochs"] + 1))
+    # The budget's own seed (0) trained twice as long, and one more seed.
+    assert conv["restart_seed"] == summary["seeds"] == 1
+    by_seed = {run["seed"]: run for run in stored["runs"]}
+    assert sorted(by_seed) == [0, 1]
+    assert row["error_2x"] == by_seed[0]["error"] and row["error_restart"] == by_seed[1]["error"]
+    assert row["drop"] == pytest.approx((row["error"] - row["error_2x"]) / row["error"])
+    assert row["drop_restart"] == pytest.approx(
+        (row["error"] - row["error_restart"]) / row["error"]
+    )
+    # Another start counts only when it is lower; twice the training either way.
+    assert conv["max_change"] == pytest.approx(max(abs(row["drop"]), row["drop_restart"]))
     assert (
         conv["material"] == (conv["max_change"] > summary["material_rtol"])
         or conv["verdict_changed"]
     )
+    assert "another start (seed 1" in (out / "report.md").read_text()
 
 
 def test_a_second_run_resumes_without_training_again(quick):
@@ -111,7 +123,28 @@ def test_seed_noise_compares_seed_spread_with_budget_differences():
         ]
 
     spread, between = workflow._seed_noise(Report)
-    assert spread > between
+    assert spread == pytest.approx(1.0) and between == pytest.approx(0.1)  # (2 - 1) / 1
+
+
+def test_noisy_seeds_are_noise_limited_unless_another_start_confirmed_the_best():
+    class Report:
+        rate = {"verdict": "consistent", "slope": -1.0, "ci": [-1.2, -0.8], "predicted": -1.0}
+        points = [
+            {"error": 1.0, "error_max": 2.0, "seeds": 2},
+            {"error": 1.1, "error_max": 2.0, "seeds": 2},
+        ]
+
+    quiet = {"material": False, "max_change": 0.0, "nesting": [], "budgets": []}
+    assert workflow._verdict(Report, quiet, [])[0] == "noise-limited"
+    row = {"m_h": 2, "m_ff": 8, "error": 1.1, "error_2x": 1.1, "error_restart": 1.15}
+    restarted = {**quiet, "budgets": [row]}
+    label, sentence = workflow._verdict(Report, restarted, [])
+    assert label == "consistent"
+    assert "one more start at m_h = 2 did not lower the best error materially" in sentence
+    assert "differ by 100%" in sentence and "(10%)" in sentence
+    # A restart that lowered the error materially makes the check not converged.
+    lowered = {**restarted, "material": True, "max_change": 0.3}
+    assert workflow._verdict(Report, lowered, [])[0] == "not converged"
 
 
 @pytest.mark.parametrize(
