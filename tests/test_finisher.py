@@ -10,7 +10,7 @@ import pytest
 from tfapprox import Budget, engine
 from tfapprox.config import TrainingConfig
 from tfapprox.datasets import Dataset
-from tfapprox.finisher import finish_model, lbfgs
+from tfapprox.finisher import finish_model, lbfgs, lbfgs_members
 from tfapprox.group import train_models
 from tfapprox.models import build_transformer
 from tfapprox.training import fit
@@ -115,6 +115,65 @@ def test_lbfgs_bad_arguments(kwargs, error, fragment):
 # -- finish_model ----------------------------------------------------------
 
 
+def rosenbrock(w):
+    a, b = w
+    value = (1 - a) ** 2 + 100 * (b - a * a) ** 2
+    grad = np.array([-2 * (1 - a) - 400 * a * (b - a * a), 200 * (b - a * a)])
+    return value, grad
+
+
+def test_lbfgs_members_gives_each_member_the_iterates_of_a_lone_lbfgs():
+    # Members that stop at different iterations: two Rosenbrock starts and a quadratic.
+    problems = [rosenbrock, rosenbrock, quadratic([1.0, 1e3])]
+    starts = np.array([[-1.2, 1.0], [2.0, -1.0], [1.0, 1.0]])
+    calls = []
+
+    def batched(points):
+        calls.append(points.copy())
+        pairs = [problem(point) for problem, point in zip(problems, points)]
+        return np.array([v for v, _ in pairs]), np.stack([g for _, g in pairs])
+
+    weights, infos = lbfgs_members(batched, starts, 200)
+    lone = [lbfgs(problem, start, 200) for problem, start in zip(problems, starts)]
+    for k, (alone_weights, alone_info) in enumerate(lone):
+        np.testing.assert_array_equal(weights[k], alone_weights)
+        assert infos[k] == alone_info
+    assert len({info["iterations"] for info in infos}) > 1
+    # One batched call per round: as many as the member that evaluated most.
+    assert len(calls) == max(info["evaluations"] for info in infos)
+    np.testing.assert_allclose(weights[:2], 1.0, atol=1e-4)
+
+
+def test_lbfgs_members_raises_the_evaluations_error_and_stops_its_threads():
+    import threading
+
+    def broken(points):
+        raise RuntimeError("out of memory")
+
+    before = threading.active_count()
+    with pytest.raises(RuntimeError, match="out of memory"):
+        lbfgs_members(broken, np.ones((3, 2)), 10)
+    assert threading.active_count() == before
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, fragment",
+    [
+        ({"initial": np.ones(3)}, ValueError, "`initial` must be a \\(K, P\\) array"),
+        ({"initial": np.ones((0, 3))}, ValueError, "K >= 1"),
+        ({"steps": -1}, ValueError, "steps"),
+        ({"value_and_grads": None}, TypeError, "value_and_grads"),
+    ],
+)
+def test_lbfgs_members_bad_arguments(kwargs, error, fragment):
+    def both(points):
+        return 0.5 * np.sum(points**2, axis=1), points
+
+    arguments = {"value_and_grads": both, "initial": np.ones((2, 2)), "steps": 5, **kwargs}
+    with pytest.raises(error, match=fragment):
+        lbfgs_members(**arguments)
+
+
 def test_finish_model_reaches_the_least_squares_solution():
     """A linear model's MSE minimum is NumPy's least-squares solution."""
     rng = np.random.default_rng(0)
@@ -174,6 +233,26 @@ def test_engine_finisher_lowers_the_loss_and_records_it(engine_runs):
         assert after["loss"] < 0.5 * before["loss"]
         assert after["hyperparameters"]["finisher_steps"] == 40
         json.dumps(after)
+
+
+def test_engine_finisher_matches_finish_model_on_each_member_alone(engine_runs):
+    # Members of different m_h train padded together; the batched L-BFGS of
+    # each must follow the one `finish_model` runs on its own model.
+    # Over a few iterations they agree to float32 rounding (further on, the
+    # rounding differences of a stacked and a lone forward pass grow, as
+    # they would between two machines).
+    data, plain, _ = engine_runs
+    members = [(BUDGET, 0), (Budget(n=4, m_h=1, m_ff=8), 1)]
+    short = engine.train_members(
+        members, data, {"epochs": 2, "batch_size": 32, "finisher_steps": 5}
+    )
+    for index, record in enumerate(short.records):
+        alone = finish_model(plain.member_model(index), data.x, data.y, 5)
+        batched = record["finisher"]
+        assert batched["loss_before"] == pytest.approx(alone["loss_before"], rel=1e-6)
+        assert batched["loss_after"] == pytest.approx(alone["loss_after"], rel=1e-5)
+        assert batched["iterations"] == alone["iterations"] == 5
+        assert batched["loss_after"] < 0.5 * batched["loss_before"]
 
 
 def test_engine_finished_weights_are_the_members_models(engine_runs):

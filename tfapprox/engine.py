@@ -23,7 +23,10 @@ Per member, on the host after each epoch: the learning-rate schedule
 ``"cosine"``; ``"constant"``; linear warm-up for the last two), early
 stopping on a plateau of the training loss (a stopped member is frozen), and
 a NaN/inf loss, which stops only that member. The weights of each member's
-best epoch are kept on the device.
+best epoch are kept on the device. With ``finisher_steps`` > 0, full-batch
+L-BFGS then runs from them, one scipy L-BFGS per member in lockstep with
+every round's points evaluated in one compiled call
+(`tfapprox.finisher.lbfgs_members`, `analysis/bench_finisher.py`).
 
 `train_members` returns an `EnsembleResult`: JSON-ready per-member records
 (``budget``, ``seed``, ``loss``, ``error``, ...; valid runs of a results
@@ -44,7 +47,6 @@ from tfapprox._recipe import Recipe, _reduce_on_plateau, _schedule_rate  # noqa:
 from tfapprox.budget import Budget
 from tfapprox.config import SCHEDULES  # noqa: F401  (re-exported)
 from tfapprox.datasets import Dataset
-from tfapprox.finisher import finish_model
 
 STOP_REASONS = ("max_epochs", "plateau", "non_finite")
 
@@ -937,6 +939,30 @@ def train_members(
     recipe.finish()
 
     best_params = state[5]
+    finished = [None] * size
+    if config["finisher_steps"]:
+        live = [i for i in range(size) if recipe.stopped[i] != "non_finite"]
+        flat = ops.convert_to_numpy(best_params).copy()
+        if live:
+            finisher_engine = _engine_for(
+                layout,
+                shapes,
+                options,
+                tau,
+                [m_h[i] for i in live],
+                len(live),
+                _group_size(len(live), min(_FINISHER_CHUNK, dataset.num_samples), tau, width),
+            )
+            flat[live], infos = _finish_members(
+                finisher_engine,
+                flat[live],
+                ops.convert_to_numpy(mask)[live],
+                dataset,
+                config["finisher_steps"],
+            )
+            for i, info in zip(live, infos):
+                finished[i] = info
+        best_params = ops.convert_to_tensor(flat)
     best_numpy = [ops.convert_to_numpy(p) for p in engine.unflatten(best_params)]
     member_weights = [
         [
@@ -945,21 +971,6 @@ def train_members(
         ]
         for i in range(size)
     ]
-    finished = [None] * size
-    if config["finisher_steps"]:
-        for i, (budget, seed, _) in enumerate(members):
-            if recipe.stopped[i] == "non_finite":
-                continue
-            model = build_transformer(
-                budget, tau, input_dim, output_dim=output_dim, seed=seed, **options
-            )
-            model.set_weights(member_weights[i])
-            finished[i] = finish_model(model, dataset.x, dataset.y, config["finisher_steps"])
-            member_weights[i] = [np.asarray(w, dtype="float32") for w in model.get_weights()]
-            del model
-        stacked, flat = _stack(member_weights)
-        best_params = ops.convert_to_tensor(flat)
-        best_numpy = [p for p, _ in stacked]
     eval_batch = max(config["batch_size"], 256)
     train_scores = _scores(engine, best_params, dataset, eval_batch)
     val_scores = (
@@ -1006,6 +1017,61 @@ def train_members(
         masks=[m for _, m in stacked],
         _engine=engine,
     )
+
+
+# Samples per gradient evaluation of the L-BFGS finisher (as `finish_model`).
+_FINISHER_CHUNK = 4096
+
+
+def _finish_members(engine, flat, mask, dataset, steps):
+    """Full-batch L-BFGS on every member of ``engine`` at once; ``(flat, infos)``.
+
+    `tfapprox.finisher.lbfgs_members` runs one L-BFGS per member; each
+    round evaluates all of them in one compiled call of the engine's
+    per-member loss and gradient (the members are independent, so the
+    gradient of their summed losses is each one's own) over the whole
+    training set, in chunks of `_FINISHER_CHUNK` samples. Gradients are
+    masked, so padded weights stay zero: each member's iterates are those
+    of L-BFGS on its own model (`tfapprox.finisher.finish_model`).
+
+    Args:
+        engine: an `_Engine` of ``len(flat)`` members.
+        flat, mask: NumPy ``(E, P)``: the members' padded weights and their 0/1 masks.
+        dataset: the training `Dataset`.
+        steps: int. The most L-BFGS iterations per member.
+    """
+    from tfapprox.finisher import lbfgs_members
+
+    _, compile_ = _backend_tools()
+    gradients = compile_(engine._gradients)
+    order, row_weights = _padded_order(
+        np.arange(dataset.num_samples), min(_FINISHER_CHUNK, dataset.num_samples)
+    )
+    x = dataset.x.astype("float32")
+    y = dataset.y.astype("float32")
+    chunks = [
+        (
+            ops.convert_to_tensor(x[rows]),
+            ops.convert_to_tensor(y[rows]),
+            ops.convert_to_tensor(weights),
+            float(weights.sum()),
+        )
+        for rows, weights in zip(order, row_weights)
+    ]
+    mask = np.asarray(mask, dtype="float64")
+
+    def value_and_grads(points):
+        params = ops.convert_to_tensor(points.astype("float32"))
+        losses, grads = 0.0, 0.0
+        for x_chunk, y_chunk, weights, count in chunks:
+            # `_loss` averages over the chunk's samples: weight by their count.
+            chunk_losses, chunk_grads = gradients(params, x_chunk, y_chunk, weights)
+            losses = losses + count * ops.convert_to_numpy(chunk_losses).astype("float64")
+            grads = grads + count * ops.convert_to_numpy(chunk_grads).astype("float64")
+        return losses / dataset.num_samples, mask * grads / dataset.num_samples
+
+    weights, infos = lbfgs_members(value_and_grads, flat, steps)
+    return weights.astype("float32"), infos
 
 
 def _scores(engine, params, dataset, batch_size):

@@ -24,12 +24,13 @@ This module imports only NumPy and the standard library at module level
 """
 
 import math
+import threading
 
 import numpy as np
 
 from tfapprox._checks import check_int
 
-__all__ = ["check_mse_only", "finish_model", "lbfgs"]
+__all__ = ["check_mse_only", "finish_model", "lbfgs", "lbfgs_members"]
 
 # Correction pairs kept by L-BFGS (scipy's default is 10; more pairs helped
 # on these ill-conditioned networks at no measurable cost).
@@ -142,6 +143,118 @@ def lbfgs(value_and_grad, initial, steps, *, memory=MEMORY):
         message=str(result.message),
     )
     return best["weights"], info
+
+
+class _Stopped(Exception):
+    """Raised in a member's thread when the shared evaluation failed."""
+
+
+def lbfgs_members(value_and_grads, initial, steps, *, memory=MEMORY):
+    """`lbfgs` on K independent problems at once, their evaluations batched.
+
+    Each row of ``initial`` is minimised by its own `lbfgs` (scipy's
+    L-BFGS-B, with its own line search and stop), in its own thread; the
+    threads wait for one another, and every round the points they ask for
+    are evaluated together by one ``value_and_grads`` call. A member that
+    has stopped keeps its last point in the batch. Each member sees exactly
+    the losses and gradients a lone `lbfgs` would, so its iterates are the
+    same; a batched evaluation (the engine's stacked members) costs less
+    than K lone ones.
+
+    Args:
+        value_and_grads: callable mapping a float64 ``(K, P)`` array to
+            ``(losses, gradients)``, ``(K,)`` and ``(K, P)``, where row k
+            depends on row k of the input only.
+        initial: array-like ``(K, P)``. The starting points.
+        steps: int >= 0. The most iterations per member.
+        memory: int >= 1. Correction pairs kept. Defaults to `MEMORY`.
+
+    Returns:
+        ``(weights, infos)``: the ``(K, P)`` float64 points with each
+        member's lowest loss, and `lbfgs`'s ``info`` per member.
+
+    >>> import numpy as np
+    >>> scales = np.array([[1.0, 100.0], [3.0, 0.5]])  # two quadratics
+    >>> def both(w):
+    ...     return 0.5 * np.sum(scales * w**2, axis=1), scales * w
+    >>> weights, infos = lbfgs_members(both, np.ones((2, 2)), 50)
+    >>> bool(np.abs(weights).max() < 1e-6), [info["loss_before"] for info in infos]
+    (True, [50.5, 1.75])
+    """
+    steps = check_int("steps", steps, minimum=0)
+    if not callable(value_and_grads):
+        raise TypeError(f"`value_and_grads` must be callable. Received: {value_and_grads!r}")
+    start = np.array(initial, dtype="float64")
+    if start.ndim != 2 or start.shape[0] == 0:
+        raise ValueError(
+            f"`initial` must be a (K, P) array with K >= 1. Received shape: {start.shape}"
+        )
+    size = start.shape[0]
+    points = start.copy()  # the point each member asked for last
+    asking = [False] * size
+    answers = [None] * size
+    outcome = [None] * size
+    failure = []
+    stopped = threading.Event()
+    turn = threading.Condition()
+
+    def member(k):
+        def value_and_grad(w):
+            with turn:
+                points[k] = w
+                asking[k] = True
+                turn.notify_all()
+                turn.wait_for(lambda: not asking[k] or stopped.is_set())
+                if asking[k]:
+                    raise _Stopped
+                return answers[k]
+
+        def run():
+            try:
+                outcome[k] = lbfgs(value_and_grad, start[k], steps, memory=memory)
+            except _Stopped:
+                pass
+            except BaseException as err:  # noqa: BLE001 - re-raised in the caller
+                failure.append(err)
+            finally:
+                with turn:
+                    outcome[k] = outcome[k] or "failed"
+                    turn.notify_all()
+
+        return run
+
+    threads = [
+        threading.Thread(target=member(k), name=f"lbfgs-member-{k}", daemon=True)
+        for k in range(size)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        while True:
+            with turn:
+                turn.wait_for(lambda: all(outcome[k] is not None or asking[k] for k in range(size)))
+                if failure or all(outcome[k] is not None for k in range(size)):
+                    break
+                batch = points.copy()
+            losses, grads = value_and_grads(batch)
+            losses = np.asarray(losses, dtype="float64").reshape(size)
+            grads = np.asarray(grads, dtype="float64").reshape(batch.shape)
+            with turn:
+                for k in range(size):
+                    if asking[k]:
+                        answers[k] = (float(losses[k]), grads[k])
+                        asking[k] = False
+                turn.notify_all()
+    finally:
+        with turn:
+            stopped.set()
+            turn.notify_all()
+        for thread in threads:
+            thread.join()
+    if failure:
+        raise failure[0]
+    weights = np.stack([result[0] for result in outcome])
+    return weights, [result[1] for result in outcome]
 
 
 def finish_model(model, x, y, steps, *, chunk_size=4096, memory=MEMORY):
