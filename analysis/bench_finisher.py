@@ -6,8 +6,9 @@ iterations (or to their stop):
 
 - **batched**: `tfapprox.engine._finish_members`, what `train_members` runs
   when ``finisher_steps`` > 0: one scipy L-BFGS per member in lockstep
-  (`tfapprox.finisher.lbfgs_members`), every round's points evaluated in one
-  compiled call of the stacked members' loss and gradient;
+  (`tfapprox.finisher.lbfgs_members`), every round's points (of the members
+  still running) evaluated in one compiled call of the stacked members'
+  loss and gradient;
 - **stock** (the alternative without the engine, and what the engine did
   before): `tfapprox.finisher.finish_model` on each member's Keras model,
   one after another (scipy L-BFGS, its own compiled gradient per model).
@@ -56,9 +57,7 @@ def _members(budget, count, data):
     stacked, flat = engine._stack(weights)
     shapes = [p.shape[1:] for p, _ in stacked]
     mask = np.concatenate([m.reshape(count, -1) for _, m in stacked], 1)
-    width = max(max(shape) for shape in shapes)
-    group = engine._group_size(count, min(engine._FINISHER_CHUNK, len(dataset.x)), tau, width)
-    runner = engine._engine_for(layout, shapes, options, tau, [budget.m_h] * count, count, group)
+    runner = engine._engine_for(layout, shapes, options, tau, [budget.m_h] * count, count, None)
     return dataset, options, weights, runner, flat, mask
 
 
@@ -66,7 +65,7 @@ def _batched_pass(runner, flat, mask, dataset, steps):
     from tfapprox import engine
 
     start = time.perf_counter()
-    _, infos = engine._finish_members(runner, flat, mask, dataset, steps)
+    _, infos = engine._finish_members(runner, flat, mask, runner.scale, dataset, steps)
     return time.perf_counter() - start, infos
 
 

@@ -128,9 +128,9 @@ def test_lbfgs_members_gives_each_member_the_iterates_of_a_lone_lbfgs():
     starts = np.array([[-1.2, 1.0], [2.0, -1.0], [1.0, 1.0]])
     calls = []
 
-    def batched(points):
-        calls.append(points.copy())
-        pairs = [problem(point) for problem, point in zip(problems, points)]
+    def batched(points, members):
+        calls.append(list(members))
+        pairs = [problems[k](point) for k, point in zip(members, points)]
         return np.array([v for v, _ in pairs]), np.stack([g for _, g in pairs])
 
     weights, infos = lbfgs_members(batched, starts, 200)
@@ -139,15 +139,20 @@ def test_lbfgs_members_gives_each_member_the_iterates_of_a_lone_lbfgs():
         np.testing.assert_array_equal(weights[k], alone_weights)
         assert infos[k] == alone_info
     assert len({info["iterations"] for info in infos}) > 1
-    # One batched call per round: as many as the member that evaluated most.
+    # One batched call per round, as many as the member that evaluated most;
+    # each member is in exactly as many calls as it made evaluations.
     assert len(calls) == max(info["evaluations"] for info in infos)
+    for k, info in enumerate(infos):
+        assert sum(k in members for members in calls) == info["evaluations"]
+    # Members that stopped leave the batch: it only shrinks.
+    assert all(set(b) <= set(a) for a, b in zip(calls, calls[1:]))
     np.testing.assert_allclose(weights[:2], 1.0, atol=1e-4)
 
 
 def test_lbfgs_members_raises_the_evaluations_error_and_stops_its_threads():
     import threading
 
-    def broken(points):
+    def broken(points, members):
         raise RuntimeError("out of memory")
 
     before = threading.active_count()
@@ -166,7 +171,7 @@ def test_lbfgs_members_raises_the_evaluations_error_and_stops_its_threads():
     ],
 )
 def test_lbfgs_members_bad_arguments(kwargs, error, fragment):
-    def both(points):
+    def both(points, members):
         return 0.5 * np.sum(points**2, axis=1), points
 
     arguments = {"value_and_grads": both, "initial": np.ones((2, 2)), "steps": 5, **kwargs}

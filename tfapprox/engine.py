@@ -483,13 +483,20 @@ class _Engine:
 
     # Training ----------------------------------------------------------------
 
-    def _gradients(self, params, x, y, weights):
-        """Per-member losses ``(E,)`` and gradients ``(E, P)``, group by group."""
-        scale = ops.convert_to_tensor(self.scale)
-        if self.group == self.size:
+    def _gradients(self, params, x, y, weights, scale=None, group=None):
+        """Per-member losses ``(E,)`` and gradients ``(E, P)``, group by group.
+
+        ``scale`` (the members' logit factors) defaults to `self.scale` and
+        ``group`` (members per evaluation, dividing E) to `self.group`; the
+        finisher gives both for the members it evaluates.
+        """
+        size = params.shape[0]
+        scale = ops.convert_to_tensor(self.scale if scale is None else scale)
+        group = self.group if group is None else group
+        if group == size:
             (_, losses), grads = self._value_and_grad(params, x, y, weights, scale)
             return losses, grads
-        count = self.size // self.group
+        count = size // group
 
         def one_group(args):
             (_, losses), grads = self._value_and_grad(args[0], x, y, weights, args[1])
@@ -498,11 +505,11 @@ class _Engine:
         losses, grads = ops.map(
             one_group,
             (
-                ops.reshape(params, (count, self.group, -1)),  # (groups, G, P)
-                ops.reshape(scale, (count, self.group)),
+                ops.reshape(params, (count, group, -1)),  # (groups, G, P)
+                ops.reshape(scale, (count, group)),
             ),
         )
-        return ops.reshape(losses, (self.size,)), ops.reshape(grads, (self.size, -1))
+        return ops.reshape(losses, (size,)), ops.reshape(grads, (size, -1))
 
     def _run_epoch(self, state, mask, learning_rate, order, weights, x, y):
         """One epoch over ``order`` (batches, B) with sample ``weights`` (batches, B).
@@ -944,19 +951,11 @@ def train_members(
         live = [i for i in range(size) if recipe.stopped[i] != "non_finite"]
         flat = ops.convert_to_numpy(best_params).copy()
         if live:
-            finisher_engine = _engine_for(
-                layout,
-                shapes,
-                options,
-                tau,
-                [m_h[i] for i in live],
-                len(live),
-                _group_size(len(live), min(_FINISHER_CHUNK, dataset.num_samples), tau, width),
-            )
             flat[live], infos = _finish_members(
-                finisher_engine,
+                engine,
                 flat[live],
                 ops.convert_to_numpy(mask)[live],
+                engine.scale[live],
                 dataset,
                 config["finisher_steps"],
             )
@@ -1023,52 +1022,65 @@ def train_members(
 _FINISHER_CHUNK = 4096
 
 
-def _finish_members(engine, flat, mask, dataset, steps):
-    """Full-batch L-BFGS on every member of ``engine`` at once; ``(flat, infos)``.
+def _finish_members(engine, flat, mask, scale, dataset, steps):
+    """Full-batch L-BFGS on the members ``flat`` of ``engine``'s layout at once.
 
-    `tfapprox.finisher.lbfgs_members` runs one L-BFGS per member; each
-    round evaluates all of them in one compiled call of the engine's
-    per-member loss and gradient (the members are independent, so the
-    gradient of their summed losses is each one's own) over the whole
-    training set, in chunks of `_FINISHER_CHUNK` samples. Gradients are
-    masked, so padded weights stay zero: each member's iterates are those
-    of L-BFGS on its own model (`tfapprox.finisher.finish_model`).
+    `tfapprox.finisher.lbfgs_members` runs one L-BFGS per member; each round
+    evaluates the members still running in one compiled call of the
+    engine's per-member loss and gradient (the members are independent, so
+    the gradient of their summed losses is each one's own) over the whole
+    training set, in chunks of `_FINISHER_CHUNK` samples. The call is
+    traced once per number of running members. Gradients are masked, so
+    padded weights stay zero: each member's iterates are those of L-BFGS
+    on its own model (`tfapprox.finisher.finish_model`).
 
     Args:
-        engine: an `_Engine` of ``len(flat)`` members.
-        flat, mask: NumPy ``(E, P)``: the members' padded weights and their 0/1 masks.
+        engine: the `_Engine` that trained them.
+        flat, mask: NumPy ``(E, P)``: the members' padded weights and 0/1 masks.
+        scale: NumPy ``(E,)``: their logit factors.
         dataset: the training `Dataset`.
         steps: int. The most L-BFGS iterations per member.
+
+    Returns:
+        ``(flat, infos)``: the finished weights ``(E, P)`` and `lbfgs`'s
+        ``info`` per member.
     """
     from tfapprox.finisher import lbfgs_members
 
     _, compile_ = _backend_tools()
-    gradients = compile_(engine._gradients)
-    order, row_weights = _padded_order(
-        np.arange(dataset.num_samples), min(_FINISHER_CHUNK, dataset.num_samples)
-    )
+    rows = min(_FINISHER_CHUNK, dataset.num_samples)
+    width = max(max(shape) for shape in engine.shapes)
+
+    def member_gradients(params, member_scale, x, y, weights):
+        group = _group_size(params.shape[0], rows, dataset.sequence_length, width)
+        return engine._gradients(params, x, y, weights, member_scale, group)
+
+    gradients = compile_(member_gradients)
+    order, row_weights = _padded_order(np.arange(dataset.num_samples), rows)
     x = dataset.x.astype("float32")
     y = dataset.y.astype("float32")
     chunks = [
         (
-            ops.convert_to_tensor(x[rows]),
-            ops.convert_to_tensor(y[rows]),
+            ops.convert_to_tensor(x[chunk]),
+            ops.convert_to_tensor(y[chunk]),
             ops.convert_to_tensor(weights),
             float(weights.sum()),
         )
-        for rows, weights in zip(order, row_weights)
+        for chunk, weights in zip(order, row_weights)
     ]
     mask = np.asarray(mask, dtype="float64")
+    scale = np.asarray(scale, dtype="float32")
 
-    def value_and_grads(points):
+    def value_and_grads(points, members):
         params = ops.convert_to_tensor(points.astype("float32"))
+        member_scale = ops.convert_to_tensor(scale[members])
         losses, grads = 0.0, 0.0
         for x_chunk, y_chunk, weights, count in chunks:
             # `_loss` averages over the chunk's samples: weight by their count.
-            chunk_losses, chunk_grads = gradients(params, x_chunk, y_chunk, weights)
+            chunk_losses, chunk_grads = gradients(params, member_scale, x_chunk, y_chunk, weights)
             losses = losses + count * ops.convert_to_numpy(chunk_losses).astype("float64")
             grads = grads + count * ops.convert_to_numpy(chunk_grads).astype("float64")
-        return losses / dataset.num_samples, mask * grads / dataset.num_samples
+        return losses / dataset.num_samples, mask[members] * grads / dataset.num_samples
 
     weights, infos = lbfgs_members(value_and_grads, flat, steps)
     return weights.astype("float32"), infos

@@ -154,17 +154,19 @@ def lbfgs_members(value_and_grads, initial, steps, *, memory=MEMORY):
 
     Each row of ``initial`` is minimised by its own `lbfgs` (scipy's
     L-BFGS-B, with its own line search and stop), in its own thread; the
-    threads wait for one another, and every round the points they ask for
-    are evaluated together by one ``value_and_grads`` call. A member that
-    has stopped keeps its last point in the batch. Each member sees exactly
-    the losses and gradients a lone `lbfgs` would, so its iterates are the
-    same; a batched evaluation (the engine's stacked members) costs less
-    than K lone ones.
+    threads wait for one another, and every round the points of the members
+    still running are evaluated together by one ``value_and_grads`` call
+    (members that stopped leave the batch, so no work is spent on them).
+    Each member sees exactly the losses and gradients a lone `lbfgs` would,
+    so its iterates are the same; a batched evaluation (the engine's
+    stacked members) costs less than one per member.
 
     Args:
-        value_and_grads: callable mapping a float64 ``(K, P)`` array to
-            ``(losses, gradients)``, ``(K,)`` and ``(K, P)``, where row k
-            depends on row k of the input only.
+        value_and_grads: callable ``(points, members) -> (losses,
+            gradients)``: ``points`` is a float64 ``(A, P)`` array, the
+            points of the A members listed in ``members`` (their row
+            indices in ``initial``); it returns ``(A,)`` losses and
+            ``(A, P)`` gradients, row a depending on row a alone.
         initial: array-like ``(K, P)``. The starting points.
         steps: int >= 0. The most iterations per member.
         memory: int >= 1. Correction pairs kept. Defaults to `MEMORY`.
@@ -175,8 +177,8 @@ def lbfgs_members(value_and_grads, initial, steps, *, memory=MEMORY):
 
     >>> import numpy as np
     >>> scales = np.array([[1.0, 100.0], [3.0, 0.5]])  # two quadratics
-    >>> def both(w):
-    ...     return 0.5 * np.sum(scales * w**2, axis=1), scales * w
+    >>> def both(w, members):
+    ...     return 0.5 * np.sum(scales[members] * w**2, axis=1), scales[members] * w
     >>> weights, infos = lbfgs_members(both, np.ones((2, 2)), 50)
     >>> bool(np.abs(weights).max() < 1e-6), [info["loss_before"] for info in infos]
     (True, [50.5, 1.75])
@@ -235,15 +237,15 @@ def lbfgs_members(value_and_grads, initial, steps, *, memory=MEMORY):
                 turn.wait_for(lambda: all(outcome[k] is not None or asking[k] for k in range(size)))
                 if failure or all(outcome[k] is not None for k in range(size)):
                     break
-                batch = points.copy()
-            losses, grads = value_and_grads(batch)
-            losses = np.asarray(losses, dtype="float64").reshape(size)
+                members = [k for k in range(size) if asking[k]]
+                batch = points[members].copy()
+            losses, grads = value_and_grads(batch, members)
+            losses = np.asarray(losses, dtype="float64").reshape(len(members))
             grads = np.asarray(grads, dtype="float64").reshape(batch.shape)
             with turn:
-                for k in range(size):
-                    if asking[k]:
-                        answers[k] = (float(losses[k]), grads[k])
-                        asking[k] = False
+                for row, k in enumerate(members):
+                    answers[k] = (float(losses[row]), grads[row])
+                    asking[k] = False
                 turn.notify_all()
     finally:
         with turn:
