@@ -94,7 +94,7 @@ def default_settings():
 
 
 def thorough_settings():
-    """The strongest recipe measured for `DEFAULT_TARGET` on a CPU (about 75 minutes).
+    """The strongest recipe measured for `DEFAULT_TARGET` on a CPU (about an hour).
 
     Per budget, the best of four starts, each 50 Adam epochs and then
     full-batch L-BFGS until no step lowers the loss (at most 6,000
@@ -102,7 +102,7 @@ def thorough_settings():
     moved no best of four by 10 % or more, nor did a fifth start; the
     budgets that broke nesting (m_h = 5, 6) are warm-started from m_h = 4
     (``analysis/RECIPE.md``, "Several starts per budget" to "Another
-    start"). About 75 minutes on 2 CPU cores under JAX
+    start"). About an hour (57 minutes) on 2 CPU cores under JAX
     (``KERAS_BACKEND=jax``).
     """
     config = TrainingConfig(epochs=50, finisher_steps=6000)
