@@ -98,11 +98,13 @@ def thorough_settings():
 
     Per budget, the best of four starts, each 50 Adam epochs and then
     full-batch L-BFGS until no step lowers the loss (at most 6,000
-    iterations), at n = 8 and m_FF = 32, 1,000 samples. Twice the training
-    moved no best of four by 10 % or more, nor did a fifth start; the
-    budgets that broke nesting (m_h = 5, 6) are warm-started from m_h = 4
-    (``analysis/RECIPE.md``, "Several starts per budget" to "Another
-    start"). About an hour (57 minutes) on 2 CPU cores under JAX
+    iterations), at n = 8 and m_FF = 32, 1,000 samples. In one run twice
+    the training moved no best of four by 10 % or more, nor did a fifth
+    start; in a fresh run it lowered m_h = 5's best random start by 14 %,
+    though not below its warm start. Budgets that break nesting are
+    warm-started from a smaller one (``analysis/RECIPE.md``, "Several
+    starts per budget" to "A fresh rerun with the batched finisher").
+    About an hour (57 minutes) on 2 CPU cores under JAX
     (``KERAS_BACKEND=jax``).
     """
     config = TrainingConfig(epochs=50, finisher_steps=6000)
