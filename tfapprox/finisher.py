@@ -216,7 +216,7 @@ def lbfgs_members(value_and_grads, initial, steps, *, memory=MEMORY):
                 outcome[k] = lbfgs(value_and_grad, start[k], steps, memory=memory)
             except _Stopped:
                 pass
-            except BaseException as err:  # noqa: BLE001 - re-raised in the caller
+            except BaseException as err:  # re-raised in the caller
                 failure.append(err)
             finally:
                 with turn:

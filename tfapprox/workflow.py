@@ -761,13 +761,13 @@ def render_report(summary):
         lines.append("- Not checked (retrain = 0).")
     for row in conv["budgets"]:
         change = "lower" if row["drop"] >= 0 else "higher"
-        fresh = "lower" if row.get("drop_restart", 0.0) >= 0 else "higher"
+        fresh = "lower" if row["drop_restart"] >= 0 else "higher"
         lines.append(
             f"- m_h = {row['m_h']}, m_FF = {row['m_ff']}: {_fmt(row['error'])} → "
             f"{_fmt(row['error_2x'])} with twice the training "
             f"({100 * abs(row['drop']):.1f}% {change}); another start (seed "
-            f"{conv.get('restart_seed')}, trained as long): {_fmt(row.get('error_restart'))} "
-            f"({100 * abs(row.get('drop_restart', 0.0)):.1f}% {fresh})"
+            f"{conv['restart_seed']}, trained as long): {_fmt(row['error_restart'])} "
+            f"({100 * abs(row['drop_restart']):.1f}% {fresh})"
         )
     if conv["budgets"]:
         lines.append(
