@@ -23,10 +23,11 @@
    starts. Without a finisher the verdict is "not converged".
 6. **Convergence**: the budgets whose runs were least converged are trained
    again with twice the epochs and finisher iterations, and from one more
-   random start; if twice the training moves a reported error, or another
-   start lowers it, by more than ``material_rtol`` (or the verdict
-   changes), or a longer run breaks nesting, the report says the errors
-   were limited by the optimiser, not by m_h.
+   random start; if either lowers a reported error by more than
+   ``material_rtol`` (or changes the verdict), or a longer run breaks
+   nesting, the report says the errors were limited by the optimiser, not
+   by m_h. A longer run that ends higher leaves the best error where it
+   was, and the report states it.
 7. **Report**: ``report.md``, ``results.json``, ``convergence.json``,
    ``nesting.json``, ``weights/`` and ``rate.png`` in the output folder,
    and a verdict with the m_h to use.
@@ -312,8 +313,8 @@ def _verdict(report, convergence, truncation):
     if convergence["material"]:
         return (
             "not converged",
-            "More training (twice the steps, or another start) changed the errors "
-            f"materially (largest change {100 * convergence['max_change']:.0f}%): these "
+            "More training (twice the steps, or another start) lowered the errors "
+            f"materially (largest drop {100 * convergence['max_change']:.0f}%): these "
             "errors are limited by the "
             "optimiser, so they say nothing yet about m_h. Train longer (--epochs, "
             "--finisher-steps) or with more seeds and run the check again.",
@@ -414,11 +415,12 @@ def _convergence_rows(chosen, runs, longer, seeds):
     Returns:
         list of dict: ``m_h``, ``m_ff``, ``error`` (reported), ``error_2x``
         and ``error_restart`` (best of each kind of convergence run, or
-        None), ``drop`` = (error − error_2x)/error, ``drop_restart`` likewise,
-        and ``change`` = max(|drop|, drop_restart): twice the training may
-        move the error either way, but another start counts only when it
-        finds a lower one. A budget with no finite reported error has
-        change 1 (nothing says it converged).
+        None), ``drop`` = (error − error_2x)/error, ``drop_restart`` likewise
+        (negative when higher), and ``change`` = max(0, drop, drop_restart):
+        only a lower error says the reported one was above the budget's
+        floor; a higher one leaves the best of the runs where it was. A
+        budget with no finite reported error has change 1 (nothing says it
+        converged).
     """
     before = _best_by_budget(runs, "error")
     after_2x = _best_by_budget([run for run in longer if run["seed"] < seeds], "error")
@@ -442,7 +444,7 @@ def _convergence_rows(chosen, runs, longer, seeds):
                 row["drop"] = (old - longer_error) / old
             if restart_error is not None:
                 row["drop_restart"] = (old - restart_error) / old
-            row["change"] = max(abs(row["drop"]), row["drop_restart"])
+            row["change"] = max(0.0, row["drop"], row["drop_restart"])
         else:
             row["change"] = 0.0 if old == 0 else 1.0
         rows.append(row)
@@ -488,9 +490,9 @@ def run_check(
             twice the epochs and finisher iterations, their seeds and one
             more (seed ``seeds``, another start); 0 skips the convergence
             check.
-        material_rtol: float. A relative change of a budget's best error
-            larger than this under twice the training, or a drop larger
-            than this from another start, counts as material.
+        material_rtol: float. A drop of a budget's reported error larger
+            than this (relative) under twice the training or from another
+            start counts as material.
         nested_starts: bool. Warm-start every budget whose best loss is
             above a contained budget's from that budget's best weights
             (`tfapprox.nesting`; only with ``config.finisher_steps``, whose
@@ -620,7 +622,7 @@ def run_check(
             truncation = _truncation_rows(truncation, _best_by_budget(runs, "val_error"))
         for row in convergence["warm_starts"]:
             if row.get("loss_2x") is not None and row["loss"] > 0:
-                change = abs(row["loss"] - row["loss_2x"]) / row["loss"]
+                change = (row["loss"] - row["loss_2x"]) / row["loss"]
                 convergence["max_change"] = max(convergence["max_change"], change)
 
     # 6. Convergence: the least converged budgets, twice the epochs, and
@@ -807,7 +809,7 @@ def render_report(summary):
         )
     if conv["budgets"]:
         lines.append(
-            f"- Largest change {100 * conv['max_change']:.1f}% (material above "
+            f"- Largest drop {100 * conv['max_change']:.1f}% (material above "
             f"{100 * summary['material_rtol']:.0f}%); verdict with the longer runs: "
             f"{conv.get('verdict_2x')} ({'changed' if conv.get('verdict_changed') else 'unchanged'})."
         )
