@@ -161,7 +161,7 @@ from tfapprox_cli._common import checked_parameter, echo_json, library_errors
     "--thorough",
     is_flag=True,
     help="The strongest recipe measured on a CPU: n 8, m_FF 32, 4 seeds, 1000 samples, "
-    "50 epochs, then L-BFGS to its stop (about an hour on 2 cores under JAX).",
+    "50 epochs, then L-BFGS to its stop (one to two hours on 2 cores under JAX).",
 )
 @click.option("--json", "json_", is_flag=True, help="Print machine-readable JSON.")
 @library_errors

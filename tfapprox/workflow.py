@@ -97,17 +97,16 @@ def default_settings():
 
 
 def thorough_settings():
-    """The strongest recipe measured for `DEFAULT_TARGET` on a CPU (about an hour).
+    """The strongest recipe measured for `DEFAULT_TARGET` on a CPU (one to two hours).
 
     Per budget, the best of four starts, each 50 Adam epochs and then
     full-batch L-BFGS until no step lowers the loss (at most 6,000
-    iterations), at n = 8 and m_FF = 32, 1,000 samples. In one run twice
-    the training moved no best of four by 10 % or more, nor did a fifth
-    start; in a fresh run it lowered m_h = 5's best random start by 14 %,
-    though not below its warm start. Budgets that break nesting are
-    warm-started from a smaller one (``analysis/RECIPE.md``, "Several
-    starts per budget" to "A fresh rerun with the batched finisher").
-    About an hour (57 minutes) on 2 CPU cores under JAX
+    iterations), at n = 8 and m_FF = 32, 1,000 samples. Budgets that break
+    nesting are warm-started from a smaller one. In two runs neither
+    twice the training nor a fifth start lowered any reported error by
+    10 % or more (``analysis/RECIPE.md``, "Several starts per budget" to
+    "Measured against the reported errors"). 57 minutes, and 1 hour 49
+    minutes on a busier day, on 2 CPU cores under JAX
     (``KERAS_BACKEND=jax``).
     """
     config = TrainingConfig(epochs=50, finisher_steps=6000)
