@@ -106,7 +106,7 @@ def thorough_settings():
     twice the training nor a fifth start lowered any reported error by
     10 % or more (``analysis/RECIPE.md``, "Several starts per budget" to
     "Measured against the reported errors"). 57 minutes, and 1 hour 49
-    minutes on a busier day, on 2 CPU cores under JAX
+    minutes on a half-speed day, on 2 CPU cores under JAX
     (``KERAS_BACKEND=jax``).
     """
     config = TrainingConfig(epochs=50, finisher_steps=6000)
