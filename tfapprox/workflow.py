@@ -598,7 +598,6 @@ def run_check(
         "finisher_steps": 2 * config.finisher_steps,
         "restart_seed": seeds,
         "material": False,
-        "max_drop": 0.0,
         "max_change": 0.0,
     }
     convergence["nesting_before"] = nesting.violations(runs, material_rtol)
@@ -648,7 +647,6 @@ def run_check(
         rows = _convergence_rows(chosen, runs, longer["runs"], seeds)
         convergence["budgets"] = rows
         for row in rows:
-            convergence["max_drop"] = max(convergence["max_drop"], row["drop"], row["drop_restart"])
             convergence["max_change"] = max(convergence["max_change"], row["change"])
         after = _best_by_budget(longer["runs"], "error")
         improved = [
