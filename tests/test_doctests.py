@@ -2,6 +2,7 @@
 
 import doctest
 import importlib
+import os
 import pkgutil
 
 import pytest
@@ -25,8 +26,12 @@ def test_every_library_module_is_collected():
 @pytest.mark.parametrize("name", ["tfapprox", *MODULES])
 def test_docstring_examples_run(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # examples that write files write them here
+    environment = dict(os.environ)
     module = importlib.import_module(name)
     result = doctest.testmod(
         module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False
     )
     assert result.failed == 0, f"{result.failed} of {result.attempted} examples in {name} failed"
+    # An example that sets a variable (``TFAPPROX_JIT_COMPILE``, say) must
+    # put it back: the tests after it would run under its setting.
+    assert dict(os.environ) == environment

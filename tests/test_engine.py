@@ -88,6 +88,33 @@ def test_engine_matches_keras_adam_loop(data, alone):
     np.testing.assert_allclose(alone.records[0]["history"], history, rtol=1e-4)
 
 
+def test_xla_and_graph_mode_train_the_same_members(data, alone, monkeypatch):
+    """``TFAPPROX_JIT_COMPILE`` changes how TensorFlow compiles, not what it computes.
+
+    The suite runs without XLA (tests/conftest.py); this test trains the
+    same member under the other setting and compares the trajectories.
+    """
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the switch applies to TensorFlow only")
+    from tfapprox.engine import jit_compile_enabled
+
+    other = "1" if not jit_compile_enabled() else "0"
+    monkeypatch.setenv("TFAPPROX_JIT_COMPILE", other)
+    assert jit_compile_enabled() is (other == "1")
+    again = train_members(MEMBERS[:1], data, CONSTANT)
+    np.testing.assert_allclose(again.records[0]["history"], alone.records[0]["history"], rtol=1e-4)
+    assert again.records[0]["loss"] == pytest.approx(alone.records[0]["loss"], rel=1e-4)
+
+
+@pytest.mark.parametrize("value", ["2", "maybe", "xla"])
+def test_bad_jit_compile_setting_names_the_variable(value, monkeypatch):
+    from tfapprox.engine import jit_compile_enabled
+
+    monkeypatch.setenv("TFAPPROX_JIT_COMPILE", value)
+    with pytest.raises(ValueError, match="TFAPPROX_JIT_COMPILE"):
+        jit_compile_enabled()
+
+
 def test_padded_member_attention_has_rank_at_most_its_m_h(data, ensemble):
     model = ensemble.member_model(2)  # m_h = 1, padded to 5
     logits = attention_logits(model, data[0][:8])

@@ -4,6 +4,8 @@ import pathlib
 import re
 import shlex
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -57,12 +59,21 @@ TOUR_SHRINK = {
 }
 
 
+# The shrunken tour's model (one epoch on 64 samples) has a rough learned ρ̂
+# whose spectrum the Gauss rule does not resolve within its default points;
+# `tfapprox.pod` says so with a RuntimeWarning, which is expected here.
+@pytest.mark.filterwarnings("ignore:kernel_spectrum. the Gauss rule did not converge")
 def test_python_tour_runs(tmp_path, monkeypatch):
     tour, paper_b, layers_example = python_tour()
     for old, new in TOUR_SHRINK.items():
         assert tour.count(old) == 1, f"the README tour no longer contains {old!r}"
         tour = tour.replace(old, new)
     monkeypatch.chdir(tmp_path)
+    # The tour builds its model unseeded; seed Keras so the test does not
+    # depend on what earlier tests drew from the global generator.
+    import keras
+
+    keras.utils.set_random_seed(0)
     scope = {}
     exec(compile(tour, "README.md (Python tour)", "exec"), scope)
     # The values the tour's comments state.

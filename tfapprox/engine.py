@@ -17,6 +17,10 @@ pre-shuffled order), because Python overhead per step dominates at these
 sizes. The math uses `keras.ops` only; the gradient and the compilation use
 the backend (`_backend_tools`): JAX (``jax.value_and_grad`` + ``jax.jit``) or
 TensorFlow (``tf.GradientTape`` + ``tf.function(jit_compile=True)``).
+Under TensorFlow, ``TFAPPROX_JIT_COMPILE=0`` in the environment drops XLA
+(`jit_compile_enabled`): compiling takes 40-60 % of XLA's time and each
+epoch 1.3-2.2 times longer (README, "Sweeps at scale"), the better trade
+for short runs such as the test suite's.
 
 Per member, on the host after each epoch: the learning-rate schedule
 (``"plateau"``: reduce on plateau as `keras.callbacks.ReduceLROnPlateau`;
@@ -36,6 +40,7 @@ into an ordinary `build_transformer` model.
 
 import dataclasses
 import math
+import os
 import time
 
 import keras
@@ -243,12 +248,41 @@ def _model_options(model_kwargs, dataset):
 # Backend shim: the only backend-specific code.
 
 
+def jit_compile_enabled():
+    """Whether the engine XLA-compiles under TensorFlow: ``$TFAPPROX_JIT_COMPILE``, default on.
+
+    ``0``/``false``/``no``/``off`` turn XLA off (``tf.function(jit_compile=False)``);
+    ``1``/``true``/``yes``/``on`` or unset keep it on. JAX always compiles with
+    XLA (``jax.jit``) and ignores the setting.
+
+    >>> from unittest import mock
+    >>> with mock.patch.dict("os.environ", {"TFAPPROX_JIT_COMPILE": "0"}):
+    ...     jit_compile_enabled()
+    False
+    >>> with mock.patch.dict("os.environ", {"TFAPPROX_JIT_COMPILE": "yes"}):
+    ...     jit_compile_enabled()
+    True
+
+    Raises:
+        ValueError: the variable holds anything else.
+    """
+    value = os.environ.get("TFAPPROX_JIT_COMPILE", "1").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(
+        "TFAPPROX_JIT_COMPILE must be 0 or 1 (or false/true, no/yes, off/on). "
+        f"Received: TFAPPROX_JIT_COMPILE={value!r}"
+    )
+
+
 def _backend_tools():
     """``(value_and_grad, compile)`` for the Keras backend.
 
     ``value_and_grad(fn)`` maps ``fn(params, *args) -> (scalar, aux)`` to a
     function returning ``((scalar, aux), grads)``; ``compile(fn)`` compiles
-    a function of tensors with XLA.
+    a function of tensors, with XLA unless `jit_compile_enabled` says no.
     """
     backend = keras.backend.backend()
     if backend == "jax":
@@ -270,7 +304,8 @@ def _backend_tools():
 
             return wrapped
 
-        return value_and_grad, lambda fn: tf.function(fn, jit_compile=True)
+        xla = jit_compile_enabled()
+        return value_and_grad, lambda fn: tf.function(fn, jit_compile=xla)
     raise ValueError(
         "The batched engine runs on the 'jax' and 'tensorflow' Keras backends. "
         f"Received: KERAS_BACKEND={backend!r}"
