@@ -84,7 +84,7 @@ def _settings(m_h, m_ff, n, seeds, samples, held_out, config, retrain):
 
 
 def default_settings():
-    """The budgets and the training recipe of ``tfapprox check`` (about 4 minutes on 2 cores).
+    """The budgets and the training recipe of ``tfapprox check`` (3 to 8 minutes on 2 cores).
 
     Smaller than paper A's Fig. 5 model (n = 32, m_FF = 128), whose errors
     need hours of CPU to reach their floor: ``tfapprox experiment fig5``
