@@ -7,7 +7,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # Tiny models and short runs: TensorFlow's graph mode compiles a training
-# group in about a third of XLA's time, which outweighs XLA's faster steps
+# group in 40-60 % of XLA's time, which outweighs XLA's faster steps
 # here. `tests/test_engine.py` checks that both give the same training.
 os.environ.setdefault("TFAPPROX_JIT_COMPILE", "0")
 

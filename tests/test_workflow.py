@@ -266,3 +266,14 @@ def test_more_training_is_measured_against_the_reported_error_warm_starts_includ
 def test_a_budget_without_a_finite_error_has_not_converged():
     (row,) = workflow._convergence_rows([(3, 8)], [], [_run(3, 0, 0.2)], seeds=1)
     assert row["error"] is None and row["change"] == 1.0
+
+
+def test_a_bad_jit_compile_setting_is_one_line_naming_it(tmp_path, monkeypatch):
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("JAX ignores TFAPPROX_JIT_COMPILE")
+    monkeypatch.setenv("TFAPPROX_JIT_COMPILE", "maybe")
+    args = ("--quick", "--m-h", "1:2", "--samples", "32", "--out", tmp_path)
+    result = run_cli("check", *args, expect_exit=1)
+    assert_one_line_error(result, "TFAPPROX_JIT_COMPILE", "'maybe'")
