@@ -96,12 +96,16 @@ def test_xla_and_graph_mode_train_the_same_members(data, alone, monkeypatch):
     """
     if keras.backend.backend() != "tensorflow":
         pytest.skip("the switch applies to TensorFlow only")
+    from tfapprox import engine
     from tfapprox.engine import jit_compile_enabled
 
     other = "1" if not jit_compile_enabled() else "0"
     monkeypatch.setenv("TFAPPROX_JIT_COMPILE", other)
     assert jit_compile_enabled() is (other == "1")
+    before = set(engine._ENGINES)
     again = train_members(MEMBERS[:1], data, CONSTANT)
+    # A new engine, compiled under the other setting: the cached one is not reused.
+    assert [key[1] for key in set(engine._ENGINES) - before] == [other == "1"]
     np.testing.assert_allclose(again.records[0]["history"], alone.records[0]["history"], rtol=1e-4)
     assert again.records[0]["loss"] == pytest.approx(alone.records[0]["loss"], rel=1e-4)
 

@@ -618,10 +618,16 @@ _ENGINE_CACHE_SIZE = 16
 
 
 def _engine_for(layout, shapes, options, sequence_length, m_h, size, group):
-    """A cached `_Engine`: members of the same shapes reuse one compiled epoch."""
+    """A cached `_Engine`: members of the same shapes reuse one compiled epoch.
+
+    The key holds the backend and, under TensorFlow, `jit_compile_enabled`:
+    an engine compiled with XLA is not reused once the setting turns it off.
+    """
+    backend = keras.backend.backend()
     try:
         key = (
-            keras.backend.backend(),
+            backend,
+            jit_compile_enabled() if backend == "tensorflow" else None,
             layout,
             tuple(tuple(shape) for shape in shapes),
             tuple(sorted(options.items())),
