@@ -2,6 +2,8 @@
 
 import os
 import pathlib
+import socket
+import warnings
 
 import pytest
 
@@ -58,6 +60,26 @@ def test_local_cluster_runs_chunks_and_the_driver_gets_every_result(light_worker
     seen = {}
     distributed.map_chunks(square_all, [[1, 2], [3], [4, 5]], seen.__setitem__, scheduler="local:2")
     assert seen == {0: [1, 4], 1: [9], 2: [16, 25]}
+
+
+def test_a_local_cluster_does_not_need_the_default_dashboard_port(light_workers):
+    # Two sweeps on one machine (or two test workers) must not fight over
+    # Dask's port 8787: hold it, and the cluster must start without a warning.
+    holder = socket.socket()
+    try:
+        holder.bind(("", 8787))
+        holder.listen()
+    except OSError:
+        pass  # someone else holds it already: the same situation
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            seen = {}
+            distributed.map_chunks(square_all, [[2]], seen.__setitem__, scheduler="local:1")
+    finally:
+        holder.close()
+    assert seen == {0: [4]}
+    assert not [w for w in caught if "already in use" in str(w.message)]
 
 
 def test_a_dying_worker_loses_only_its_chunk_which_is_run_again(tmp_path, light_workers):

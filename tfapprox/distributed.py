@@ -75,7 +75,9 @@ def _client(kind, value, connect_timeout):
             n_workers=value,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            # Any free port: Dask serves its health routes even without a
+            # dashboard, and two clusters on port 8787 would warn.
+            dashboard_address=":0",
         )
         return distributed.Client(cluster), cluster
     try:
