@@ -31,6 +31,15 @@ def test_power_law_fit_and_paper_rate_are_reported(result):
     rate = result["rate"]
     assert np.isfinite(rate["rate"]) and rate["rate_ci"][0] <= rate["rate"] <= rate["rate_ci"][1]
     assert rate["paper_rate"] == 0.27
+    # The rate is the least-squares slope of log(mean training loss) on log m_h.
+    m_h = [p["m_h"] for p in result["points"]]
+    loss = [p["train_loss_mean"] for p in result["points"]]
+    slope, intercept = np.polyfit(np.log(m_h), np.log(loss), 1)
+    assert rate["rate"] == pytest.approx(-slope, rel=1e-9)
+    assert rate["constant"] == pytest.approx(np.exp(intercept), rel=1e-9)
+    assert rate["error_falls_with_m_h"] == (slope < 0)
+    low, high = rate["rate_ci"]
+    assert rate["paper_rate_in_interval"] == (low <= 0.27 <= high)
 
 
 def test_convergence_cells_retrain_the_checked_m_h_with_twice_the_epochs(result):

@@ -77,9 +77,19 @@ def test_verdicts_follow_the_convergence_of_their_cells(run):
 
 def test_one_layer_dp_free_stays_above_two_thirds(run):
     # Paper B's lower bound: no one-layer DP-free model goes below 2/3 (sup norm).
-    claims = run[0]["claims"]
+    result = run[0]
+    claims = result["claims"]
     assert claims["dp_free_floor_held"]
     assert min(claims["dp_free_one_layer_sup_error"]) >= 2 / 3
+    # The errors are those of the one-layer DP-free cell on adaptive-g, and of
+    # its doubled run when it has one.
+    cell = next(
+        c
+        for c in result["cells"]
+        if c["target"] == "adaptive-g" and c["layers"] == 1 and not c["dp"]
+    )
+    expected = [cell["sup_error"]] + ([cell["doubled"]["error_2x"]] if "doubled" in cell else [])
+    assert claims["dp_free_one_layer_sup_error"] == expected
 
 
 def test_outputs_are_written(run):

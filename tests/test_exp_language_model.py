@@ -125,5 +125,11 @@ def test_deciding_models_are_trained_again_and_verdicts_follow_them(run):
     assert claims["verdicts"]["layers_beat_heads"] == expected
     for gap in claims["dp_gaps"]:
         pair = [models[f"{kind}_L{gap['layers']}"] for kind in ("dp", "dp_free")]
+        # The gap is DP-free's held-out loss minus DP's; it holds when positive.
+        assert gap["dp_free_minus_dp"] == pytest.approx(
+            pair[1]["validation_loss"] - pair[0]["validation_loss"], abs=1e-12
+        )
         if not all(m.get("doubled", {}).get("converged") for m in pair):
             assert gap["verdict"] == "not converged"
+        else:
+            assert gap["verdict"] == ("held" if gap["dp_free_minus_dp"] > 0 else "failed")

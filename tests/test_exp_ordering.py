@@ -53,6 +53,31 @@ def test_reordering_hurts_the_rnn_more_than_the_transformer(run):
     assert claims["ordering_cost_rnn"] > 10
 
 
+def test_claims_are_ratios_of_the_cells_geometric_mean_mse(run):
+    result = run[0]
+    claims = result["claims"]
+    geomean = {
+        (c["table"], c["model"], c["data"]): float(np.exp(np.mean(np.log(c["mse"]))))
+        for c in result["cells"]
+    }
+
+    def cost(table, model, data, base="original"):
+        return geomean[table, model, data] / geomean[table, model, base]
+
+    assert claims["ordering_cost_rnn"] == pytest.approx(cost(2, "rnn", "ordering"), rel=1e-9)
+    tf_order = cost(2, "transformer", "ordering")
+    assert claims["ordering_cost_transformer"] == pytest.approx(tf_order, rel=1e-9)
+    assert claims["ordering_hurts_rnn_more"] == (cost(2, "rnn", "ordering") > tf_order)
+    rnn_mix, tf_mix = cost(2, "rnn", "mixing"), cost(2, "transformer", "mixing")
+    assert claims["mixing_cost_rnn"] == pytest.approx(rnn_mix, rel=1e-9)
+    assert claims["mixing_cost_transformer"] == pytest.approx(tf_mix, rel=1e-9)
+    assert claims["mixing_hurts_transformer_more"] == (tf_mix > rnn_mix)
+    orderless = [
+        geomean[3, "rnn", d] / geomean[3, "transformer", d] for d in ("original", "permuted")
+    ]
+    np.testing.assert_allclose(claims["orderless_rnn_over_transformer"], orderless, rtol=1e-9)
+
+
 def test_outputs_are_written(run):
     result, _, out = run
     for key in ("result", "table", "figure"):

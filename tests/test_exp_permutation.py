@@ -35,8 +35,29 @@ def test_paper_numbers_are_recorded(result):
         "original": 0.98,
         "permuted": 0.96,
     }
-    assert isinstance(result["claims"]["accuracies_within_3_points"], bool)
-    assert np.isfinite(result["claims"]["accuracy_drop"])
+
+
+def test_claims_are_computed_from_the_runs(result):
+    claims, runs = result["claims"], result["runs"]
+    accuracy = {
+        case: np.mean([run[case]["test_accuracy"] for run in runs])
+        for case in ("original", "permuted")
+    }
+    drop = accuracy["original"] - accuracy["permuted"]
+    assert claims["accuracy_drop"] == pytest.approx(drop, abs=1e-12)
+    assert claims["accuracies_within_3_points"] == (abs(drop) <= 0.03)
+    # Two intervals overlap when each starts before the other ends.
+    overlap = []
+    for run in runs:
+        ends = [*run["original"]["beta_ci"], *run["permuted"]["beta_ci"]]
+        if any(end is None or np.isnan(end) for end in ends):
+            overlap.append(None)  # no interval: no claim
+            continue
+        a0, a1, b0, b1 = ends
+        overlap.append(a0 <= b1 and b0 <= a1)
+    assert claims["beta_intervals_overlap_per_seed"] == overlap
+    known = [o for o in overlap if o is not None]
+    assert claims["beta_intervals_overlap_all"] == (all(known) if known else None)
 
 
 def test_convergence_cells_compare_the_mean_test_error_at_twice_the_epochs(result):

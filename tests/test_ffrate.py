@@ -23,6 +23,11 @@ def test_ff_rate_finds_error_falling_with_width():
     assert errors[-1, 0] < errors[0, 0]
     assert result.alpha > 0
     assert result.alpha_ci[0] <= result.alpha_ci[1]
+    # α and C_α are the least-squares line through (log width, log error):
+    # error ≈ C_α · width^{−α}.
+    slope, intercept = np.polyfit(np.log([1, 4, 16]), np.log(errors[:, 0]), 1)
+    assert result.alpha == pytest.approx(-slope, rel=1e-9)
+    assert result.c_alpha == pytest.approx(np.exp(intercept), rel=1e-9)
     assert result.settings["epochs"] == 60
 
 

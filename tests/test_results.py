@@ -1,5 +1,6 @@
 """tfapprox.results: the results-file format, validation, strict JSON, append and merge."""
 
+import hashlib
 import json
 import math
 
@@ -173,7 +174,16 @@ def test_data_fingerprint_tells_datasets_apart():
     same = results.data_fingerprint(Dataset(x, x))
     assert same == results.data_fingerprint((x.copy(), x.copy()))
     assert same != results.data_fingerprint(Dataset(x + 1, x))
-    assert len(same) == 64
+    # Same x, other targets y (two presets sampled with one seed) differ too,
+    # and so do the same bytes in another shape or dtype.
+    assert same != results.data_fingerprint(Dataset(x, x + 1))
+    assert same != results.data_fingerprint(Dataset(x.reshape(4, 1, 3), x.reshape(4, 1, 3)))
+    assert same != results.data_fingerprint(Dataset(x.astype("float64"), x))
+    # The documented recipe: dtype and shape, then the bytes, for x then y.
+    expected = hashlib.sha256()
+    for array in (x, x):
+        expected.update(f"{array.dtype.str}{array.shape}".encode() + array.tobytes())
+    assert same == expected.hexdigest()
 
 
 def test_metadata_for_records_shape_and_fingerprint():

@@ -157,6 +157,15 @@ def test_fit_trains_a_pooled_classifier_on_labels():
     assert result.data["task"] == "labels"
     assert set(result.metrics) == {"accuracy", "val_loss", "val_accuracy"}
     assert 0.0 <= result.metrics["accuracy"] <= 1.0
+    # The validation metrics are the final model's, on the validation data:
+    # cross-entropy of the logits and accuracy of their argmax, in NumPy.
+    logits = np.asarray(result.model.predict(x[:32], verbose=0), dtype="float64")
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    cross_entropy = -log_p[np.arange(32), labels[:32]].mean()
+    assert result.metrics["val_loss"] == pytest.approx(cross_entropy, rel=1e-5)
+    accuracy = np.mean(logits.argmax(axis=1) == labels[:32])
+    assert result.metrics["val_accuracy"] == pytest.approx(accuracy, abs=1e-6)
 
 
 def test_fit_log_dir_needs_tensorboard(data, tmp_path):
