@@ -2,6 +2,7 @@
 
 import contextlib
 import functools
+import math
 import os
 import warnings
 
@@ -42,7 +43,8 @@ def _one_line_warnings():
 def library_errors(command):
     """Turn the library's `ValueError`/`TypeError`/`OSError` into one-line errors.
 
-    A user's mistake (bad value, missing or corrupt file) ends with
+    A user's mistake (bad value, missing or corrupt file, a Keras backend
+    that is not installed, sizes past the memory) ends with
     ``Error: <message>`` and exit code 1, never a traceback. Bugs (any other
     exception) still show their traceback.
     """
@@ -62,8 +64,18 @@ def library_errors(command):
             if err.filename and err.strerror:
                 raise click.ClickException(f"{err.strerror}: {err.filename}") from None
             raise click.ClickException(" ".join(str(err).split()) or type(err).__name__) from None
-        except (ValueError, TypeError) as err:
-            raise click.ClickException(" ".join(str(err).split()) or type(err).__name__) from None
+        except (ValueError, TypeError, ImportError) as err:
+            message = " ".join(str(err).split()) or type(err).__name__
+            backend = os.environ.get("KERAS_BACKEND")
+            if backend and (isinstance(err, ImportError) or "backend" in message.lower()):
+                # Keras could not load the backend the environment asks for.
+                message += f" (KERAS_BACKEND={backend!r}: tensorflow or jax)"
+            raise click.ClickException(message) from None
+        except MemoryError as err:
+            message = " ".join(str(err).split())
+            raise click.ClickException(
+                f"out of memory{': ' + message if message else ''}; use smaller sizes"
+            ) from None
 
     return wrapper
 
@@ -101,3 +113,17 @@ def checked_parameter(name):
             raise click.BadParameter(" ".join(str(err).split())) from None
 
     return callback
+
+
+def finite_float_range(**bounds):
+    """`click.FloatRange` that also refuses NaN and ±inf (NaN passes every comparison)."""
+    import click
+
+    class FiniteFloatRange(click.FloatRange):
+        def convert(self, value, param, ctx):
+            number = super().convert(value, param, ctx)
+            if not math.isfinite(number):
+                self.fail(f"{value!r} is not a finite number.", param, ctx)
+            return number
+
+    return FiniteFloatRange(**bounds)

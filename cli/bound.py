@@ -194,8 +194,9 @@ def _print_type1(r):
         echo(
             f"           lag {entry['lag']:>6}: {_count(entry['heads'], 'head'):>9}  (quota {entry['quota']:.4g})"
         )
+    split_ratio = "inf" if r["allocation_ratio"] is None else f"{r['allocation_ratio']:.6g}"
     echo(
-        f"           bound at this split = {r['allocation_ratio']:.6g} × the continuous "
+        f"           bound at this split = {split_ratio} × the continuous "
         "optimum (a lower bound for every split)"
     )
     for kind in ("lin", "log"):
@@ -365,7 +366,7 @@ def _print_type3(r):
 )
 @click.option(
     "--rows",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=1000),
     default=3,
     show_default=True,
     help="Table rows on each side of the chosen m_h.",

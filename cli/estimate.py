@@ -5,7 +5,7 @@ import os
 
 import click
 
-from tfapprox_cli._common import echo_json, library_errors
+from tfapprox_cli._common import echo_json, finite_float_range, library_errors
 
 MODEL_SUFFIX = ".keras"
 DATA_SUFFIX = ".npz"
@@ -128,14 +128,14 @@ def _truth(target):
 )
 @click.option(
     "--tol",
-    type=click.FloatRange(min=0, min_open=True),
+    type=finite_float_range(min=0, min_open=True),
     default=1e-4,
     show_default=True,
     help="Relative convergence tolerance of the leading values.",
 )
 @click.option(
     "--rank-rtol",
-    type=click.FloatRange(min=0, max=1),
+    type=finite_float_range(min=0, max=1),
     default=1e-8,
     show_default=True,
     help="Numerical rank: values above RANK_RTOL·σ_1.",

@@ -80,7 +80,7 @@ def _run_command(name, module_name, description):
 
         quiet_tensorflow()
         module = importlib.import_module(f"tfapprox_analysis.{module_name}")
-        argv = ["--out", out or f"runs/{name}"]
+        argv = [f"--out={out or f'runs/{name}'}"]  # "=": a folder may start with "-"
         if quick:
             argv.append("--quick")
         if json_:

@@ -41,6 +41,8 @@ class TfapproxGroup(click.Group):
 
 
 def _one_line(err):
+    if isinstance(err, click.exceptions.NoArgsIsHelpError):
+        return err  # a group run bare: click prints its help, as asked
     message = " ".join(err.format_message().split())
     if err.ctx is not None:
         message += f" (see '{err.ctx.command_path} --help')"

@@ -11,9 +11,17 @@ import click
 from tfapprox_cli._common import echo_json, library_errors
 from tfapprox_cli.train import POSITIVE, _training_data, data_options, training_options
 
+# Past these a sweep cannot be built on any machine; refuse them before
+# building a list of widths (or a model) that exhausts the memory.
+MAX_WIDTH = 2**20
+MAX_WIDTHS = 4096
+
 
 class WidthList(click.ParamType):
-    """Positive ints as a list (``1,2,4``), a range (``1:16``, ``2:16:2``) or both (``1,4:6``)."""
+    """Positive ints as a list (``1,2,4``), a range (``1:16``, ``2:16:2``) or both (``1,4:6``).
+
+    At most `MAX_WIDTHS` widths, each at most `MAX_WIDTH`.
+    """
 
     name = "WIDTHS"
 
@@ -31,15 +39,22 @@ class WidthList(click.ParamType):
                     start, stop, step = (*bounds, 1)[:3]
                     if step < 1 or stop < start:
                         raise ValueError
-                    widths.extend(range(start, stop + 1, step))
+                    part_widths = range(start, stop + 1, step)
                 else:
-                    widths.append(int(part))
+                    part_widths = [int(part)]
             except ValueError:
                 self.fail(
                     f"{value!r} is not a list of widths (examples: 4, 1,2,4, 1:16, 2:16:2)",
                     param,
                     ctx,
                 )
+            if len(widths) + len(part_widths) > MAX_WIDTHS or max(part_widths) > MAX_WIDTH:
+                self.fail(
+                    f"{value!r}: at most {MAX_WIDTHS} widths, each at most {MAX_WIDTH}",
+                    param,
+                    ctx,
+                )
+            widths.extend(part_widths)
         if not widths or min(widths) < 1:
             self.fail(f"{value!r}: every width must be a positive int", param, ctx)
         return sorted(set(widths))

@@ -6,7 +6,7 @@ imported inside the commands.
 
 import click
 
-from tfapprox_cli._common import echo_json, library_errors
+from tfapprox_cli._common import echo_json, finite_float_range, library_errors
 
 
 class RankType(click.ParamType):
@@ -85,14 +85,14 @@ def list_command(json_):
 )
 @click.option(
     "--beta",
-    type=click.FloatRange(min=0, min_open=True),
+    type=finite_float_range(min=0, min_open=True),
     default=None,
     help="POD decay β of ρ: σ_i = C_β i^-β. Library default 1.0.",
 )
 @click.option(
     "--c-beta",
     "c_beta",
-    type=click.FloatRange(min=0, min_open=True),
+    type=finite_float_range(min=0, min_open=True),
     default=None,
     help="POD constant C_β. Library default 1.0.",
 )
@@ -186,6 +186,10 @@ def make_command(preset, samples, seed, out, json_, **options):
     if preset is None and not given:
         raise click.UsageError(
             "give a PRESET (see `tfapprox target list`) or target options such as --beta, --rank, --tau"
+        )
+    if "truncation" in given and given.get("rank") != "inf":
+        raise click.UsageError(
+            "--truncation sets the terms kept of an infinite rank: give it with --rank inf"
         )
     if preset is not None:
         model = targets.load_preset(preset)

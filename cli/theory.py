@@ -7,7 +7,13 @@ import math
 
 import click
 
-from tfapprox_cli._common import checked_parameter, echo_json, library_errors
+from tfapprox_cli._common import (
+    checked_parameter,
+    echo_json,
+    explicit,
+    finite_float_range,
+    library_errors,
+)
 
 # ----------------------------------------------------------------------------
 # check
@@ -123,7 +129,7 @@ from tfapprox_cli._common import checked_parameter, echo_json, library_errors
 )
 @click.option(
     "--floor-rtol",
-    type=click.FloatRange(min=0, max=1),
+    type=finite_float_range(min=0, max=1),
     default=1e-2,
     show_default=True,
     help="Errors ≤ FLOOR_RTOL × the largest are the floor.",
@@ -131,12 +137,18 @@ from tfapprox_cli._common import checked_parameter, echo_json, library_errors
 @click.option(
     "--bootstrap",
     "n_bootstrap",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=1_000_000),
     default=2000,
     show_default=True,
     help="Bootstrap resamples for the slope interval.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed of the bootstrap.",
+)
 @click.option(
     "--plot",
     "plot_path",
@@ -253,6 +265,11 @@ def check(
     for name, flag in (("--quick", quick), ("--thorough", thorough)):
         if flag:
             raise click.UsageError(f"{name} applies to training; it cannot be used with --results")
+    if explicit(click.get_current_context(), "out"):
+        raise click.UsageError(
+            "--out is the main job's folder; with --results the check prints its report "
+            "(--json for JSON) and writes a figure with --plot"
+        )
     if beta is None:
         raise click.UsageError("--beta is required with --results")
     if alpha is None:
@@ -318,10 +335,13 @@ def _main_job(training, alpha, out, preset, json_):
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--scheduler") from None
     settings = getattr(workflow, f"{preset}_settings")()
-    if m_h is not None:
-        settings["m_h"] = WIDTHS.convert(m_h, None, None)
-    if m_ff is not None:
-        settings["m_ff"] = WIDTHS.convert(m_ff, None, None)
+    for flag, key, value in (("--m-h", "m_h", m_h), ("--m-ff", "m_ff", m_ff)):
+        if value is not None:
+            try:
+                settings[key] = WIDTHS.convert(value, None, None)
+            except click.BadParameter as err:
+                err.param_hint = flag
+                raise
     for name in ("n", "seeds", "samples"):
         if training[f"--{name}"] is not None:
             settings[name] = training[f"--{name}"]

@@ -11,7 +11,7 @@ import click
 
 from tfapprox.budget import POSITION_ENCODINGS
 from tfapprox.config import TrainingConfig, cli_options
-from tfapprox_cli._common import echo_json, library_errors
+from tfapprox_cli._common import echo_json, finite_float_range, library_errors
 
 POSITIVE = click.IntRange(min=1)
 EXPORT_FORMATS = ("keras", "saved_model")
@@ -25,7 +25,7 @@ def training_options(command):
         elif spec["kind"] == "int":
             kind = click.IntRange(min=spec.get("minimum", 1))
         else:
-            kind = click.FloatRange(
+            kind = finite_float_range(
                 min=spec.get("low"),
                 max=spec.get("high"),
                 min_open=spec.get("low_open", False),
@@ -174,9 +174,10 @@ def train(
       tfapprox train default --n 16 --m-h 2 --m-ff 32 --out runs/quickstart
       tfapprox train fig5b.npz --n 32 --m-h 4 --m-ff 128 --out runs/m4
     """
-    from tfapprox import export, results, training
+    from tfapprox import _io, export, results, training
     from tfapprox.budget import Budget
 
+    _io.writable_folder(out)  # before training, not after
     config = TrainingConfig(**settings, model_kwargs={"position_encoding": position_encoding})
     dataset, held_out, source = _training_data(data, samples, data_seed)
     budget = Budget(n=n, m_h=m_h, m_v=m_v, m_ff=m_ff, ff_depth=ff_depth)

@@ -247,8 +247,8 @@ def test_make_bad_option_value_is_a_usage_error_naming_the_option(tmp_path, args
 @pytest.mark.parametrize("value", ["nan", "inf"])
 def test_make_non_finite_beta_is_a_one_line_error(tmp_path, value):
     out = tmp_path / "x.npz"
-    result = make("--beta", value, "--out", out, expect_exit=1)
-    assert_single_error_line(result, "`beta`", f"beta={value}")
+    result = make("--beta", value, "--out", out, expect_exit=2)
+    assert_single_error_line(result, "--beta", f"'{value}' is not a finite number")
     assert not out.exists()
 
 

@@ -11,8 +11,8 @@ import numbers
 import sys
 
 
-def check_int(name, value, *, minimum=1, allow_none=False):
-    """Validate an int ``>= minimum`` (not a bool); return it as ``int``.
+def check_int(name, value, *, minimum=1, maximum=None, allow_none=False):
+    """Validate an int ``>= minimum`` (and ``<= maximum``; not a bool); return it as ``int``.
 
     Booleans are refused (``True`` is an ``int`` in Python but never a width).
 
@@ -36,12 +36,14 @@ def check_int(name, value, *, minimum=1, allow_none=False):
         )
     if value < minimum:
         raise ValueError(f"`{name}` must be {what}. Received: {name}={value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"`{name}` must be at most {maximum}. Received: {name}={value!r}")
     return int(value)
 
 
-def check_positive_int(name, value, *, allow_none=False):
+def check_positive_int(name, value, *, maximum=None, allow_none=False):
     """`check_int` with ``minimum=1``: widths, counts, lengths."""
-    return check_int(name, value, minimum=1, allow_none=allow_none)
+    return check_int(name, value, minimum=1, maximum=maximum, allow_none=allow_none)
 
 
 def check_seed(name, value):

@@ -27,6 +27,23 @@ def _file_mode(path):
         return 0o666 & ~umask
 
 
+def writable_folder(path, what="the output folder"):
+    """Create folder ``path`` if needed and check it is writable, before any work.
+
+    Raises:
+        ValueError: naming ``what`` and the path, when it cannot be created
+            or written.
+    """
+    path = os.fspath(path)
+    try:
+        os.makedirs(path or ".", exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cannot create {what} {path!r}: {err.strerror or err}") from None
+    if not os.access(path or ".", os.W_OK):
+        raise ValueError(f"{what} {path!r} is not writable")
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path next to `path`; move it onto `path` on success.
@@ -34,12 +51,18 @@ def atomic_path(path):
     On an exception the temporary file is removed and `path` is untouched.
     """
     path = os.fspath(path)
+    if not path:
+        raise ValueError("`path` must name a file. Received: path=''")
     folder = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(folder, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         raise NotADirectoryError(f"cannot write {path}: a folder on its path is a file") from None
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    except OSError as err:
+        # Name the user's path, not the temporary file's.
+        raise OSError(f"cannot write {path}: {err.strerror or err}") from None
     os.close(fd)
     try:
         yield tmp
@@ -65,8 +88,11 @@ def atomic_directory(path):
     if os.path.exists(path) and not os.path.isdir(path):
         raise ValueError(f"`path` exists and is not a folder. Received: path={path!r}")
     parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
-    work = tempfile.mkdtemp(dir=parent, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        os.makedirs(parent, exist_ok=True)
+        work = tempfile.mkdtemp(dir=parent, prefix=".tmp-", suffix=os.path.basename(path))
+    except OSError as err:
+        raise OSError(f"cannot write {path}: {err.strerror or err}") from None
     try:
         staged = os.path.join(work, "new")
         yield staged

@@ -400,10 +400,11 @@ def type3_attention_error(memories, heads, *, rate=1, c_n=1.0):
     heads = check_positive_int("heads", heads)
     rate = _check_rate(rate)
     c_n = check_real("c_n", c_n, low=0, low_open=True)
-    try:  # exact integers, one correctly rounded division
+    log_value = (rate + 1) * math.log(memories) - rate * math.log(heads)
+    if abs(log_value) < 700 and rate < 10_000:
+        # Exact integers, one correctly rounded division.
         return c_n * (memories ** (rate + 1) / heads**rate)
-    except OverflowError:
-        return math.inf
+    return c_n * (_exp_or_inf(log_value) if log_value >= 0 else math.exp(log_value))
 
 
 def ffn_error(width, *, barron=1.0):
@@ -559,8 +560,14 @@ def allocate_heads(lags, heads, *, rpe, rate=1):
     log_total = _log_weight_sum(lags, rpe)
     # Σ_k w_k^{n+1}/H_k^n = (Σw)^{n+1} Σ_k p_k^{n+1}/H_k^n with p_k = w_k/Σw.
     log_scale = (rate + 1) * log_total
-    relative = math.fsum(p ** (rate + 1) / k**rate for p, k in zip(shares, split))
-    continuous_relative = 1.0 / total**rate
+    # In logs, so that a large n neither overflows nor builds huge integers.
+    log_terms = [
+        (rate + 1) * (_log_weight(lag, rpe) - log_total) - rate * math.log(k)
+        for lag, k in zip(lags, split)
+    ]
+    top = max(log_terms)
+    log_relative = top + math.log(math.fsum(math.exp(t - top) for t in log_terms))
+    log_continuous = -rate * math.log(total)
     return HeadAllocation(
         lags=lags,
         rpe=rpe,
@@ -568,9 +575,9 @@ def allocate_heads(lags, heads, *, rpe, rate=1):
         quotas=tuple(total * p for p in shares),
         total=total,
         rate=rate,
-        bound=_exp_or_inf(log_scale + math.log(relative)),
-        continuous_bound=_exp_or_inf(log_scale + math.log(continuous_relative)),
-        ratio=relative / continuous_relative,
+        bound=_exp_or_inf(log_scale + log_relative),
+        continuous_bound=_exp_or_inf(log_scale + log_continuous),
+        ratio=_exp_or_inf(log_relative - log_continuous),
     )
 
 

@@ -191,6 +191,12 @@ def _spectrum(
     if method == "gauss":
         largest = int(math.floor((max_points / tau) ** (1.0 / dim) + 1e-9))
         if order is not None:
+            if order**dim * tau > max_points:
+                raise ValueError(
+                    f"`order`={order} needs {order}^{dim} nodes at each of {tau} position(s), "
+                    f"{order**dim * tau} points, more than `max_points`={max_points}: "
+                    "lower the order or raise max_points"
+                )
             orders = [order]
         else:
             if largest < 1:

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from tfapprox import results
+from tfapprox import _io, results
 from tfapprox._checks import check_positive_int, check_seed
 from tfapprox.budget import Budget
 from tfapprox.config import TrainingConfig
@@ -355,12 +355,10 @@ def run_sweep(
         raise ValueError("`members` must not be empty")
     distributed.parse_scheduler(scheduler)  # a bad spec fails before any work
     results_path = os.fspath(results_path)
-    folder = os.path.dirname(os.path.abspath(results_path))
-    os.makedirs(folder, exist_ok=True)
-    if not os.access(folder, os.W_OK):
-        raise ValueError(
-            f"cannot write the results file {results_path}: its folder is not writable"
-        )
+    _io.writable_folder(
+        os.path.dirname(os.path.abspath(results_path)),
+        f"the folder of the results file {results_path!r},",
+    )
 
     hyperparameters = config.to_dict()
     file_metadata = {**results.metadata_for(dataset), **(metadata or {})}

@@ -101,6 +101,14 @@ _CHUNK_ELEMENTS = 1 << 22
 # Validation helpers
 
 
+# Sizes past which a target cannot be built or sampled in memory: POD terms
+# (a finite rank, or the truncation of an infinite one), the widths of the
+# positional family, and the float32 values of one sampled array.
+MAX_TERMS = 2**16
+MAX_WIDTH = 2**12
+MAX_SAMPLE_VALUES = 2**28
+
+
 def _check_rank(value):
     """A positive int, or ``"inf"`` / `math.inf` (returned as `math.inf`)."""
     if isinstance(value, str) and value.strip().lower() in ("inf", "infinity"):
@@ -114,6 +122,8 @@ def _check_rank(value):
         )
     if value < 1:
         raise ValueError(f"`rank` must be a positive int or 'inf'. Received: rank={value!r}")
+    if value > MAX_TERMS:
+        raise ValueError(f"`rank` must be at most {MAX_TERMS} (or 'inf'). Received: rank={value!r}")
     return int(value)
 
 
@@ -410,8 +420,13 @@ class Target:
         """
         num_samples = check_positive_int("num_samples", num_samples)
         seed = check_seed("seed", seed)
-        rng = np.random.default_rng(seed)
         shape = (num_samples, self.sequence_length, self.input_dim)
+        if math.prod(shape) > MAX_SAMPLE_VALUES:
+            raise ValueError(
+                f"`num_samples` × τ × d must be at most {MAX_SAMPLE_VALUES} values: x of "
+                f"shape {shape} does not fit in memory. Received: num_samples={num_samples}"
+            )
+        rng = np.random.default_rng(seed)
         x = self._draw_inputs(rng, shape).astype(np.float32)
         y = self(x.astype(np.float64)).astype(np.float32)
         return _datasets.Dataset(x, y, self.dataset_metadata(num_samples, seed))
@@ -551,7 +566,7 @@ def _power_law(c_beta, beta, terms):
 def _check_truncation(rank, truncation):
     if rank != math.inf:
         return int(rank), None
-    truncation = check_positive_int("truncation", truncation)
+    truncation = check_positive_int("truncation", truncation, maximum=MAX_TERMS)
     return truncation, truncation
 
 
@@ -786,15 +801,15 @@ class _PositionalTarget(_SeparableTarget):
         description,
         seed,
     ):
-        d = check_positive_int("d", d)
+        d = check_positive_int("d", d, maximum=MAX_WIDTH)
         tau = check_positive_int("tau", tau)
         beta = check_real("beta", beta, low=0, low_open=True)
         c_beta = check_real("c_beta", c_beta, low=0, low_open=True)
         rank = _check_rank(rank)
-        n = check_positive_int("n", n)
-        d_out = check_positive_int("d_out", d_out)
+        n = check_positive_int("n", n, maximum=MAX_WIDTH)
+        d_out = check_positive_int("d_out", d_out, maximum=MAX_WIDTH)
         position_dependent = check_bool("position_dependent", position_dependent)
-        num_features = check_positive_int("num_features", num_features)
+        num_features = check_positive_int("num_features", num_features, maximum=MAX_WIDTH)
         embed_bandwidth = check_real("embed_bandwidth", embed_bandwidth, low=0, low_open=True)
         readout_bandwidth = check_real("readout_bandwidth", readout_bandwidth, low=0, low_open=True)
         seed = check_seed("seed", seed)

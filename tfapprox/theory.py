@@ -654,6 +654,16 @@ def formulas(style="text"):
 # Numeric API
 
 
+# The twins evaluated at a budget (the others ignore m_h, and some m_ff).
+_OF_THE_BUDGET = (
+    "error_bound",
+    "attention_term",
+    "ff_term",
+    "first_derivative",
+    "second_derivative",
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class BoundValue:
     """The bound at one (m_h, m_FF): its two terms and their sum."""
@@ -734,11 +744,24 @@ class Bound:
             object.__setattr__(self, field, check_parameter(field, getattr(self, field)))
 
     def _call(self, name, m_h, m_ff):
-        return float(
-            _twins()[name](
-                m_h, m_ff, self.tau, self.alpha, self.beta, self.c_alpha, self.c_beta, self.c_0
+        try:
+            value = float(
+                _twins()[name](
+                    m_h, m_ff, self.tau, self.alpha, self.beta, self.c_alpha, self.c_beta, self.c_0
+                )
             )
-        )
+        except (OverflowError, ZeroDivisionError):
+            value = math.nan
+        if not math.isfinite(value):
+            # Finite inputs whose result leaves float64 (e.g. α = 400, or
+            # C_0 = 1e308 times τ²): no number to report, so say which ones.
+            where = f"m_h={m_h!r}, m_ff={m_ff!r}, " if name in _OF_THE_BUDGET else ""
+            raise ValueError(
+                f"{name} overflows float64 at {where}tau={self.tau}, beta={self.beta!r}, "
+                f"alpha={self.alpha!r}, c_beta={self.c_beta!r}, c_alpha={self.c_alpha!r}, "
+                f"c_0={self.c_0!r}: use less extreme values"
+            )
+        return value
 
     def terms(self, m_h, m_ff):
         """`BoundValue` at real or integer ``m_h, m_ff > 0``."""

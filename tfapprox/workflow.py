@@ -36,7 +36,7 @@
 import math
 import os
 
-from tfapprox import check, metrics, results
+from tfapprox import _io, check, metrics, results
 from tfapprox._checks import check_positive_int, check_real
 from tfapprox.config import TrainingConfig
 
@@ -518,13 +518,7 @@ def run_check(
     material_rtol = check_real("material_rtol", material_rtol, low=0, low_open=True)
     config = config if config is not None else TrainingConfig()
     members = sweeps.plan_members(m_h, m_ff, range(seeds), n=n, m_v=m_v, ff_depth=ff_depth)
-    out = os.fspath(out)
-    try:
-        os.makedirs(out, exist_ok=True)
-    except OSError as err:
-        raise ValueError(f"cannot create the output folder {out!r}: {err.strerror}") from None
-    if not os.access(out, os.W_OK):
-        raise ValueError(f"the output folder {out!r} is not writable")
+    out = _io.writable_folder(out)
 
     # 1. Complexity.
     estimate = pod.PODComplexity(allow_short=True).fit(target)
@@ -696,7 +690,6 @@ def run_check(
             "figure": figure,
         },
     }
-    from tfapprox import _io
 
     _io.atomic_write_text(summary["outputs"]["report"], render_report(summary))
     _io.atomic_write_json(
