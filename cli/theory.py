@@ -19,6 +19,19 @@ from tfapprox_cli._common import (
 # check
 
 
+def _alpha_or_measure(ctx, param, value):
+    """--alpha: a checked α > 0, or "measure" (fitted by the main job)."""
+    if value is None:
+        return None
+    if value.strip().lower() == "measure":
+        return "measure"
+    try:
+        number = float(value)
+    except ValueError:
+        raise click.BadParameter(f"must be a number or 'measure'. Received: {value!r}") from None
+    return checked_parameter("alpha")(ctx, param, number)
+
+
 @click.command()
 @click.option(
     "--results",
@@ -84,10 +97,10 @@ from tfapprox_cli._common import (
 )
 @click.option(
     "--alpha",
-    type=float,
     default=None,
-    callback=checked_parameter("alpha"),
-    help="Feed-forward rate α (> 0).  [default: 0.5, Barron's rate, the reason is printed]",
+    callback=_alpha_or_measure,
+    help="Feed-forward rate α (> 0), or 'measure': fit it on the target's POD basis "
+    "(tfapprox.workflow.measure_alpha).  [default: 0.5, Barron's rate, the reason is printed]",
 )
 @click.option(
     "--tau",
@@ -272,6 +285,8 @@ def check(
         )
     if beta is None:
         raise click.UsageError("--beta is required with --results")
+    if alpha == "measure":
+        raise click.UsageError("--alpha measure needs a target: give a number with --results")
     if alpha is None:
         alpha = 0.5
     from tfapprox import check as checker

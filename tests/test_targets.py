@@ -578,3 +578,35 @@ def test_custom_target_cannot_be_rebuilt_from_metadata():
 def test_target_rejects_a_non_callable_part():
     with pytest.raises(TypeError, match="`rho`"):
         targets.Target(None, lambda u: u, lambda z: z, sequence_length=2, input_dim=1, output_dim=1)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        targets.fig5_target(beta=1.0, rank=5),
+        targets.make_target("positional", {"d": 1, "position_dependent": False, "rank": 4}),
+    ],
+    ids=["fig5", "positional"],
+)
+def test_pod_basis_is_orthonormal_and_rebuilds_rho(target):
+    # Gauss-Legendre on [0, 1] (the POD measure of U[0,1] tokens, d = 1).
+    nodes, weights = np.polynomial.legendre.leggauss(200)
+    u, w = (nodes[:, None] + 1) / 2, weights / 2
+    basis = target.pod_basis(u)  # (200, r)
+    gram = basis.T @ (w[:, None] * basis)
+    np.testing.assert_allclose(gram, np.eye(basis.shape[1]), atol=1e-8)
+    # ρ(u, v) = Σ_i σ_i φ_i(u) ψ_i(v), ψ a permutation of φ.
+    v = np.random.default_rng(0).uniform(size=(7, 1))
+    rho = target.rho(u[:7], v)
+    left = target.pod_basis(u[:7]) * target.singular_values
+    right = target.pod_basis(v)
+    pairing = getattr(target, "_pairing", None)
+    right = right if pairing is None else right[:, pairing]
+    np.testing.assert_allclose(rho, np.sum(left * right, axis=1), atol=1e-10)
+
+
+def test_pod_basis_of_a_position_dependent_target_needs_positions():
+    target = targets.make_target("positional", {"d": 1, "position_dependent": True})
+    with pytest.raises(ValueError, match="`t` is required"):
+        target.pod_basis(np.zeros((3, 1)))
+    assert target.pod_basis(np.zeros((3, 1)), np.array([0, 1, 2])).shape[0] == 3

@@ -277,3 +277,71 @@ def test_a_bad_jit_compile_setting_is_one_line_naming_it(tmp_path, monkeypatch):
     args = ("--quick", "--m-h", "1:2", "--samples", "32", "--out", tmp_path)
     result = run_cli("check", *args, expect_exit=1)
     assert_one_line_error(result, "TFAPPROX_JIT_COMPILE", "'maybe'")
+
+
+# ----------------------------------------------------------------------------
+# --alpha measure
+
+
+def test_measure_alpha_fits_ff_rate_on_the_pod_basis_up_to_the_largest_m_h():
+    from tfapprox import ffrate, targets
+
+    target = targets.load_preset("fig5b-rinf")
+    options = dict(epochs=2, samples=64, seed=3)
+    fit = workflow.measure_alpha(target, [1, 3, 2], 16, **options)
+    assert fit.widths == (2, 4, 8, 16)  # m_FF/8 … m_FF
+    assert fit.settings["basis_functions"] == 3
+    # The same fit as ff_rate on (φ_1, φ_2, φ_3)(u) = √2 sin(2π i u), i = 1, 2, 3.
+    frequencies = np.arange(1, 4)
+    direct = ffrate.ff_rate(
+        lambda u: np.sqrt(2) * np.sin(2 * np.pi * u * frequencies),
+        (2, 4, 8, 16),
+        input_dim=1,
+        epochs=2,
+        num_samples=64,
+        seed=3,
+    )
+    np.testing.assert_allclose(fit.errors, direct.errors, rtol=1e-5)
+    assert fit.alpha == pytest.approx(direct.alpha, rel=1e-4)
+
+
+def test_measure_alpha_needs_a_position_independent_pod_basis():
+    from tfapprox import targets
+
+    with pytest.raises(ValueError, match="POD basis"):
+        workflow.measure_alpha(targets.load_preset("adaptive-g"), [1, 2], 16)
+    positional = targets.make_target("positional", {"position_dependent": True})
+    with pytest.raises(ValueError, match="position-independent"):
+        workflow.measure_alpha(positional, [1, 2], 16)
+    with pytest.raises(ValueError, match="m_ff >= 2"):
+        workflow.measure_alpha(targets.load_preset("fig5b-rinf"), [1], 1)
+
+
+def test_check_alpha_measure_uses_and_keeps_the_fit(tmp_path, monkeypatch):
+    from tfapprox.ffrate import FFRate
+
+    calls = []
+
+    def fake(target, m_h, m_ff, **_):
+        calls.append((target.name, sorted(m_h), m_ff))
+        return FFRate(
+            0.8,
+            2.0,
+            (0.6, 1.0),
+            (1.5, 2.5),
+            (4, 8, 16, 32),
+            ((0.3,),) * 4,
+            {"basis_functions": max(m_h)},
+        )
+
+    monkeypatch.setattr(workflow, "measure_alpha", fake)
+    args = ("--quick", "--m-h", "1:2", "--samples", "32", "--epochs", "2", "--out", tmp_path)
+    summary = run_cli_json("check", "--alpha", "measure", *args)
+    assert calls == [("fig5b-rinf", [1, 2], 32)]
+    assert summary["alpha"] == 0.8 and summary["alpha_fit"]["alpha_ci"] == [0.6, 1.0]
+    assert "α measured" in summary["alpha_reason"] and "φ_1…φ_2" in summary["alpha_reason"]
+    assert summary["check"]["parameters"]["alpha"] == 0.8  # the bound is checked with it
+    assert "α measured" in (tmp_path / "report.md").read_text()
+    # Resumed: the measurement is read back from alpha.json, not repeated.
+    again = run_cli_json("check", "--alpha", "measure", *args)
+    assert len(calls) == 1 and again["alpha"] == 0.8

@@ -581,6 +581,33 @@ class _SeparableTarget(Target):
     # an index array with ψ_i = φ_{_pairing[i]} (None: ψ = φ).
     _pairing = None
 
+    def pod_basis(self, u, t=None):
+        """The left POD basis functions ``φ_i(u[, t])``, i = 1 … r, at tokens ``u``.
+
+        Orthonormal under the POD measure; ``ρ = Σ_i σ_i φ_i ⊗ ψ_i``. These
+        are what the feed-forward part of Jiang & Li's construction
+        approximates, so `tfapprox.ffrate.ff_rate` measures α on them.
+
+        Args:
+            u: array ``(..., d)``. Tokens.
+            t: array of positions broadcasting with ``u[..., 0]``, or None
+                (needed only for a position-dependent target).
+
+        Returns:
+            array ``(..., r)`` (r: the rank, or the truncation of an
+            infinite one).
+
+        >>> target = fig5_target(beta=1.0, rank=2)
+        >>> target.pod_basis(np.array([[0.25]])).round(4).tolist()  # √2 sin(2π i u)
+        [[1.4142, 0.0]]
+        """
+        u = self._check_tokens("u", u)
+        if self.position_dependent and t is None:
+            raise ValueError("`t` is required: this target's POD basis depends on positions")
+        if t is not None:
+            t = self._check_positions("t", t)
+        return self._phi(u, t)
+
     def _pair(self, basis):
         """ψ from φ's values: ``basis[..., _pairing]``."""
         return basis if self._pairing is None else basis[..., self._pairing]
