@@ -64,7 +64,7 @@ def main():
       tfapprox train fig5b.npz --n 32 --m-h 4 --m-ff 128 --out runs/m4
       tfapprox sweep fig5b-r6 --m-h 1:8 --m-ff 128 --seeds 2 --out runs/fig5b-r6
       tfapprox export runs/m4/model.keras --format saved_model --out runs/m4/saved
-      tfapprox check --results runs/sweep.json --beta 1.0 --alpha 0.5
+      tfapprox check --results runs/fig5b-r6/results.json --beta 1.0 --alpha 0.5
     """
     quiet_tensorflow()
 

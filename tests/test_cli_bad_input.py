@@ -216,3 +216,11 @@ def test_a_bare_group_prints_its_help(args):
     result = run_cli(*args, expect_exit=2)
     assert result.output.startswith("Usage: ")  # "tfapprox", or click's test runner's name
     assert "Commands:" in result.output and "Error:" not in result.output
+
+
+def test_sweep_refuses_restarts_it_would_ignore(tmp_path):
+    # The engine trains one start per (budget, seed); --seeds gives more starts.
+    args = ("--m-h", 1, "--m-ff", 4, "--n", 4, "--samples", 8, "--restarts", 3)
+    result = run_cli("sweep", "fig5b-r2", *args, "--out", tmp_path / "o", expect_exit=1)
+    assert_one_line_error(result, "restarts=3", "--seeds")
+    assert not (tmp_path / "o" / "results.json").exists()

@@ -48,8 +48,9 @@ def _setting(default=None, *, help, kind, default_factory=None, **rule):
     """A dataclass field with its help text and validation rule in the metadata.
 
     ``kind`` is ``"int"`` (``minimum``, ``optional``), ``"real"`` (``low``,
-    ``high``, ``low_open``, ``high_open``) or ``"dict"``; ``cli`` (default
-    True for numbers) says whether ``tfapprox train`` offers it as an option.
+    ``high``, ``low_open``, ``high_open``), ``"choice"`` (``choices``) or
+    ``"dict"``; ``cli`` (default True except for dicts) says whether
+    ``tfapprox train`` offers it as an option.
     """
     metadata = {"help": help, "kind": kind, "cli": rule.pop("cli", kind != "dict"), **rule}
     if default_factory is not None:

@@ -347,6 +347,12 @@ def run_sweep(
         raise TypeError(
             f"`config` must be a TrainingConfig or a dict. Received: {type(config).__name__}"
         )
+    if config.restarts != 1:
+        # The engine trains one start per member; refuse rather than ignore.
+        raise ValueError(
+            "a sweep trains one start per (budget, seed): give more seeds for more starts "
+            f"(--seeds), not restarts. Received: restarts={config.restarts}"
+        )
     members = list(members)
     for budget, _ in members:
         if not isinstance(budget, Budget):

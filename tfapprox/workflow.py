@@ -560,6 +560,11 @@ def run_check(
 ):
     """Measure ``target``, train every (m_h, m_FF, seed), check the errors; write a report.
 
+    The keyword defaults are paper A's Fig. 5 model (n = 32, m_FF = 128,
+    m_h = 1…8: hours on a CPU). ``tfapprox check`` runs
+    ``run_check(DEFAULT_TARGET, **default_settings())`` (minutes), and
+    ``--quick`` / ``--thorough`` use `quick_settings` / `thorough_settings`.
+
     Args:
         target: str or `tfapprox.targets.Target`. A preset name or a target.
             Defaults to `DEFAULT_TARGET`.
