@@ -360,9 +360,11 @@ def test_digits_bad_test_fraction_is_a_value_error_naming_it(fraction):
         datasets.digits_patches(test_fraction=fraction)
 
 
-@pytest.mark.parametrize("seed", [-1, 1.5, True])
-def test_digits_bad_seed_is_a_value_error_naming_it(seed):
-    with pytest.raises(ValueError, match="`seed`"):
+@pytest.mark.parametrize(
+    "seed, error", [(-1, ValueError), (2**32, ValueError), (1.5, TypeError), (True, TypeError)]
+)
+def test_digits_bad_seed_is_an_error_naming_it(seed, error):
+    with pytest.raises(error, match="`seed`"):
         datasets.digits_patches(seed=seed)
 
 

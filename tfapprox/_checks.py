@@ -47,8 +47,8 @@ def check_positive_int(name, value, *, maximum=None, allow_none=False):
 
 
 def check_seed(name, value):
-    """`check_int` with ``minimum=0``: a seed."""
-    return check_int(name, value, minimum=0)
+    """`check_int` in ``[0, 2**32 − 1]``: a seed (NumPy's and Keras' global seeds stop there)."""
+    return check_int(name, value, minimum=0, maximum=2**32 - 1)
 
 
 def check_real(name, value, *, low=None, high=None, low_open=False, high_open=False):

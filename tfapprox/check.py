@@ -18,7 +18,7 @@ import os
 
 from tfapprox import fits, theory
 from tfapprox import results as _results
-from tfapprox._checks import check_positive_int, check_real
+from tfapprox._checks import check_int, check_positive_int, check_real, check_seed
 
 __all__ = [
     "ERROR_KEYS",
@@ -323,9 +323,10 @@ def check_errors(
     }
     unit = theory.Bound(tau=tau, alpha=alpha, beta=beta, c_alpha=1.0, c_beta=1.0, c_0=c_0)
     tau, c_0 = unit.tau, unit.c_0
-    floor_rtol = check_real("floor_rtol", floor_rtol)
+    floor_rtol = check_real("floor_rtol", floor_rtol, low=0, high=1)
     confidence = check_real("confidence", confidence, low=0, high=1, low_open=True, high_open=True)
-    n_bootstrap = int(n_bootstrap)
+    n_bootstrap = check_int("n_bootstrap", n_bootstrap, minimum=0, maximum=10**7)
+    seed = check_seed("seed", seed)
     if not points:
         raise ValueError("no measured errors to check (every run was empty or non-finite)")
 

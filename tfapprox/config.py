@@ -288,6 +288,28 @@ class TrainingConfig:
             )
         return cls(**config)
 
+    @classmethod
+    def coerce(cls, config):
+        """``config`` as a `TrainingConfig`: None (the defaults), a dict of settings, or one.
+
+        >>> TrainingConfig.coerce({"epochs": 5}).epochs, TrainingConfig.coerce(None).epochs
+        (5, 500)
+        >>> TrainingConfig.coerce(5)
+        Traceback (most recent call last):
+        ...
+        TypeError: `config` must be a TrainingConfig, a dict of its settings or None. Received: int
+        """
+        if config is None:
+            return cls()
+        if isinstance(config, dict):
+            return cls.from_dict(config)
+        if not isinstance(config, cls):
+            raise TypeError(
+                "`config` must be a TrainingConfig, a dict of its settings or None. "
+                f"Received: {type(config).__name__}"
+            )
+        return config
+
     def replace(self, **changes):
         """A copy with ``changes`` applied (validated like the constructor).
 

@@ -23,6 +23,7 @@ import zipfile
 import numpy as np
 
 from tfapprox import _io
+from tfapprox._checks import check_seed
 
 
 @dataclasses.dataclass
@@ -275,8 +276,7 @@ def digits_patches(patch=2, *, test_fraction=DIGITS_TEST_FRACTION, seed=0):
         raise ValueError(
             f"`test_fraction` must be a number in (0, 1). Received: test_fraction={test_fraction!r}"
         )
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative int. Received: seed={seed!r}")
+    seed = check_seed("seed", seed)
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -414,7 +414,9 @@ def character_windows(text, sequence_length, count, *, seed=0):
         )
     index = {c: i for i, c in enumerate(CHARACTERS)}
     codes = np.fromiter((index[c] for c in text), dtype=np.int32, count=len(text))
-    starts = np.random.default_rng(seed).integers(0, len(text) - sequence_length, size=count)
+    starts = np.random.default_rng(check_seed("seed", seed)).integers(
+        0, len(text) - sequence_length, size=count
+    )
     windows = codes[starts[:, None] + np.arange(sequence_length + 1)]  # (count, τ + 1)
     x = np.eye(len(CHARACTERS), dtype=np.float32)[windows[:, :-1]]  # (count, τ, 96)
     return x, windows[:, 1:]

@@ -35,6 +35,8 @@ import math
 
 import numpy as np
 
+from tfapprox._checks import check_int, check_real, check_seed
+
 __all__ = ["PowerLawFit", "nnls", "ols", "power_law"]
 
 
@@ -163,6 +165,17 @@ def power_law(
         raise ValueError("`x` and `y` must be finite and positive for a log-log fit")
     if np.unique(x).size < 2:
         raise ValueError(f"a power law needs at least 2 distinct x. Received: x={x.tolist()}")
+    n_bootstrap = check_int("n_bootstrap", n_bootstrap, minimum=0, maximum=10**7)
+    confidence = check_real("confidence", confidence, low=0, high=1, low_open=True, high_open=True)
+    if seed is not None and not isinstance(seed, np.random.Generator):
+        seed = check_seed("seed", seed)
+    if log_y_samples is not None:
+        log_y_samples = np.asarray(log_y_samples, dtype=np.float64)
+        if log_y_samples.ndim != 2 or log_y_samples.shape[1] != x.size:
+            raise ValueError(
+                f"`log_y_samples` must have shape (resamples, {x.size}). "
+                f"Received shape {log_y_samples.shape}"
+            )
     rng = np.random.default_rng(seed)
     log_x, log_y = np.log(x), np.log(y)
     rates, intercepts, _ = ols(log_x, log_y)

@@ -87,6 +87,16 @@ def _keep_mask(mask, causal, tau):
     keep = None
     if mask is not None:
         mask = ops.cast(mask, "bool")
+        static_tau = tau if isinstance(tau, int) else None
+        if len(mask.shape) not in (2, 3) or any(
+            size is not None and static_tau is not None and size != static_tau
+            for size in mask.shape[1:]
+        ):
+            raise ValueError(
+                f"`mask` must have shape (batch, tau) or (batch, tau, tau) with tau = "
+                f"{static_tau if static_tau is not None else 'the inputs’'}. "
+                f"Received mask shape {tuple(mask.shape)}"
+            )
         keep = mask[:, None, :] if len(mask.shape) == 2 else mask  # (batch, 1|tau, tau)
     if causal:
         rows = ops.arange(tau)[:, None]
@@ -229,6 +239,7 @@ class PositionEncoding(keras.layers.Layer):
             )
         if input_dim is None:
             raise ValueError("The token dimension d (last axis of the input) must be known")
+        self.input_spec = keras.InputSpec(ndim=3, axes={-1: input_dim})
         embed_dim = self.projection_dim or input_dim
         self.kernel = None
         if self.projection_dim is not None:
@@ -248,6 +259,11 @@ class PositionEncoding(keras.layers.Layer):
             self._sinusoids = sinusoidal_encoding(self.sequence_length, embed_dim)
 
     def call(self, inputs):
+        tau = inputs.shape[1]
+        if tau is not None and tau > self.sequence_length:
+            raise ValueError(
+                f"Inputs have {tau} positions but `sequence_length` is {self.sequence_length}"
+            )
         hidden = inputs
         if self.kernel is not None:
             hidden = ops.matmul(hidden, self.kernel)  # (batch, tau, d')
@@ -404,6 +420,8 @@ class _SelfAttention(keras.layers.Layer):
                 f"{type(self).__name__} expects inputs of shape (batch, tau, n) with n known. "
                 f"Received input_shape={input_shape}"
             )
+        # Later calls must keep n: Keras then names the layer and the shape.
+        self.input_spec = keras.InputSpec(ndim=3, axes={-1: input_shape[-1]})
         return input_shape[-1]
 
     def compute_mask(self, inputs, mask=None):

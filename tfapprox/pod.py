@@ -61,7 +61,7 @@ import warnings
 import numpy as np
 
 from tfapprox import fits
-from tfapprox._checks import check_choice, check_int, check_real
+from tfapprox._checks import check_bool, check_choice, check_int, check_real
 from tfapprox.quadrature import gauss_rule, halton, parse_domain, qmc_rule  # noqa: F401 (halton re-exported)
 
 METHODS = ("auto", "gauss", "qmc")
@@ -251,6 +251,12 @@ def _spectrum(
     rng = np.random.default_rng(seed)
     largest = max_points // tau
     if num_points is not None:
+        if num_points * tau > max_points:
+            raise ValueError(
+                f"`num_points`={num_points} at each of {tau} position(s) is "
+                f"{num_points * tau} points, more than `max_points`={max_points}: "
+                "lower num_points or raise max_points"
+            )
         sizes = [num_points]
     else:
         if largest < 4:
@@ -941,18 +947,13 @@ class PODComplexity:
         from sklearn.utils import check_random_state
         from sklearn.utils.validation import check_scalar
 
-        check_scalar(self.rank_rtol, "rank_rtol", numbers.Real, min_val=0.0, max_val=1.0)
-        check_scalar(self.noise_rtol, "noise_rtol", numbers.Real, min_val=0.0, max_val=1.0)
+        # check_real, not sklearn's check_scalar: NaN passes every comparison.
+        check_real("rank_rtol", self.rank_rtol, low=0.0, high=1.0)
+        check_real("noise_rtol", self.noise_rtol, low=0.0, high=1.0)
         check_scalar(self.n_bootstrap, "n_bootstrap", numbers.Integral, min_val=1)
-        check_scalar(
-            self.confidence,
-            "confidence",
-            numbers.Real,
-            min_val=0.0,
-            max_val=1.0,
-            include_boundaries="neither",
-        )
+        check_real("confidence", self.confidence, low=0.0, high=1.0, low_open=True, high_open=True)
         check_scalar(self.batch_size, "batch_size", numbers.Integral, min_val=1)
+        check_bool("allow_short", self.allow_short)
         rng = check_random_state(self.random_state)
         seed = int(rng.integers(2**31)) if hasattr(rng, "integers") else int(rng.randint(2**31))
         grid = dict(

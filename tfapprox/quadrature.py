@@ -23,6 +23,12 @@ from tfapprox._checks import check_int
 __all__ = ["gauss_rule", "halton", "parse_domain", "qmc_rule"]
 
 
+# Past these no rule fits in memory: axes of a domain, and nodes (or points)
+# of one rule times its dimension.
+MAX_DIMENSION = 64
+MAX_VALUES = 2**28
+
+
 def parse_domain(domain):
     """A list of axes, each ``(a, b)`` (an interval) or ``"normal"``.
 
@@ -36,9 +42,10 @@ def parse_domain(domain):
     [(0.0, 2.0), 'normal']
     """
     if isinstance(domain, numbers.Integral) and not isinstance(domain, bool):
-        if domain < 1:
+        if domain < 1 or domain > MAX_DIMENSION:
             raise ValueError(
-                f"`domain` as an int is the dimension d >= 1. Received: domain={domain!r}"
+                f"`domain` as an int is the dimension, 1 <= d <= {MAX_DIMENSION}. "
+                f"Received: domain={domain!r}"
             )
         return [(0.0, 1.0)] * int(domain)
     if isinstance(domain, str):
@@ -56,6 +63,10 @@ def parse_domain(domain):
         items = [tuple(items)]
     if not items:
         raise ValueError(f"`domain` must have at least one axis. Received: domain={domain!r}")
+    if len(items) > MAX_DIMENSION:
+        raise ValueError(
+            f"`domain` may have at most {MAX_DIMENSION} axes. Received {len(items)} axes"
+        )
     axes = []
     for item in items:
         if isinstance(item, str):
@@ -114,6 +125,11 @@ def gauss_rule(domain, order):
     """
     axes = parse_domain(domain)
     order = check_int("order", order)
+    if order ** len(axes) * len(axes) > MAX_VALUES:
+        raise ValueError(
+            f"`order`={order} in {len(axes)} dimensions needs {order}^{len(axes)} nodes, "
+            f"more than fit in memory ({MAX_VALUES} values)"
+        )
     rules = [_axis_rule(axis, order) for axis in axes]
     grids = np.meshgrid(*[r[0] for r in rules], indexing="ij")
     wgrids = np.meshgrid(*[r[1] for r in rules], indexing="ij")
@@ -155,7 +171,12 @@ def halton(num_points, dim, *, seed=None):
     [[0.5, 0.3333333333333333], [0.25, 0.6666666666666666], [0.75, 0.1111111111111111], [0.125, 0.4444444444444444]]
     """
     num_points = check_int("num_points", num_points)
-    dim = check_int("dim", dim)
+    dim = check_int("dim", dim, maximum=MAX_DIMENSION)
+    if num_points * dim > MAX_VALUES:
+        raise ValueError(
+            f"`num_points`={num_points} points in {dim} dimensions are more than fit in "
+            f"memory ({MAX_VALUES} values)"
+        )
     index = np.arange(1, num_points + 1)
     points = np.empty((num_points, dim))
     for j, base in enumerate(_first_primes(dim)):

@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from tfapprox import _io, results
-from tfapprox._checks import check_positive_int, check_seed
+from tfapprox._checks import check_bool, check_positive_int, check_seed
 from tfapprox.budget import Budget
 from tfapprox.config import TrainingConfig
 
@@ -91,10 +91,7 @@ def sweep(data, budgets, results_path, *, seeds=(0,), config=None, progress=True
         raise TypeError(
             "`sweep` sets `model_or_budget` and `seed` itself; use `budgets` and `seeds`"
         )
-    if config is None:
-        config = TrainingConfig()
-    elif isinstance(config, dict):
-        config = TrainingConfig.from_dict(config)
+    config = TrainingConfig.coerce(config)
     settings = {name: fit_kwargs.pop(name) for name in TrainingConfig.names() if name in fit_kwargs}
     config = config.replace(**settings)
     fit_kwargs.setdefault("verbose", 0)
@@ -339,14 +336,7 @@ def run_sweep(
 
     dataset = as_dataset(data)
     validation = None if validation_data is None else as_dataset(validation_data, "validation_data")
-    if config is None:
-        config = TrainingConfig()
-    elif isinstance(config, dict):
-        config = TrainingConfig.from_dict(config)
-    elif not isinstance(config, TrainingConfig):
-        raise TypeError(
-            f"`config` must be a TrainingConfig or a dict. Received: {type(config).__name__}"
-        )
+    config = TrainingConfig.coerce(config)
     if config.restarts != 1:
         # The engine trains one start per member; refuse rather than ignore.
         raise ValueError(
@@ -360,6 +350,10 @@ def run_sweep(
     if not members:
         raise ValueError("`members` must not be empty")
     distributed.parse_scheduler(scheduler)  # a bad spec fails before any work
+    force = check_bool("force", force)  # a truthy string would drop the finished runs
+    progress = check_bool("progress", progress)
+    if weights_dir is not None:
+        _io.writable_folder(weights_dir, "the weights folder")
     results_path = os.fspath(results_path)
     _io.writable_folder(
         os.path.dirname(os.path.abspath(results_path)),

@@ -421,6 +421,11 @@ class Target:
         num_samples = check_positive_int("num_samples", num_samples)
         seed = check_seed("seed", seed)
         shape = (num_samples, self.sequence_length, self.input_dim)
+        if self.sequence_length**2 > MAX_SAMPLE_VALUES:
+            raise ValueError(
+                f"τ = {self.sequence_length} is too long to evaluate: the τ × τ attention "
+                f"of one sequence has more than {MAX_SAMPLE_VALUES} values"
+            )
         if math.prod(shape) > MAX_SAMPLE_VALUES:
             raise ValueError(
                 f"`num_samples` × τ × d must be at most {MAX_SAMPLE_VALUES} values: x of "

@@ -900,6 +900,12 @@ class Bound:
                 m_ff = largest_m_ff(k)
                 if m_ff < 1:
                     break
+                if candidates == _MAX_CANDIDATES:
+                    raise ValueError(
+                        f"`params`={params} is too large to search m_h exactly (more than "
+                        f"{_MAX_CANDIDATES} candidates; m_h* ≈ {self.optimal_m_h(m_ff):.4g} at "
+                        f"m_FF = {m_ff}): give m_h, or use optimal_m_h"
+                    )
                 candidates += 1
                 value = self.terms(k, m_ff)
                 if value.ff_term >= best_bound:
@@ -920,6 +926,11 @@ class Bound:
             m_h_opt=self.optimal_m_h(m_ff),
             candidates=candidates,
         )
+
+
+# `Bound.allocate` tries m_h = 1, 2, ... (exact, about 0.1 ms each); past
+# this many it refuses rather than run for minutes.
+_MAX_CANDIDATES = 20_000
 
 
 def _quadratic_coefficients(count):

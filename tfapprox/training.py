@@ -336,15 +336,7 @@ def fit(
     (2, 2, 'max_epochs')
     """
     start = time.perf_counter()
-    if config is None:
-        config = TrainingConfig()
-    elif isinstance(config, dict):
-        config = TrainingConfig.from_dict(config)
-    elif not isinstance(config, TrainingConfig):
-        raise TypeError(
-            "`config` must be a tfapprox TrainingConfig, a dict or None. "
-            f"Received: {type(config).__name__}"
-        )
+    config = TrainingConfig.coerce(config)
     unknown = sorted(set(settings) - set(TrainingConfig.names()))
     if unknown:
         raise TypeError(f"fit() got unexpected keyword arguments {unknown}")

@@ -39,7 +39,7 @@ import math
 import os
 
 from tfapprox import _io, check, metrics, results
-from tfapprox._checks import check_positive_int, check_real
+from tfapprox._checks import check_int, check_positive_int, check_real
 from tfapprox.config import TrainingConfig
 
 __all__ = [
@@ -604,14 +604,18 @@ def run_check(
                 f"unknown target preset {target!r}; presets: {', '.join(targets.preset_names())}"
             )
         target = targets.load_preset(target)
+    if not isinstance(target, targets.Target):
+        raise TypeError(
+            f"`target` must be a preset name or a tfapprox Target. Received: {target!r}"
+        )
     seeds = check_positive_int("seeds", seeds)
     samples = check_positive_int("samples", samples)
     held_out = check_positive_int("held_out", held_out)
     if alpha != MEASURE_ALPHA:
         alpha = check_real("alpha", alpha, low=0, low_open=True)
-    retrain = int(retrain)
+    retrain = check_int("retrain", retrain, minimum=0)
     material_rtol = check_real("material_rtol", material_rtol, low=0, low_open=True)
-    config = config if config is not None else TrainingConfig()
+    config = TrainingConfig.coerce(config)
     members = sweeps.plan_members(m_h, m_ff, range(seeds), n=n, m_v=m_v, ff_depth=ff_depth)
     out = _io.writable_folder(out)
 
