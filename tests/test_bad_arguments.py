@@ -165,3 +165,58 @@ def test_layers_called_again_with_another_width_name_the_shape():
         encoding(np.zeros((1, 8, 2), "float32"))
     with pytest.raises(ValueError, match="axis -1"):
         encoding(np.zeros((1, 4, 3), "float32"))
+
+
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda: layers.sinusoidal_encoding(4, -1), "dim"),
+        (lambda: layers.causal_blocks(4, 0), "block"),
+        (lambda: layers.t5_relative_position_bucket(np.arange(3), num_buckets=1), "num_buckets"),
+        (lambda: layers.t5_relative_position_bucket(np.arange(3), max_distance=0), "max_distance"),
+        (lambda: TrainingConfig(schedule="cosine").scheduled_rate(-5), "epoch"),
+        (lambda: make_target(["fig5"]), "family"),
+        (lambda: datasets.Dataset(np.zeros((2, 0, 1)), np.zeros((2, 0, 1))), "tau, d >= 1"),
+        (lambda: datasets.Dataset(np.zeros((2, 3, 1)), np.zeros((2, 3, 0))), "d_out >= 1"),
+        (lambda: theory.parameter_count_expression(ff_depth=0), "ff_depth"),
+        (lambda: theory.parameter_count_expression(output_dim=-1), "output_dim"),
+    ],
+)
+def test_degenerate_values_are_refused_naming_them(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()
+
+
+def test_a_string_where_a_list_belongs_is_a_type_error():
+    from tfapprox import results
+
+    with pytest.raises(TypeError, match="paths"):
+        results.merge("r.json")
+    with pytest.raises(TypeError, match="modules"):
+        datasets.python_source_text(100, modules="argparse.py")
+
+
+def test_singular_values_must_be_finite_and_non_negative():
+    from tfapprox.targets import Target
+
+    def same(*args):
+        return args[0]
+
+    for values in ([float("nan"), 1.0], [1.0, -1.0]):
+        with pytest.raises(ValueError, match="singular_values"):
+            Target(
+                same,
+                same,
+                same,
+                sequence_length=4,
+                input_dim=1,
+                output_dim=1,
+                singular_values=values,
+            )
+
+
+def test_fit_refuses_callbacks_that_are_not_callbacks():
+    from tfapprox.training import fit
+
+    with pytest.raises(TypeError, match="callbacks"):
+        fit(Budget(n=4, m_h=1, m_ff=4), load_preset("fig5b-r2").sample(8), callbacks="abc")

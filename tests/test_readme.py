@@ -24,8 +24,12 @@ def test_quick_start_is_exactly_two_commands():
 def test_ci_runs_both_readme_commands_in_order():
     main_job, test_command = quick_start_commands()
     lines = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    # `set -e` ignores a failed install before `&&`: every step ends `|| exit 1`.
+    steps = [line for line in lines if line.startswith("pip install")]
+    assert steps and all(line.endswith(" || exit 1") for line in steps)
+    commands = [line.removesuffix(" || exit 1") for line in lines]
     # A second editable install on top of the first is what a new user does.
-    assert lines.index(main_job) < lines.index(test_command) == len(lines) - 1
+    assert commands.index(main_job) < commands.index(test_command) == len(lines) - 1
 
 
 def test_main_job_is_the_check_on_a_bundled_target():

@@ -223,6 +223,8 @@ class TrainingConfig:
         """
         import math
 
+        if epoch < 0:
+            raise ValueError(f"`epoch` is 0-based and must be >= 0. Received: epoch={epoch!r}")
         base = self.learning_rate if base is None else base
         if self.schedule == "plateau":
             return base

@@ -130,8 +130,10 @@ def summary(dataset):
 def _validate(x, y):
     x = np.asarray(x)
     y = np.asarray(y)
-    if x.ndim != 3:
-        raise ValueError(f"`x` must have shape (N, tau, d). Received shape {x.shape}")
+    if x.ndim != 3 or 0 in x.shape[1:]:
+        raise ValueError(
+            f"`x` must have shape (N, tau, d) with tau, d >= 1. Received shape {x.shape}"
+        )
     if not np.issubdtype(x.dtype, np.floating):
         if np.issubdtype(x.dtype, np.integer):
             x = x.astype(np.float32)
@@ -144,6 +146,8 @@ def _validate(x, y):
         raise ValueError(
             f"`y` must have shape (N, tau, d_out), (N, d_out) or (N,). Received shape {y.shape}"
         )
+    if y.ndim >= 2 and y.shape[-1] == 0:
+        raise ValueError(f"`y` must have an output width d_out >= 1. Received shape {y.shape}")
     if y.shape[0] != x.shape[0]:
         raise ValueError(
             f"`x` and `y` hold different numbers of samples: {x.shape[0]} and {y.shape[0]}"
@@ -356,6 +360,8 @@ def python_source_text(max_chars=1_000_000, *, modules=None):
     root = sysconfig.get_paths()["stdlib"]
     if modules is None:
         modules = sorted(name for name in os.listdir(root) if name.endswith(".py"))
+    elif isinstance(modules, str):
+        raise TypeError(f"`modules` must be a list of file names. Received: modules={modules!r}")
     allowed = set(CHARACTERS)
     pieces, sources, length = [], [], 0
     for name in modules:

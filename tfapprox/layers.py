@@ -33,6 +33,8 @@ def sinusoidal_encoding(sequence_length, dim):
     >>> sinusoidal_encoding(3, 2).astype(float).round(4).tolist()
     [[0.0, 1.0], [0.8415, 0.5403], [0.9093, -0.4161]]
     """
+    sequence_length = check_positive_int("sequence_length", sequence_length)
+    dim = check_positive_int("dim", dim)
     positions = np.arange(sequence_length, dtype=np.float64)[:, None]
     rates = 1.0 / 10000.0 ** (2.0 * (np.arange(dim) // 2) / dim)
     angles = positions * rates[None, :]
@@ -125,6 +127,8 @@ def causal_blocks(tau, block):
     >>> causal_blocks(32, 32)
     [(0, None, None)]
     """
+    tau = check_positive_int("tau", tau)
+    block = check_positive_int("block", block)
     starts = list(range(0, tau, block))
     return [
         (start, None, None) if start == starts[-1] else (start, start + block, start + block)
@@ -600,6 +604,10 @@ def t5_relative_position_bucket(
     >>> ops.convert_to_numpy(t5_relative_position_bucket(z, num_buckets=8, max_distance=16)).tolist()
     [3, 3, 2, 0, 6, 7, 7]
     """
+    # Two buckets per direction at least (exact and logarithmic), and a
+    # positive distance where the logarithmic buckets end.
+    check_int("num_buckets", num_buckets, minimum=4 if bidirectional else 2)
+    check_positive_int("max_distance", max_distance)
     relative_position = ops.cast(relative_position, "int32")
     buckets = ops.zeros_like(relative_position)
     if bidirectional:

@@ -453,6 +453,8 @@ def merge(paths):
     earlier one replaces it); metadata as in `append`, and files on
     different data are refused with `ValueError`.
     """
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        raise TypeError(f"`paths` must be a list of results files. Received: paths={paths!r}")
     paths = [os.fspath(path) for path in paths]
     if not paths:
         raise ValueError("`paths` must name at least one results file")

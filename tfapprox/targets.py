@@ -262,6 +262,13 @@ class Target:
         self.singular_values = (
             None if singular_values is None else np.asarray(singular_values, dtype=np.float64)
         )
+        if self.singular_values is not None and not (
+            np.all(np.isfinite(self.singular_values)) and np.all(self.singular_values >= 0)
+        ):
+            raise ValueError(
+                "`singular_values` must be finite and >= 0. "
+                f"Received: singular_values={self.singular_values.tolist()}"
+            )
         self.seed = seed
         self._params = dict(params)
 
@@ -1212,7 +1219,7 @@ def make_target(family, params=None, *, seed=0, name=None, description=""):
     >>> make_target("fig5", {"beta": 0.55, "rank": "inf"}).truncation
     64
     """
-    if family not in FAMILIES:
+    if not isinstance(family, str) or family not in FAMILIES:
         raise ValueError(f"unknown target family {family!r}. Known families: {', '.join(FAMILIES)}")
     if params is None:
         params = {}

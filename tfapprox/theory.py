@@ -614,12 +614,12 @@ def parameter_count_expression(
         m_h=s.m_h,
         m_v=s.m_v,
         m_ff=s.m_ff,
-        ff_depth=ff_depth,
+        ff_depth=check_positive_int("ff_depth", ff_depth),
         sequence_length=s.tau,
         input_dim=s.d,
-        output_dim=output_dim,
+        output_dim=check_positive_int("output_dim", output_dim),
         position_encoding=position_encoding,
-        projection_dim=projection_dim,
+        projection_dim=check_positive_int("projection_dim", projection_dim, allow_none=True),
     )
 
 

@@ -355,6 +355,12 @@ def fit(
     jit_compile = check_bool("jit_compile", jit_compile)
     if verbose not in (0, 1, 2):
         raise ValueError(f"`verbose` must be 0, 1 or 2. Received: verbose={verbose!r}")
+    callbacks = list(callbacks or [])
+    if not all(hasattr(c, "set_model") for c in callbacks):  # Keras' Callback interface
+        raise TypeError(
+            "`callbacks` must be a list of keras.callbacks.Callback. "
+            f"Received: callbacks={callbacks!r}"
+        )
     validation = (
         None if validation_data is None else _as_dataset(validation_data, "validation_data")
     )
