@@ -25,7 +25,8 @@ def test_violations_flag_a_budget_above_one_it_contains():
         {(1, 8): [4.0, 6.0], (2, 8): [2.0], (3, 8): [9.0, 2.1], (1, 16): [5.0], (2, 16): [1.0]}
     )
     found = nesting.violations(runs, 0.1)
-    # (3, 8) is 4.8% above (2, 8): within 10%. (1, 16) is 20% above (1, 8), which it
+    # Excess relative to the larger loss: (3, 8) 4.8% over (2, 8), within 10%; (1, 16)
+    # 20% over (1, 8), which it
     # contains (fewer feed-forward units); (2, 16) contains all but (3, 8).
     assert [(v["m_h"], v["m_ff"]) for v in found] == [(1, 16)]
     assert found[0]["contained"] == {"m_h": 1, "m_ff": 8, "loss": 4.0}

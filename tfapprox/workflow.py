@@ -205,6 +205,16 @@ def quick_settings():
     return _settings(range(1, 5), 32, 16, 1, 512, 256, TrainingConfig(epochs=20, batch_size=64), 1)
 
 
+def _percent_above(violation):
+    """How far a budget's best loss is above the contained one's, relative to the latter.
+
+    (`nesting.violations`' ``excess`` is relative to the larger loss: 2.0
+    against 1.0 is an excess of 50 %, and 100 % above.)
+    """
+    loss, lower = violation["loss"], violation["contained"]["loss"]
+    return f"{100 * (loss / lower - 1):.0f}%" if lower > 0 else "infinitely"
+
+
 def _least_converged(runs, count):
     """The budgets (m_h, m_ff) whose runs were still improving most when they stopped."""
 
@@ -413,7 +423,7 @@ def _verdict(report, convergence, truncation):
             "not converged",
             f"The best training loss at {budgets} is above that of a smaller budget their "
             "hypothesis space contains (worst: m_h = "
-            f"{worst['m_h']} is {100 * worst['excess']:.0f}% above m_h = "
+            f"{worst['m_h']} is {_percent_above(worst)} above m_h = "
             f"{worst['contained']['m_h']}, m_FF = {worst['contained']['m_ff']}), so those runs "
             "did not find their budget's best model and the errors say nothing yet about m_h. "
             "Use more seeds, a longer schedule or --finisher-steps (which also warm-starts "
@@ -951,7 +961,7 @@ def render_report(summary):
         contained = row["contained"]
         lines.append(
             f"- m_h = {row['m_h']}, m_FF = {row['m_ff']}: best loss {_fmt(row['loss'])}, "
-            f"{100 * row['excess']:.0f}% above m_h = {contained['m_h']}, m_FF = "
+            f"{_percent_above(row)} above m_h = {contained['m_h']}, m_FF = "
             f"{contained['m_ff']} ({_fmt(contained['loss'])}), a model it contains: not at "
             "its best."
         )
