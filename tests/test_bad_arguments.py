@@ -220,3 +220,24 @@ def test_fit_refuses_callbacks_that_are_not_callbacks():
 
     with pytest.raises(TypeError, match="callbacks"):
         fit(Budget(n=4, m_h=1, m_ff=4), load_preset("fig5b-r2").sample(8), callbacks="abc")
+
+
+def test_a_target_names_non_finite_inputs():
+    target = load_preset("fig5b-r2")
+    with pytest.raises(ValueError, match="`x` holds 16 non-finite"):
+        target(np.full((1, 16, 1), np.nan))
+
+
+def test_results_metadata_must_be_a_dict(tmp_path):
+    from tfapprox import results
+
+    with pytest.raises(TypeError, match="`metadata`"):
+        results.write(tmp_path / "r.json", [], metadata="abc")
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_an_unknown_activation_is_named():
+    from tfapprox.models import build_transformer
+
+    with pytest.raises(ValueError, match="`activation`.*'nope'"):
+        build_transformer(Budget(n=4, m_h=1, m_ff=4), 4, 1, activation="nope")

@@ -167,6 +167,14 @@ def build_transformer(
             "`use_scale` is for paper A's one-head attention (one head, no RPE, the dot "
             f"product, no residual). Received: use_scale={use_scale}"
         )
+    for name, value in (("activation", activation), ("output_activation", output_activation)):
+        try:
+            keras.activations.get(value)
+        except ValueError:
+            raise ValueError(
+                f"`{name}` must be a Keras activation (a name such as 'relu', or a callable). "
+                f"Received: {name}={value!r}"
+            ) from None
     layers_count = budget.num_layers
     names = _part_names(layers_count, embedding)
     seeded = _seeded_initializers(None if seed is None else check_seed("seed", seed), names)

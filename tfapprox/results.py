@@ -394,6 +394,13 @@ def _write(path, results):
     _io.atomic_write_json(path, strict, allow_nan=False)
 
 
+def _metadata(metadata):
+    """``metadata`` (a dict or None) as plain JSON values."""
+    if metadata is not None and not isinstance(metadata, dict):
+        raise TypeError(f"`metadata` must be a dict or None. Received: {metadata!r}")
+    return _plain(dict(metadata or {}))
+
+
 def write(path, runs, metadata=None):
     """Validate ``runs`` and write them as the results file ``path`` (replacing it).
 
@@ -402,7 +409,7 @@ def write(path, runs, metadata=None):
     """
     path = os.fspath(path)
     results = validate(
-        {"runs": [_as_run(run) for run in runs], "metadata": _plain(dict(metadata or {}))},
+        {"runs": [_as_run(run) for run in runs], "metadata": _metadata(metadata)},
         source=f"results for {path}",
     )
     _write(path, results)
@@ -425,7 +432,7 @@ def append(path, runs, metadata=None):
     """
     path = os.fspath(path)
     new = validate(
-        {"runs": [_as_run(run) for run in runs], "metadata": _plain(dict(metadata or {}))},
+        {"runs": [_as_run(run) for run in runs], "metadata": _metadata(metadata)},
         source=f"results for {path}",
     )
     if os.path.exists(path):

@@ -563,6 +563,9 @@ class Target:
                 f"`x` must have shape (N, {expected[0]}, {expected[1]}) for target "
                 f"{self.name!r} (N, tau, d). Received shape {x.shape}"
             )
+        if not np.all(np.isfinite(x)):
+            bad = int(x.size - np.count_nonzero(np.isfinite(x)))
+            raise ValueError(f"`x` holds {bad} non-finite values (NaN or inf)")
         return x
 
 
