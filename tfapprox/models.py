@@ -167,13 +167,14 @@ def build_transformer(
             "`use_scale` is for paper A's one-head attention (one head, no RPE, the dot "
             f"product, no residual). Received: use_scale={use_scale}"
         )
-    for name, value in (("activation", activation), ("output_activation", output_activation)):
+    # (`argument`, not `name`: `name` is the model's name.)
+    for argument, value in (("activation", activation), ("output_activation", output_activation)):
         try:
             keras.activations.get(value)
         except ValueError:
             raise ValueError(
-                f"`{name}` must be a Keras activation (a name such as 'relu', or a callable). "
-                f"Received: {name}={value!r}"
+                f"`{argument}` must be a Keras activation (a name such as 'relu', or a "
+                f"callable). Received: {argument}={value!r}"
             ) from None
     layers_count = budget.num_layers
     names = _part_names(layers_count, embedding)
