@@ -241,3 +241,42 @@ def test_an_unknown_activation_is_named():
 
     with pytest.raises(ValueError, match="`activation`.*'nope'"):
         build_transformer(Budget(n=4, m_h=1, m_ff=4), 4, 1, activation="nope")
+
+
+def test_a_warm_up_longer_than_the_schedule_is_refused():
+    with pytest.raises(ValueError, match="warmup_epochs=12, epochs=10"):
+        TrainingConfig(epochs=10, warmup_epochs=12, schedule="cosine")
+    # As long as the schedule is allowed: the rate then ramps up over every epoch.
+    config = TrainingConfig(epochs=10, warmup_epochs=10, schedule="cosine", learning_rate=1e-2)
+    assert config.scheduled_rate(9) == pytest.approx(1e-2)
+
+
+def test_reading_a_folder_as_a_results_file_names_it(tmp_path):
+    from tfapprox import results
+
+    with pytest.raises(ValueError, match=f"{tmp_path} is a folder"):
+        results.read(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "run, error", [({}, ValueError), ({"seed": 0}, ValueError), ([1], TypeError)]
+)
+def test_run_key_refuses_what_is_not_a_run(run, error):
+    from tfapprox import results
+
+    with pytest.raises(error, match="run"):
+        results.run_key(run)
+
+
+def test_dataset_subset_checks_its_indices():
+    data = datasets.Dataset(np.arange(8.0).reshape(4, 2, 1), np.zeros((4, 2, 1)))
+    # The same rows as NumPy's fancy indexing, negative indices and slices included.
+    np.testing.assert_array_equal(data.subset([-1, 0]).x, data.x[[-1, 0]])
+    np.testing.assert_array_equal(data.subset(slice(1, 3)).x, data.x[1:3])
+    assert data.subset([]).num_samples == 0
+    with pytest.raises(ValueError, match=r"\[-4, 4\).*from 0 to 4"):
+        data.subset([0, 4])
+    with pytest.raises(TypeError, match="indices"):
+        data.subset([0.5])
+    with pytest.raises(TypeError, match="indices"):
+        data.subset([True, False, True, True])

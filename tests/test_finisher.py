@@ -220,10 +220,25 @@ def engine_runs():
     data = mean_target()
     members = [(BUDGET, 0), (Budget(n=4, m_h=1, m_ff=8), 1)]
     plain = engine.train_members(members, data, {"epochs": 2, "batch_size": 32})
+    rounds = []
     finished = engine.train_members(
-        members, data, {"epochs": 2, "batch_size": 32, "finisher_steps": 40}
+        members,
+        data,
+        {"epochs": 2, "batch_size": 32, "finisher_steps": 40},
+        finisher_progress=lambda done, running: rounds.append((done, running)),
     )
+    finished.rounds = rounds
     return data, plain, finished
+
+
+def test_engine_finisher_reports_every_batched_evaluation(engine_runs):
+    _, _, finished = engine_runs
+    rounds = finished.rounds
+    assert [done for done, _ in rounds] == list(range(1, len(rounds) + 1))
+    # Each round evaluates the members still running: together, every evaluation.
+    evaluations = [record["finisher"]["evaluations"] for record in finished.records]
+    assert sum(running for _, running in rounds) == sum(evaluations)
+    assert len(rounds) == max(evaluations) and rounds[0][1] == 2
 
 
 def test_engine_finisher_lowers_the_loss_and_records_it(engine_runs):

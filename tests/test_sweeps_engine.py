@@ -42,6 +42,33 @@ def test_chunks_keep_one_m_ff_each_and_cover_every_member_once():
     assert [m for chunk in chunks for m in chunk] == members
 
 
+def test_progress_shows_where_a_running_chunk_is(tmp_path, data, capsys, monkeypatch):
+    train, _ = data
+    monkeypatch.setattr(sweeps.SweepProgress, "LOG_EVERY", 0.0)  # every epoch and round
+    members = sweeps.plan_members([1, 2], [8], [0], **TINY)
+    config = TrainingConfig(epochs=2, batch_size=16, finisher_steps=3)
+    sweeps.run_sweep(train, members, tmp_path / "r.json", config=config)
+    lines = capsys.readouterr().err.splitlines()
+    within = [line for line in lines if "running chunk" in line]
+    assert within[0].startswith("sweep 0/2 runs, running chunk: epoch 1/2, ")
+    assert any("running chunk: epoch 2/2" in line for line in within)
+    assert any("running chunk: L-BFGS 1/3, 2 running" in line for line in within)
+    assert lines[-1].startswith("sweep [") and "2/2 runs" in lines[-1]
+
+
+def test_progress_lines_are_spaced_out_in_a_log():
+    import io
+
+    stream = io.StringIO()
+    bar = sweeps.SweepProgress(4, stream=stream)
+    bar.within("epoch 1/9")  # at once: not LOG_EVERY seconds after the start
+    assert stream.getvalue() == ""
+    bar.shown -= bar.LOG_EVERY
+    bar.within("epoch 2/9")
+    bar.within("epoch 3/9")  # too soon after the last line
+    assert stream.getvalue().count("\n") == 1 and "epoch 2/9" in stream.getvalue()
+
+
 def test_sweep_records_every_run_and_a_rerun_trains_nothing(tmp_path, data):
     train, held = data
     members = sweeps.plan_members([1, 2], [8], [0], **TINY)

@@ -172,6 +172,8 @@ def read_json(path, what="file"):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{what} not found: {path}")
+    if os.path.isdir(path):
+        raise ValueError(f"{what} {path} is a folder, not a file")
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)

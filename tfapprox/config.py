@@ -208,6 +208,11 @@ class TrainingConfig:
                 "`warmup_epochs` applies to the 'cosine' and 'constant' schedules only. "
                 f"Received: warmup_epochs={self.warmup_epochs} with schedule='plateau'"
             )
+        if self.warmup_epochs > self.epochs:
+            raise ValueError(
+                "`warmup_epochs` must be at most `epochs` (the warm-up is part of the "
+                f"schedule). Received: warmup_epochs={self.warmup_epochs}, epochs={self.epochs}"
+            )
 
     def scheduled_rate(self, epoch, base=None):
         """The learning rate of ``epoch`` (0-based) under the cosine or constant schedule.

@@ -84,7 +84,29 @@ class Dataset:
         save_dataset(path, self.x, self.y, self.metadata)
 
     def subset(self, indices):
-        """A new `Dataset` with the rows ``indices`` (same metadata)."""
+        """A new `Dataset` with the rows ``indices`` (same metadata).
+
+        ``indices`` is a slice, or integers in ``[−N, N)`` for N rows.
+
+        >>> Dataset(np.zeros((4, 2, 1)), np.zeros((4, 2, 1))).subset([0, 3]).num_samples
+        2
+        """
+        if not isinstance(indices, slice):
+            array = np.asarray(indices)
+            if array.size == 0:
+                array = array.astype(np.int64)
+            if array.dtype == bool or not np.issubdtype(array.dtype, np.integer) or array.ndim != 1:
+                raise TypeError(
+                    "`indices` must be a slice or a 1-D sequence of integers. "
+                    f"Received: {type(indices).__name__} of dtype {array.dtype} and shape {array.shape}"
+                )
+            rows = self.num_samples
+            if array.size and (array.min() < -rows or array.max() >= rows):
+                raise ValueError(
+                    f"`indices` must lie in [-{rows}, {rows}) for a dataset of {rows} rows. "
+                    f"Received: indices from {array.min()} to {array.max()}"
+                )
+            indices = array
         return Dataset(self.x[indices], self.y[indices], dict(self.metadata))
 
 

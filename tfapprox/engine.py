@@ -799,6 +799,7 @@ def train_members(
     shuffle_seed=0,
     initial_weights=None,
     progress=None,
+    finisher_progress=None,
 ):
     """Train E members (budget, seed) on the same data at once; keep each one's best weights.
 
@@ -837,6 +838,11 @@ def train_members(
             per member: ``index``, ``budget``, ``seed``, ``loss`` (this
             epoch's, None once stopped), ``learning_rate``, ``epochs``,
             ``stopped`` (None while training). Defaults to None.
+        finisher_progress: callable or None. Called at every batched
+            evaluation of the L-BFGS finisher as ``finisher_progress(round,
+            running)``: the rounds so far, this one included (about one per
+            iteration of the slowest member), and the members it evaluates.
+            Defaults to None.
 
     Returns:
         `EnsembleResult`.
@@ -865,6 +871,10 @@ def train_members(
     shuffle_seed = check_seed("shuffle_seed", shuffle_seed)
     if progress is not None and not callable(progress):
         raise TypeError(f"`progress` must be callable or None. Received: {progress!r}")
+    if finisher_progress is not None and not callable(finisher_progress):
+        raise TypeError(
+            f"`finisher_progress` must be callable or None. Received: {finisher_progress!r}"
+        )
     if validation is not None and (
         validation.x.shape[1:] != dataset.x.shape[1:]
         or validation.y.shape[1:] != dataset.y.shape[1:]
@@ -999,6 +1009,7 @@ def train_members(
                 engine.scale[live],
                 dataset,
                 config["finisher_steps"],
+                finisher_progress,
             )
             for i, info in zip(live, infos):
                 finished[i] = info
@@ -1063,7 +1074,7 @@ def train_members(
 _FINISHER_CHUNK = 4096
 
 
-def _finish_members(engine, flat, mask, scale, dataset, steps):
+def _finish_members(engine, flat, mask, scale, dataset, steps, progress=None):
     """Full-batch L-BFGS on the members ``flat`` of ``engine``'s layout at once.
 
     `tfapprox.finisher.lbfgs_members` runs one L-BFGS per member; each round
@@ -1081,6 +1092,8 @@ def _finish_members(engine, flat, mask, scale, dataset, steps):
         scale: NumPy ``(E,)``: their logit factors.
         dataset: the training `Dataset`.
         steps: int. The most L-BFGS iterations per member.
+        progress: callable ``(round, running)`` or None, called at each
+            batched evaluation.
 
     Returns:
         ``(flat, infos)``: the finished weights ``(E, P)`` and `lbfgs`'s
@@ -1112,7 +1125,12 @@ def _finish_members(engine, flat, mask, scale, dataset, steps):
     mask = np.asarray(mask, dtype="float64")
     scale = np.asarray(scale, dtype="float32")
 
+    rounds = [0]
+
     def value_and_grads(points, members):
+        rounds[0] += 1
+        if progress is not None:
+            progress(rounds[0], len(members))
         params = ops.convert_to_tensor(points.astype("float32"))
         member_scale = ops.convert_to_tensor(scale[members])
         losses, grads = 0.0, 0.0

@@ -295,6 +295,13 @@ def run_key(run):
     >>> run_key(a) == run_key(b)
     True
     """
+    if not isinstance(run, dict):
+        raise TypeError(f"`run` must be a run record (a dict). Received: {type(run).__name__}")
+    missing = [field for field in ("budget", "seed") if field not in run]
+    if missing:
+        raise ValueError(
+            f"`run` has no {' or '.join(missing)}: it is not a run record. Received keys: {sorted(run)}"
+        )
     hyperparameters = run.get("hyperparameters")
     if hyperparameters:
         from tfapprox.config import TrainingConfig

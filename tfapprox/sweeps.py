@@ -9,6 +9,7 @@ TensorFlow is imported only when a run is trained.
 """
 
 import contextlib
+import functools
 import math
 import os
 import sys
@@ -188,7 +189,7 @@ def chunk_members(members, chunk_size):
     ]
 
 
-def train_chunk(payload):
+def train_chunk(payload, progress=None):
     """Train one chunk with the batched engine; return its runs (JSON-ready dicts).
 
     Runs in the driver or on a Dask worker: ``payload`` is plain data
@@ -196,12 +197,23 @@ def train_chunk(payload):
     the model options). With ``payload["keep_weights"]`` each run also holds
     its trained weights under `WEIGHTS_KEY`. Each run records the `TrainingConfig` it was trained
     with (``hyperparameters``), so `tfapprox.results.run_key` identifies it.
+    ``progress``, a callable or None, receives a short text on where the
+    chunk is ("epoch 12/150", "L-BFGS 300/2000, 5 running").
     """
     from tfapprox import engine
 
     config = TrainingConfig.from_dict(payload["config"])
     members = [(Budget.from_dict(budget), seed) for budget, seed in payload["members"]]
     validation = payload.get("validation")
+    on_epoch = on_round = None
+    if progress is not None:
+
+        def on_epoch(epoch, states):
+            progress(f"epoch {epoch}/{config.epochs}")
+
+        def on_round(rounds, running):
+            progress(f"L-BFGS {rounds}/{config.finisher_steps}, {running} running")
+
     ensemble = engine.train_members(
         members,
         payload["data"],
@@ -209,6 +221,8 @@ def train_chunk(payload):
         validation_data=validation,
         model_kwargs=config.model_kwargs,
         shuffle_seed=payload.get("shuffle_seed", 0),
+        progress=on_epoch,
+        finisher_progress=on_round,
     )
     runs = []
     for record, weights in zip(ensemble.to_dicts(), ensemble.weights):
@@ -246,8 +260,14 @@ class SweepProgress:
     """One progress line for a sweep: runs done/total, ETA and the best loss so far.
 
     Writes to ``stream`` (stderr), rewriting the line in a terminal and
-    printing one line per finished chunk elsewhere.
+    printing one line per finished chunk elsewhere. `within` shows where
+    the running chunk is (its epoch or L-BFGS round): rewritten at most
+    every `TTY_EVERY` seconds in a terminal, printed at most every
+    `LOG_EVERY` seconds elsewhere, so a log shows that a long chunk lives.
     """
+
+    TTY_EVERY = 0.5
+    LOG_EVERY = 30.0
 
     def __init__(self, total, done=0, stream=None):
         self.total, self.done, self.start = total, done, time.perf_counter()
@@ -255,6 +275,24 @@ class SweepProgress:
         self.best = None
         self.stream = stream or sys.stderr
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.shown = self.start
+
+    def within(self, text):
+        """Show ``text``, where the running chunk is, if the last line is old enough."""
+        now = time.perf_counter()
+        if now - self.shown < (self.TTY_EVERY if self.tty else self.LOG_EVERY):
+            return
+        self.shown = now
+        line = (
+            f"sweep {self.done}/{self.total} runs, running chunk: {text}, "
+            f"{_format_seconds(now - self.start)} elapsed"
+        )
+        print(
+            ("\r\x1b[K" if self.tty else "") + line,
+            end="" if self.tty else "\n",
+            file=self.stream,
+            flush=True,
+        )
 
     def update(self, runs):
         self.done += len(runs)
@@ -273,8 +311,9 @@ class SweepProgress:
             f"sweep [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} runs, "
             f"best loss {best}, {_format_seconds(elapsed)} elapsed, ETA {_format_seconds(eta)}"
         )
+        self.shown = time.perf_counter()
         print(
-            ("\r" if self.tty else "") + line,
+            ("\r\x1b[K" if self.tty else "") + line,
             end="" if self.tty else "\n",
             file=self.stream,
             flush=True,
@@ -409,7 +448,11 @@ def run_sweep(
     if not os.path.exists(results_path):
         results.write(results_path, [], file_metadata)
     try:
-        distributed.map_chunks(train_chunk, chunks, finished, scheduler=scheduler)
+        run_chunk = train_chunk
+        if bar is not None and distributed.parse_scheduler(scheduler)[0] == "inline":
+            # In this process the chunk can report its epochs; on Dask only finished chunks.
+            run_chunk = functools.partial(train_chunk, progress=bar.within)
+        distributed.map_chunks(run_chunk, chunks, finished, scheduler=scheduler)
     finally:
         if bar is not None:
             bar.close()
