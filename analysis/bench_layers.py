@@ -7,7 +7,8 @@ Two models per size, built from the same `Budget` (τ, n, m_h, m_v, m_FF):
 - **stock**: the same `PositionEncoding` and the same `FeedForward` f̂ and F̂
   around ``keras.layers.MultiHeadAttention(num_heads=1, key_dim=m_h,
   value_dim=m_v, output_shape=m_v, use_bias=False)``, called as
-  self-attention ``mha(h, h)``.
+  self-attention ``mha(h, h)`` (under JAX with m_h ≠ m_v, with
+  ``return_attention_scores=True``: `stock_uses_scores`).
 
 Both are compiled identically (Adam, mse, ``jit_compile=True``, the same
 ``steps_per_execution``), start from the same seed and train on the same
@@ -286,9 +287,27 @@ def build_stock(budget, sequence_length, input_dim=INPUT_DIM, output_dim=OUTPUT_
         use_bias=False,
         name="attention",
     )
-    hidden = attention(hidden, hidden)  # (b, tau, m_v)
+    if stock_uses_scores(budget):
+        hidden, _ = attention(hidden, hidden, return_attention_scores=True)  # (b, tau, m_v)
+    else:
+        hidden = attention(hidden, hidden)  # (b, tau, m_v)
     outputs = FeedForward(budget.m_ff, output_dim, depth=budget.ff_depth, name="F_hat")(hidden)
     return keras.Model(inputs, outputs, name="stock")
+
+
+def stock_uses_scores(budget):
+    """Whether the stock layer is called with ``return_attention_scores=True``.
+
+    Keras routes `keras.layers.MultiHeadAttention` through
+    ``ops.dot_product_attention``, whose JAX kernel needs the key and value
+    head widths equal; with m_h ≠ m_v the stock layer fails under JAX.
+    Asking for the scores takes the layer's own einsum path, which works on
+    every backend. Under TensorFlow, and under JAX with m_h = m_v, the
+    layer is called plainly.
+    """
+    import keras
+
+    return keras.backend.backend() == "jax" and budget.m_h != budget.m_v
 
 
 def _compile(model, steps_per_execution):

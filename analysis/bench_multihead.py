@@ -165,7 +165,9 @@ def build_models(point, seed, control=False):
     )
     for weight in layer.weights:
         part = next(p for p in ours_by_part if f"/{p}" in weight.path)
-        weight.assign(ours_by_part[part])
+        # A copy: under JAX, assigning the variable itself shares its buffer,
+        # which the first compiled step of either model then donates.
+        weight.assign(keras.ops.convert_to_numpy(ours_by_part[part]))
     models = {"ours": ours, "stock": stock}
     if control:
         inputs = keras.Input((tau, n))

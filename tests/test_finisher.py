@@ -271,7 +271,9 @@ def test_engine_finisher_matches_finish_model_on_each_member_alone(engine_runs):
         batched = record["finisher"]
         assert batched["loss_before"] == pytest.approx(alone["loss_before"], rel=1e-6)
         assert batched["loss_after"] == pytest.approx(alone["loss_after"], rel=1e-5)
-        assert batched["iterations"] == alone["iterations"] == 5
+        assert batched["iterations"] == alone["iterations"]
+        # All 5 iterations, or fewer when the float32 loss stops falling (as under JAX).
+        assert batched["iterations"] == 5 or batched["message"].startswith("CONVERGENCE")
         assert batched["loss_after"] < 0.5 * batched["loss_before"]
 
 
