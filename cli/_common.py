@@ -173,6 +173,26 @@ def library_errors(command):
     return wrapper
 
 
+@contextlib.contextmanager
+def resumable(folder):
+    """On Ctrl-C, say where the finished work is and how to continue; exit 130.
+
+    The sweep engine keeps every finished chunk in ``folder``'s results file
+    and a checkpoint of the running one, so the same command continues.
+    """
+    import click
+
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo(
+            f"\nInterrupted. The finished runs and a checkpoint of the running ones are in "
+            f"{folder}; the same command continues where this one stopped.",
+            err=True,
+        )
+        raise click.exceptions.Exit(130) from None
+
+
 def echo_json(obj):
     """Print ``obj`` as stable, indented, key-sorted JSON (`tfapprox._io.to_json`)."""
     import click

@@ -8,7 +8,7 @@ import os
 
 import click
 
-from tfapprox_cli._common import echo_json, library_errors
+from tfapprox_cli._common import echo_json, library_errors, resumable
 from tfapprox_cli.train import POSITIVE, _training_data, data_options, training_options
 
 # Past these a sweep cannot be built on any machine; refuse them before
@@ -166,18 +166,19 @@ def sweep(
         raise click.BadParameter(
             f"cannot create {out!r}: {err.strerror}", param_hint="--out"
         ) from None
-    summary = sweeps.run_sweep(
-        train_set,
-        members,
-        os.path.join(out, "results.json"),
-        config=config,
-        validation_data=held_out,
-        metadata={"data": description},
-        scheduler=scheduler,
-        chunk_size=chunk_size,
-        force=force,
-        progress=not json_,
-    )
+    with resumable(out):
+        summary = sweeps.run_sweep(
+            train_set,
+            members,
+            os.path.join(out, "results.json"),
+            config=config,
+            validation_data=held_out,
+            metadata={"data": description},
+            scheduler=scheduler,
+            chunk_size=chunk_size,
+            force=force,
+            progress=not json_,
+        )
     if json_:
         echo_json(summary)
         return

@@ -13,6 +13,7 @@ from tfapprox_cli._common import (
     explicit,
     finite_float_range,
     library_errors,
+    resumable,
 )
 
 # ----------------------------------------------------------------------------
@@ -366,13 +367,14 @@ def _main_job(training, alpha, out, preset, json_):
         settings["config"] = settings["config"].replace(finisher_steps=finisher_steps)
     if alpha is not None:
         settings["alpha"] = alpha
-    summary = workflow.run_check(
-        target or workflow.DEFAULT_TARGET,
-        out=out,
-        scheduler=scheduler,
-        progress=not json_,
-        **settings,
-    )
+    with resumable(out):
+        summary = workflow.run_check(
+            target or workflow.DEFAULT_TARGET,
+            out=out,
+            scheduler=scheduler,
+            progress=not json_,
+            **settings,
+        )
     if json_:
         echo_json(summary)
         return

@@ -447,3 +447,71 @@ def test_model_options_forward_matches_member_models(data, model_kwargs):
         np.testing.assert_allclose(
             batched[index], model.predict(x[:8], verbose=0), rtol=1e-5, atol=1e-6
         )
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_an_interrupted_call_resumes_from_its_checkpoint_to_the_same_result(
+    data, held_out, tmp_path, monkeypatch
+):
+    import tfapprox.engine as engine_module
+
+    monkeypatch.setattr(engine_module, "CHECKPOINT_EVERY", 0.0)  # after every epoch
+    config = {**CONSTANT, "finisher_steps": 3}
+    plain = train_members(MEMBERS, data, config, validation_data=held_out)
+    path = tmp_path / "chunk.npz"
+
+    def stop_after_three(epoch, states):
+        if epoch == 3:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        train_members(MEMBERS, data, config, checkpoint=path, progress=stop_after_three)
+    assert path.exists()
+    epochs_run = []
+    resumed = train_members(
+        MEMBERS,
+        data,
+        config,
+        validation_data=held_out,
+        checkpoint=path,
+        progress=lambda epoch, states: epochs_run.append(epoch),
+    )
+    assert epochs_run == [4, 5, 6, 7]  # epochs 1-3 came from the checkpoint
+    for a, b in zip(plain.records, resumed.records):
+        assert a["history"] == b["history"]
+        assert (a["loss"], a["val_loss"], a["error"]) == (b["loss"], b["val_loss"], b["error"])
+        assert a["finisher"]["iterations"] == b["finisher"]["iterations"]
+    for a, b in zip(plain.weights, resumed.weights):
+        for wa, wb in zip(a, b):
+            np.testing.assert_array_equal(wa, wb)
+    # After the epochs the checkpoint says so: a rerun goes straight to the finisher.
+    epochs_run.clear()
+    again = train_members(
+        MEMBERS, data, config, checkpoint=path, progress=lambda e, s: epochs_run.append(e)
+    )
+    assert epochs_run == [] and again.records[0]["loss"] == plain.records[0]["loss"]
+
+
+def test_a_checkpoint_of_another_call_is_not_used(data, tmp_path, monkeypatch):
+    import tfapprox.engine as engine_module
+
+    monkeypatch.setattr(engine_module, "CHECKPOINT_EVERY", 0.0)
+    path = tmp_path / "chunk.npz"
+    train_members(MEMBERS[:1], data, {**CONSTANT, "epochs": 2}, checkpoint=path)
+    seen = []
+    other = {**CONSTANT, "epochs": 2, "learning_rate": 1e-3}
+    result = train_members(
+        MEMBERS[:1], data, other, checkpoint=path, progress=lambda e, s: seen.append(e)
+    )
+    assert seen == [1, 2]  # trained from the start
+    fresh = train_members(MEMBERS[:1], data, other)
+    assert result.records[0]["history"] == fresh.records[0]["history"]
+    path.write_bytes(b"not an npz file")
+    seen.clear()
+    train_members(MEMBERS[:1], data, other, checkpoint=path, progress=lambda e, s: seen.append(e))
+    assert seen == [1, 2]
+    with pytest.raises(TypeError, match="checkpoint"):
+        train_members(MEMBERS[:1], data, other, checkpoint=3)

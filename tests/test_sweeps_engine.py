@@ -56,6 +56,57 @@ def test_progress_shows_where_a_running_chunk_is(tmp_path, data, capsys, monkeyp
     assert lines[-1].startswith("sweep [") and "2/2 runs" in lines[-1]
 
 
+@pytest.fixture
+def every_epoch(monkeypatch):
+    """A checkpoint and a progress line after every epoch."""
+    import tfapprox.engine
+
+    monkeypatch.setattr(tfapprox.engine, "CHECKPOINT_EVERY", 0.0)
+    monkeypatch.setattr(sweeps.SweepProgress, "LOG_EVERY", 0.0)
+
+
+def _interrupted_at(text):
+    """`SweepProgress.within` that raises KeyboardInterrupt (Ctrl-C) when shown ``text``."""
+    within = sweeps.SweepProgress.within
+
+    def interrupt(self, line):
+        if line == text:
+            raise KeyboardInterrupt
+        within(self, line)
+
+    return interrupt
+
+
+def test_an_interrupted_chunk_continues_from_its_checkpoint(
+    tmp_path, data, capsys, monkeypatch, every_epoch
+):
+    train, held = data
+    members = sweeps.plan_members([1, 2], [8], [0], **TINY)
+    config = TrainingConfig(epochs=4, batch_size=16)
+    whole = sweeps.run_sweep(
+        train, members, tmp_path / "a.json", config=config, validation_data=held, progress=False
+    )
+    path = tmp_path / "b.json"
+    with monkeypatch.context() as patch:
+        patch.setattr(sweeps.SweepProgress, "within", _interrupted_at("epoch 3/4"))
+        with pytest.raises(KeyboardInterrupt):
+            sweeps.run_sweep(train, members, path, config=config, validation_data=held)
+    folder = tmp_path / "b.checkpoints"
+    assert results.read(path)["runs"] == [] and len(list(folder.iterdir())) == 1
+    capsys.readouterr()
+    resumed = sweeps.run_sweep(train, members, path, config=config, validation_data=held)
+    err = capsys.readouterr().err
+    assert f"continuing a chunk of 2 runs from {folder}" in err
+    assert "epoch 1/4" not in err and "epoch 4/4" in err  # epochs 1-3 were kept
+    for a, b in zip(whole["runs"], resumed["runs"]):
+        assert (a["loss"], a["val_error"], a["history"]) == (
+            b["loss"],
+            b["val_error"],
+            b["history"],
+        )
+    assert not folder.exists()  # removed with the chunk's last checkpoint
+
+
 def test_progress_lines_are_spaced_out_in_a_log():
     import io
 
@@ -95,11 +146,11 @@ def test_an_interrupted_sweep_keeps_finished_chunks_and_resumes(tmp_path, data, 
     real = sweeps.train_chunk
     calls = []
 
-    def interrupted(payload):
+    def interrupted(payload, **options):
         calls.append(payload["members"])
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(payload)
+        return real(payload, **options)
 
     monkeypatch.setattr(sweeps, "train_chunk", interrupted)
     with pytest.raises(KeyboardInterrupt):
@@ -178,6 +229,23 @@ def test_cli_sweep_trains_the_grid_and_resumes(tmp_path):
     assert (again["trained"], again["skipped"]) == (0, 2)
     text = run_cli(*SWEEP, "--m-h", "1", "--m-ff", "8", "--out", out).output
     assert "0 runs trained, 1 already done" in text and "error" in text
+
+
+def test_cli_sweep_interrupted_says_how_to_continue_and_continues(
+    tmp_path, monkeypatch, every_epoch
+):
+    out = tmp_path / "run"
+    args = [*SWEEP[:-1], "4", "--m-h", "1:2", "--m-ff", "8", "--out", out]
+    with monkeypatch.context() as patch:
+        patch.setattr(sweeps.SweepProgress, "within", _interrupted_at("epoch 3/4"))
+        result = run_cli(*args, expect_exit=130)
+    assert "Traceback" not in result.output
+    assert f"Interrupted. The finished runs and a checkpoint of the running ones are in {out}" in (
+        " ".join(result.stderr.split())
+    )
+    again = run_cli(*args)
+    assert "continuing a chunk of 2 runs" in again.stderr and "2 runs trained" in again.stdout
+    assert "epoch 2/4" not in again.stderr and "epoch 4/4" in again.stderr
 
 
 def test_cli_sweep_refuses_changed_settings_in_one_line(tmp_path):

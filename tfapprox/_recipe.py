@@ -140,6 +140,62 @@ class Recipe:
             self.active[i] = self.stopped[i] is None
         return out
 
+    # The attributes that change while training: what a checkpoint keeps.
+    _PROGRESS = (
+        "rates",
+        "active",
+        "stopped",
+        "messages",
+        "epochs",
+        "history",
+        "_best_epoch",
+        "_best_seen",
+        "_reference",
+        "_wait",
+        "_lr_best",
+        "_lr_wait",
+    )
+
+    def to_state(self):
+        """The recipe's progress as a JSON-ready dict (±inf as strings), for `load_state`.
+
+        >>> config = {"schedule": "constant", "warmup_epochs": 0, "epochs": 5, "patience": 2,
+        ...           "min_delta": 0.0, "min_rel_delta": 0.0}
+        >>> recipe = Recipe(config, [1e-3], ["a"])
+        >>> _ = recipe.end_epoch(0, [2.0], [False])
+        >>> again = Recipe(config, [1e-3], ["a"])
+        >>> again.load_state(recipe.to_state())
+        >>> again.history, again.epochs, again._reference
+        ([[2.0]], [1], [2.0])
+        """
+
+        def plain(value):
+            if isinstance(value, np.ndarray):
+                return [plain(v) for v in value.tolist()]
+            if isinstance(value, list):
+                return [plain(v) for v in value]
+            if isinstance(value, float) and math.isinf(value):
+                return "inf" if value > 0 else "-inf"
+            return value
+
+        return {name: plain(getattr(self, name)) for name in self._PROGRESS}
+
+    def load_state(self, state):
+        """Continue from a `to_state` dict of a recipe with the same models."""
+
+        def number(value):
+            if isinstance(value, list):
+                return [number(v) for v in value]
+            return float(value) if value in ("inf", "-inf") else value
+
+        for name in self._PROGRESS:
+            value = number(state[name])
+            if name == "rates":
+                value = np.asarray(value, dtype="float64")
+            elif name == "active":
+                value = np.asarray(value, dtype=bool)
+            setattr(self, name, value)
+
     def state(self, i, loss):
         """Model ``i``'s progress dict: ``index``, ``loss``, ``learning_rate``, ``epochs``, ``stopped``."""
         return {

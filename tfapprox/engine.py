@@ -800,6 +800,7 @@ def train_members(
     initial_weights=None,
     progress=None,
     finisher_progress=None,
+    checkpoint=None,
 ):
     """Train E members (budget, seed) on the same data at once; keep each one's best weights.
 
@@ -843,6 +844,17 @@ def train_members(
             running)``: the rounds so far, this one included (about one per
             iteration of the slowest member), and the members it evaluates.
             Defaults to None.
+        checkpoint: str, path-like or None. A ``.npz`` file that keeps the
+            training state (weights, Adam moments, the recipe's counters and
+            the batch order's generator) after an epoch, at most every
+            `CHECKPOINT_EVERY` seconds, and when the epochs end. If the file
+            holds the state of the same call (members, initial weights, data,
+            settings and ``shuffle_seed``), training continues from it, so an
+            interrupted call run again ends with the result an uninterrupted
+            one has; an interrupted finisher starts again from the end of the
+            epochs (L-BFGS from the same point takes the same steps). A file
+            of another call is overwritten. The caller removes it when done.
+            Defaults to None.
 
     Returns:
         `EnsembleResult`.
@@ -871,6 +883,10 @@ def train_members(
     shuffle_seed = check_seed("shuffle_seed", shuffle_seed)
     if progress is not None and not callable(progress):
         raise TypeError(f"`progress` must be callable or None. Received: {progress!r}")
+    if checkpoint is not None:
+        if not isinstance(checkpoint, (str, os.PathLike)) or not os.fspath(checkpoint):
+            raise TypeError(f"`checkpoint` must be a file path or None. Received: {checkpoint!r}")
+        checkpoint = os.fspath(checkpoint)
     if finisher_progress is not None and not callable(finisher_progress):
         raise TypeError(
             f"`finisher_progress` must be callable or None. Received: {finisher_progress!r}"
@@ -954,7 +970,34 @@ def train_members(
         base_rates,
         [f"Member {i} ({_label(budget, seed)})" for i, (budget, seed, _) in enumerate(members)],
     )
-    for epoch in range(config["epochs"]):
+    first_epoch, adam_done = 0, False
+    if checkpoint is not None:
+        key = _checkpoint_key(members, dataset, config, options, shuffle_seed, flat)
+        saved = _load_checkpoint(checkpoint, key)
+        if saved is not None:
+            arrays, meta = saved
+            state = tuple(ops.convert_to_tensor(a) for a in arrays)
+            rng.bit_generator.state = meta["rng"]
+            recipe.load_state(meta["recipe"])
+            first_epoch, adam_done = meta["epoch"], meta["adam_done"]
+            start -= meta["seconds"]
+        saved_at = time.perf_counter()
+
+    def save(epoch, done):
+        _save_checkpoint(
+            checkpoint,
+            key,
+            state,
+            {
+                "epoch": epoch,
+                "adam_done": done,
+                "rng": rng.bit_generator.state,
+                "recipe": recipe.to_state(),
+                "seconds": time.perf_counter() - start,
+            },
+        )
+
+    for epoch in range(first_epoch, 0 if adam_done else config["epochs"]):
         order, weights = _padded_order(rng.permutation(dataset.num_samples), config["batch_size"])
         params_, m_, v_, steps_, _, best_params_, best_loss_ = state
         state = (
@@ -980,6 +1023,9 @@ def train_members(
             ops.convert_to_numpy(epoch_loss).astype("float64"),
             ops.convert_to_numpy(bad),
         )
+        if checkpoint is not None and time.perf_counter() - saved_at >= CHECKPOINT_EVERY:
+            save(epoch + 1, False)
+            saved_at = time.perf_counter()
         if progress is not None:
             progress(
                 epoch + 1,
@@ -994,6 +1040,8 @@ def train_members(
             )
         if not recipe.active.any():
             break
+    if checkpoint is not None and not adam_done:
+        save(config["epochs"], True)  # an interrupted finisher restarts from here
     recipe.finish()
 
     best_params = state[5]
@@ -1072,6 +1120,59 @@ def train_members(
 
 # Samples per gradient evaluation of the L-BFGS finisher (as `finish_model`).
 _FINISHER_CHUNK = 4096
+
+
+# Seconds between two checkpoints of `train_members` (each costs a write of
+# three copies of the weights: milliseconds at these sizes).
+CHECKPOINT_EVERY = 30.0
+
+
+def _checkpoint_key(members, dataset, config, options, shuffle_seed, flat):
+    """SHA-256 of everything that decides a `train_members` call's trajectory."""
+    import hashlib
+    import json
+
+    from tfapprox import results
+
+    identity = {
+        "members": [[budget.to_dict(), seed, rate] for budget, seed, rate in members],
+        "data": results.data_fingerprint(dataset),
+        "config": config,
+        "options": options,
+        "shuffle_seed": shuffle_seed,
+        "backend": keras.backend.backend(),
+    }
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode())
+    digest.update(np.ascontiguousarray(flat, dtype="float32").tobytes())  # the initial weights
+    return digest.hexdigest()
+
+
+def _load_checkpoint(path, key):
+    """``(state arrays, meta)`` from a checkpoint of the call ``key``, or None."""
+    import json
+
+    if not os.path.exists(path):
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as file:
+            meta = json.loads(str(file["meta"]))
+            if meta.get("key") != key:
+                return None
+            arrays = [file[f"state_{i}"] for i in range(meta["arrays"])]
+    except (OSError, ValueError, KeyError):
+        return None  # unreadable (a foreign or damaged file): start afresh
+    return arrays, meta
+
+
+def _save_checkpoint(path, key, state, meta):
+    """Write the training ``state`` and ``meta`` to ``path`` atomically."""
+    import json
+
+    from tfapprox import _io
+
+    arrays = {f"state_{i}": ops.convert_to_numpy(a) for i, a in enumerate(state)}
+    meta = {**meta, "key": key, "arrays": len(arrays)}
+    _io.atomic_save_npz(path, meta=np.asarray(json.dumps(meta)), **arrays)
 
 
 def _finish_members(engine, flat, mask, scale, dataset, steps, progress=None):

@@ -22,7 +22,14 @@ from tfapprox._checks import check_bool, check_positive_int, check_seed
 from tfapprox.budget import Budget
 from tfapprox.config import TrainingConfig
 
-__all__ = ["chunk_members", "plan_members", "run_sweep", "sweep", "train_chunk"]
+__all__ = [
+    "checkpoint_folder",
+    "chunk_members",
+    "plan_members",
+    "run_sweep",
+    "sweep",
+    "train_chunk",
+]
 
 # The key under which `train_chunk` returns a run's trained weights (never written to results).
 WEIGHTS_KEY = "_weights"
@@ -189,7 +196,7 @@ def chunk_members(members, chunk_size):
     ]
 
 
-def train_chunk(payload, progress=None):
+def train_chunk(payload, progress=None, checkpoint=None):
     """Train one chunk with the batched engine; return its runs (JSON-ready dicts).
 
     Runs in the driver or on a Dask worker: ``payload`` is plain data
@@ -198,7 +205,8 @@ def train_chunk(payload, progress=None):
     its trained weights under `WEIGHTS_KEY`. Each run records the `TrainingConfig` it was trained
     with (``hyperparameters``), so `tfapprox.results.run_key` identifies it.
     ``progress``, a callable or None, receives a short text on where the
-    chunk is ("epoch 12/150", "L-BFGS 300/2000, 5 running").
+    chunk is ("epoch 12/150", "L-BFGS 300/2000, 5 running"); ``checkpoint``
+    is `tfapprox.engine.train_members`'s.
     """
     from tfapprox import engine
 
@@ -223,6 +231,7 @@ def train_chunk(payload, progress=None):
         shuffle_seed=payload.get("shuffle_seed", 0),
         progress=on_epoch,
         finisher_progress=on_round,
+        checkpoint=checkpoint,
     )
     runs = []
     for record, weights in zip(ensemble.to_dicts(), ensemble.weights):
@@ -254,6 +263,44 @@ def _check_settings(existing, hyperparameters, path):
                 f"results file {path} holds runs trained with other settings ({detail}); "
                 "use another output folder, or --force to retrain and replace them"
             )
+
+
+def checkpoint_folder(results_path):
+    """Where `run_sweep` keeps the checkpoints of chunks in training: ``results.checkpoints``.
+
+    >>> checkpoint_folder("runs/check/results.json")
+    'runs/check/results.checkpoints'
+    """
+    return os.path.splitext(os.fspath(results_path))[0] + ".checkpoints"
+
+
+def _checkpoint_path(folder, chunk):
+    """The checkpoint file of one chunk (named by its members and settings)."""
+    import hashlib
+    import json
+
+    identity = json.dumps([chunk["members"], chunk["config"]], sort_keys=True, default=str)
+    return os.path.join(folder, f"chunk-{hashlib.sha256(identity.encode()).hexdigest()[:16]}.npz")
+
+
+def _remove_checkpoint(folder, chunk):
+    path = _checkpoint_path(folder, chunk)
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
+    with contextlib.suppress(OSError):
+        os.rmdir(folder)  # only once it is empty
+
+
+def _train_chunk_here(chunk, *, folder, bar):
+    """`train_chunk` in this process, with a checkpoint and the progress line."""
+    path = _checkpoint_path(folder, chunk)
+    if bar is not None and os.path.exists(path):
+        print(
+            f"sweep: continuing a chunk of {len(chunk['members'])} runs from {path}",
+            file=bar.stream,
+            flush=True,
+        )
+    return train_chunk(chunk, progress=None if bar is None else bar.within, checkpoint=path)
 
 
 class SweepProgress:
@@ -346,7 +393,11 @@ def run_sweep(
     ``results_path`` at once, atomically, by this process alone, so an
     interrupted sweep (Ctrl-C, a crash, a lost worker) loses only the chunks
     in flight, and running it again trains only the runs not in the file
-    (same budget, seed and settings). A file holding runs with other
+    (same budget, seed and settings). A chunk trained in this process also
+    keeps a checkpoint (`tfapprox.engine.train_members`'s ``checkpoint``,
+    at most 30 seconds old) in the folder `checkpoint_folder` names, so
+    running it again continues the chunk where it stopped; the checkpoint
+    is removed once the chunk's runs are in the file. A file holding runs with other
     settings is refused (``force`` retrains every member and drops them).
 
     Args:
@@ -439,6 +490,7 @@ def run_sweep(
             for run in runs:
                 nesting.save_weights(weights_dir, run, run.pop(WEIGHTS_KEY))
         merged = results.append(results_path, runs, file_metadata)
+        _remove_checkpoint(checkpoint_folder(results_path), chunks[index])
         for run in runs:
             done[results.run_key(run)] = run
         if bar is not None:
@@ -449,9 +501,12 @@ def run_sweep(
         results.write(results_path, [], file_metadata)
     try:
         run_chunk = train_chunk
-        if bar is not None and distributed.parse_scheduler(scheduler)[0] == "inline":
-            # In this process the chunk can report its epochs; on Dask only finished chunks.
-            run_chunk = functools.partial(train_chunk, progress=bar.within)
+        if distributed.parse_scheduler(scheduler)[0] == "inline":
+            # In this process a chunk keeps a checkpoint and reports its
+            # epochs; on Dask only finished chunks come back.
+            run_chunk = functools.partial(
+                _train_chunk_here, folder=checkpoint_folder(results_path), bar=bar
+            )
         distributed.map_chunks(run_chunk, chunks, finished, scheduler=scheduler)
     finally:
         if bar is not None:
