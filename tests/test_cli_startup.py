@@ -110,7 +110,7 @@ def test_bound_paper_b_imports_neither_sympy_nor_heavy_packages(args, tmp_path):
 
 
 def test_native_stderr_filter_drops_start_up_noise_and_keeps_the_rest(capfd):
-    from tfapprox_cli._common import native_stderr_filtered
+    from tfapprox._quiet import native_stderr_filtered
 
     with native_stderr_filtered():
         os.write(2, b"I0000 00:00 1 cudart_stub.cc:31] Could not find cuda drivers\n")
@@ -123,15 +123,16 @@ def test_tensorflow_imports_without_its_start_up_lines():
     # A fresh interpreter: the first `import tensorflow` after `quiet_tensorflow`
     # runs under the filter; TensorFlow works as usual afterwards.
     script = (
-        "from tfapprox_cli._common import quiet_tensorflow, START_UP_NOISE\n"
+        "from tfapprox._quiet import quiet_tensorflow\n"
         "quiet_tensorflow()\n"
         "import tensorflow as tf\n"
         "assert int(tf.constant(2) + 1) == 3\n"
         "assert tf.__spec__.loader.is_package('tensorflow')\n"
         "import sys; print('kept', file=sys.stderr)\n"
     )
+    env = {**os.environ, "TFAPPROX_LAZY_IMPORT": "1"}  # as the CLI: `import tfapprox` stays light
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stderr == "kept\n"

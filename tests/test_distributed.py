@@ -96,3 +96,18 @@ def test_an_unreachable_scheduler_is_a_value_error_naming_it():
         distributed.map_chunks(
             square_all, [[1]], lambda i, r: None, scheduler="tcp://127.0.0.1:1", connect_timeout=2
         )
+
+
+def tensorflow_loader(chunk):
+    """The loader class of TensorFlow's module, as the worker's first import finds it."""
+    import tensorflow
+
+    return type(tensorflow.__spec__.loader).__name__
+
+
+def test_local_workers_import_tensorflow_with_its_start_up_lines_filtered():
+    # The preload (tfapprox._quiet.dask_setup) installs the filter before the
+    # worker imports TensorFlow; without it the loader would be TensorFlow's own.
+    seen = {}
+    distributed.map_chunks(tensorflow_loader, [None], seen.__setitem__, scheduler="local:1")
+    assert seen == {0: "_QuietLoader"}

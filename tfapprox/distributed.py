@@ -78,6 +78,11 @@ def _client(kind, value, connect_timeout):
             # Any free port: Dask serves its health routes even without a
             # dashboard, and two clusters on port 8787 would warn.
             dashboard_address=":0",
+            # Each worker runs `tfapprox._quiet.dask_setup` first, so its
+            # TensorFlow start-up lines stay off the terminal; importing
+            # tfapprox for it must not import TensorFlow already.
+            preload=["tfapprox._quiet"],
+            env={"TFAPPROX_LAZY_IMPORT": "1"},
         )
         return distributed.Client(cluster), cluster
     try:
