@@ -151,7 +151,7 @@ def test_a_perturbed_warm_start_never_ends_above_the_exact_embedding(swept):
         nesting.warm_start(large, source, contained, train, 1, perturbation=-1.0)
 
 
-def test_the_check_warm_starts_a_budget_that_breaks_nesting_and_resumes(swept, monkeypatch):
+def test_the_check_warm_starts_a_budget_that_breaks_nesting_and_resumes(swept, monkeypatch, capsys):
     folder, train, test, config, runs = swept
     # m_h = 2 recorded far above m_h = 1, which it contains.
     pool = [runs[0], {**runs[1], "loss": runs[0]["loss"] * 10}]
@@ -165,7 +165,11 @@ def test_the_check_warm_starts_a_budget_that_breaks_nesting_and_resumes(swept, m
         rtol=0.1,
         metadata={},
     )
-    warm, rows = workflow._nested_warm_starts(pool, **kwargs)
+    warm, rows = workflow._nested_warm_starts(pool, progress=True, **kwargs)
+    assert capsys.readouterr().err == (
+        f"warm start: m_h = 2, m_FF = 4 from m_h = 1, m_FF = 4 "
+        f"(L-BFGS, ≤ {config.finisher_steps} iterations)\n"
+    )
     assert [(r["m_h"], r["source"]["m_h"]) for r in rows] == [(2, 1)]
     assert warm[0]["loss"] <= runs[0]["loss"] * (1 + 1e-4)
     assert warm[0]["start"]["seed"] == runs[0]["seed"]
@@ -177,8 +181,9 @@ def test_the_check_warm_starts_a_budget_that_breaks_nesting_and_resumes(swept, m
         raise AssertionError("a finished warm start was trained again")
 
     monkeypatch.setattr(nesting, "warm_start", retrain)
-    again, _ = workflow._nested_warm_starts(pool, **kwargs)
+    again, _ = workflow._nested_warm_starts(pool, progress=True, **kwargs)
     assert again[0]["loss"] == warm[0]["loss"]
+    assert capsys.readouterr().err == ""  # nothing trained, nothing announced
     # Without the source's weights, the budget is reported, not warm-started.
     kwargs.update(path=folder / "other.json", weights_dir=folder / "none")
     missing, rows = workflow._nested_warm_starts(pool, **kwargs)

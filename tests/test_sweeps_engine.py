@@ -52,7 +52,9 @@ def test_progress_shows_where_a_running_chunk_is(tmp_path, data, capsys, monkeyp
     within = [line for line in lines if "running chunk" in line]
     assert within[0].startswith("sweep 0/2 runs, running chunk: epoch 1/2, ")
     assert any("running chunk: epoch 2/2" in line for line in within)
-    assert any("running chunk: L-BFGS 1/3, 2 running" in line for line in within)
+    assert any(
+        "running chunk: L-BFGS round 1, 2 running (≤ 3 iterations each)" in line for line in within
+    )
     assert lines[-1].startswith("sweep [") and "2/2 runs" in lines[-1]
 
 

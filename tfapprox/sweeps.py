@@ -205,7 +205,8 @@ def train_chunk(payload, progress=None, checkpoint=None):
     its trained weights under `WEIGHTS_KEY`. Each run records the `TrainingConfig` it was trained
     with (``hyperparameters``), so `tfapprox.results.run_key` identifies it.
     ``progress``, a callable or None, receives a short text on where the
-    chunk is ("epoch 12/150", "L-BFGS 300/2000, 5 running"); ``checkpoint``
+    chunk is ("epoch 12/150", "L-BFGS round 300, 5 running (≤ 2000
+    iterations each)"); ``checkpoint``
     is `tfapprox.engine.train_members`'s.
     """
     from tfapprox import engine
@@ -220,7 +221,10 @@ def train_chunk(payload, progress=None, checkpoint=None):
             progress(f"epoch {epoch}/{config.epochs}")
 
         def on_round(rounds, running):
-            progress(f"L-BFGS {rounds}/{config.finisher_steps}, {running} running")
+            progress(
+                f"L-BFGS round {rounds}, {running} running "
+                f"(≤ {config.finisher_steps} iterations each)"
+            )
 
     ensemble = engine.train_members(
         members,

@@ -37,6 +37,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 
 from tfapprox import _io, check, metrics, results
 from tfapprox._checks import check_int, check_positive_int, check_real
@@ -260,7 +261,9 @@ def _truncation_rows(rows, trained_test):
     ]
 
 
-def _nested_warm_starts(pool, *, path, weights_dir, train, test, config, rtol, metadata):
+def _nested_warm_starts(
+    pool, *, path, weights_dir, train, test, config, rtol, metadata, progress=False
+):
     """Warm-start every budget that breaks nesting from its best contained budget.
 
     Budgets are visited smallest first ((m_FF, m_h) order), so a warm start
@@ -269,7 +272,8 @@ def _nested_warm_starts(pool, *, path, weights_dir, train, test, config, rtol, m
     budget's best weights (`tfapprox.nesting.warm_start`); one that used
     them all is continued for as many again (twice the training), and the
     change is recorded. Finished warm starts are appended to ``path`` at
-    once, and a rerun reuses them.
+    once, and a rerun reuses them. With ``progress``, a line on stderr
+    announces each one.
 
     Returns:
         ``(runs, rows)``: the warm-start runs, and per budget visited a dict
@@ -326,6 +330,13 @@ def _nested_warm_starts(pool, *, path, weights_dir, train, test, config, rtol, m
             if source is None:
                 rows.append({**row, "skipped": "the source run's weights were not kept"})
                 continue
+            if progress:
+                print(
+                    f"warm start: m_h = {m_h}, m_FF = {m_ff} from m_h = {source_key[0]}, "
+                    f"m_FF = {source_key[1]} (L-BFGS, ≤ {steps} iterations)",
+                    file=sys.stderr,
+                    flush=True,
+                )
             record, weights = nesting.warm_start(
                 budget,
                 source,
@@ -724,6 +735,7 @@ def run_check(
             config=config,
             rtol=material_rtol,
             metadata=metadata,
+            progress=progress,
         )
         if warm:
             # The best model found at each budget may now be a warm start.
