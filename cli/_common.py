@@ -87,7 +87,8 @@ def resumable(folder):
     """On Ctrl-C, say where the finished work is and how to continue; exit 130.
 
     The sweep engine keeps every finished chunk in ``folder``'s results file
-    and a checkpoint of the running one, so the same command continues.
+    and, for a chunk trained in this process, a checkpoint of it, so the
+    same command continues.
     """
     import click
 
@@ -95,8 +96,8 @@ def resumable(folder):
         yield
     except KeyboardInterrupt:
         click.echo(
-            f"\nInterrupted. The finished runs and a checkpoint of the running ones are in "
-            f"{folder}; the same command continues where this one stopped.",
+            f"\nInterrupted. The finished runs and the checkpoints are kept in {folder}; "
+            "the same command continues where this one stopped.",
             err=True,
         )
         raise click.exceptions.Exit(130) from None

@@ -509,9 +509,12 @@ def test_a_checkpoint_of_another_call_is_not_used(data, tmp_path, monkeypatch):
     assert seen == [1, 2]  # trained from the start
     fresh = train_members(MEMBERS[:1], data, other)
     assert result.records[0]["history"] == fresh.records[0]["history"]
-    path.write_bytes(b"not an npz file")
-    seen.clear()
-    train_members(MEMBERS[:1], data, other, checkpoint=path, progress=lambda e, s: seen.append(e))
-    assert seen == [1, 2]
+    for damaged in (b"not an npz file", b"PK\x03\x04 a zip cut short"):
+        path.write_bytes(damaged)
+        seen.clear()
+        train_members(
+            MEMBERS[:1], data, other, checkpoint=path, progress=lambda e, s: seen.append(e)
+        )
+        assert seen == [1, 2]
     with pytest.raises(TypeError, match="checkpoint"):
         train_members(MEMBERS[:1], data, other, checkpoint=3)

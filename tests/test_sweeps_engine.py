@@ -242,7 +242,7 @@ def test_cli_sweep_interrupted_says_how_to_continue_and_continues(
         patch.setattr(sweeps.SweepProgress, "within", _interrupted_at("epoch 3/4"))
         result = run_cli(*args, expect_exit=130)
     assert "Traceback" not in result.output
-    assert f"Interrupted. The finished runs and a checkpoint of the running ones are in {out}" in (
+    assert f"Interrupted. The finished runs and the checkpoints are kept in {out}; the same" in (
         " ".join(result.stderr.split())
     )
     again = run_cli(*args)

@@ -1122,8 +1122,8 @@ def train_members(
 _FINISHER_CHUNK = 4096
 
 
-# Seconds between two checkpoints of `train_members` (each costs a write of
-# three copies of the weights: milliseconds at these sizes).
+# Seconds between two checkpoints of `train_members` (each writes four
+# (E, P) arrays: the weights, Adam's two moments and the best weights).
 CHECKPOINT_EVERY = 30.0
 
 
@@ -1150,6 +1150,7 @@ def _checkpoint_key(members, dataset, config, options, shuffle_seed, flat):
 def _load_checkpoint(path, key):
     """``(state arrays, meta)`` from a checkpoint of the call ``key``, or None."""
     import json
+    import zipfile
 
     if not os.path.exists(path):
         return None
@@ -1159,7 +1160,7 @@ def _load_checkpoint(path, key):
             if meta.get("key") != key:
                 return None
             arrays = [file[f"state_{i}"] for i in range(meta["arrays"])]
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None  # unreadable (a foreign or damaged file): start afresh
     return arrays, meta
 

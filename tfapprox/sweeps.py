@@ -206,8 +206,7 @@ def train_chunk(payload, progress=None, checkpoint=None):
     with (``hyperparameters``), so `tfapprox.results.run_key` identifies it.
     ``progress``, a callable or None, receives a short text on where the
     chunk is ("epoch 12/150", "L-BFGS round 300, 5 running (≤ 2000
-    iterations each)"); ``checkpoint``
-    is `tfapprox.engine.train_members`'s.
+    iterations each)"); ``checkpoint`` is `tfapprox.engine.train_members`'s.
     """
     from tfapprox import engine
 
