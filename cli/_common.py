@@ -7,13 +7,6 @@ import os
 import warnings
 
 
-def quiet_tensorflow():
-    """Silence TensorFlow's C++ start-up lines (`tfapprox._quiet.quiet_tensorflow`)."""
-    from tfapprox import _quiet
-
-    _quiet.quiet_tensorflow()
-
-
 @contextlib.contextmanager
 def _one_line_warnings():
     """Show tfapprox's warnings (and any RuntimeWarning) once each, as ``Warning: ...`` lines.

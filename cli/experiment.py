@@ -76,7 +76,7 @@ def _run_command(name, module_name, description):
     @click.option("json_", "--json", is_flag=True, help="Print the result as JSON.")
     @library_errors
     def run(quick, out, json_):
-        from tfapprox_cli._common import quiet_tensorflow
+        from tfapprox._quiet import quiet_tensorflow
 
         quiet_tensorflow()
         module = importlib.import_module(f"tfapprox_analysis.{module_name}")

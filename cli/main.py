@@ -9,8 +9,8 @@ os.environ.setdefault("TFAPPROX_LAZY_IMPORT", "1")
 import click  # noqa: E402
 
 from tfapprox import __version__  # noqa: E402
+from tfapprox._quiet import quiet_tensorflow  # noqa: E402
 from tfapprox_cli import bound, estimate, experiment, sweep, targets, theory, train  # noqa: E402
-from tfapprox_cli._common import quiet_tensorflow  # noqa: E402
 
 
 class _OneLineError(click.ClickException):

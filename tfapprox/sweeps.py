@@ -485,6 +485,7 @@ def run_sweep(
         else []
     )
     bar = SweepProgress(len(members), done=len(members) - len(todo)) if progress else None
+    folder = checkpoint_folder(results_path)
 
     def finished(index, runs):
         if weights_dir is not None:
@@ -493,7 +494,7 @@ def run_sweep(
             for run in runs:
                 nesting.save_weights(weights_dir, run, run.pop(WEIGHTS_KEY))
         merged = results.append(results_path, runs, file_metadata)
-        _remove_checkpoint(checkpoint_folder(results_path), chunks[index])
+        _remove_checkpoint(folder, chunks[index])
         for run in runs:
             done[results.run_key(run)] = run
         if bar is not None:
@@ -507,9 +508,7 @@ def run_sweep(
         if distributed.parse_scheduler(scheduler)[0] == "inline":
             # In this process a chunk keeps a checkpoint and reports its
             # epochs; on Dask only finished chunks come back.
-            run_chunk = functools.partial(
-                _train_chunk_here, folder=checkpoint_folder(results_path), bar=bar
-            )
+            run_chunk = functools.partial(_train_chunk_here, folder=folder, bar=bar)
         distributed.map_chunks(run_chunk, chunks, finished, scheduler=scheduler)
     finally:
         if bar is not None:
