@@ -277,6 +277,44 @@ def test_engine_finisher_matches_finish_model_on_each_member_alone(engine_runs):
         assert batched["loss_after"] < 0.5 * batched["loss_before"]
 
 
+def test_engine_finisher_pads_the_running_members_to_a_few_sizes(monkeypatch):
+    # As members stop, the running ones are padded to the next of
+    # `_finisher_sizes`, so the compiled evaluation sees a few shapes; the
+    # padding copies do not change any member's iterates.
+    assert engine._finisher_sizes(6) == [6, 3, 2, 1]
+    data = mean_target()
+    members = [(Budget(n=4, m_h=m_h, m_ff=8), seed) for m_h in (1, 2) for seed in (0, 1, 2)]
+    config = {"epochs": 2, "batch_size": 32, "finisher_steps": 30}
+    value_and_grad, compile_ = engine._backend_tools()
+    shapes = []
+
+    def recording_compile(fn):
+        compiled = compile_(fn)
+        if fn.__name__ != "member_gradients":  # the finisher's evaluation
+            return compiled
+
+        def call(params, *args):
+            shapes.append(int(params.shape[0]))
+            return compiled(params, *args)
+
+        return call
+
+    monkeypatch.setattr(engine, "_backend_tools", lambda: (value_and_grad, recording_compile))
+    padded = engine.train_members(members, data, config)
+    padded_shapes = sorted(set(shapes))
+    shapes.clear()
+    monkeypatch.setattr(engine, "_finisher_sizes", lambda size: list(range(size, 0, -1)))
+    exact = engine.train_members(members, data, config)
+    running = sorted(set(shapes))
+
+    assert set(padded_shapes) <= {6, 3, 2, 1} and 6 in padded_shapes
+    assert len(running) > len(padded_shapes)  # members stopped at several rounds
+    for a, b in zip(padded.records, exact.records):
+        assert a["finisher"]["iterations"] == b["finisher"]["iterations"]
+        assert a["finisher"]["evaluations"] == b["finisher"]["evaluations"]
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+
+
 def test_engine_finished_weights_are_the_members_models(engine_runs):
     data, _, finished = engine_runs
     for index, record in enumerate(finished.records):

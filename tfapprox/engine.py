@@ -1176,6 +1176,23 @@ def _save_checkpoint(path, key, state, meta):
     _io.atomic_save_npz(path, meta=np.asarray(json.dumps(meta)), **arrays)
 
 
+def _finisher_sizes(size):
+    """The member counts the finisher evaluates at: ``size``, then halved (rounded up) to 1.
+
+    As members stop, the running ones are padded to the next of these, so
+    the compiled evaluation is traced at most ``log2(size) + 2`` times (once
+    per number of running members, it was traced up to ``size`` times, each
+    a few seconds on a CPU) and does at most twice the needed work.
+
+    >>> _finisher_sizes(12)
+    [12, 6, 3, 2, 1]
+    """
+    sizes = [size]
+    while sizes[-1] > 1:
+        sizes.append(-(-sizes[-1] // 2))
+    return sizes
+
+
 def _finish_members(engine, flat, mask, scale, dataset, steps, progress=None):
     """Full-batch L-BFGS on the members ``flat`` of ``engine``'s layout at once.
 
@@ -1184,7 +1201,7 @@ def _finish_members(engine, flat, mask, scale, dataset, steps, progress=None):
     engine's per-member loss and gradient (the members are independent, so
     the gradient of their summed losses is each one's own) over the whole
     training set, in chunks of `_FINISHER_CHUNK` samples. The call is
-    traced once per number of running members. Gradients are masked, so
+    traced once per size of `_finisher_sizes`. Gradients are masked, so
     padded weights stay zero: each member's iterates are those of L-BFGS
     on its own model (`tfapprox.finisher.finish_model`).
 
@@ -1228,19 +1245,27 @@ def _finish_members(engine, flat, mask, scale, dataset, steps, progress=None):
     scale = np.asarray(scale, dtype="float32")
 
     rounds = [0]
+    sizes = _finisher_sizes(len(flat))
 
     def value_and_grads(points, members):
         rounds[0] += 1
         if progress is not None:
             progress(rounds[0], len(members))
+        # Padded to a size of `sizes` with copies of the last point (their
+        # results are dropped), so the call compiles a few times, not once
+        # per number of running members.
+        count = len(members)
+        padded = list(members) + [members[-1]] * (min(s for s in sizes if s >= count) - count)
+        points = np.concatenate([points, np.repeat(points[-1:], len(padded) - count, axis=0)])
         params = ops.convert_to_tensor(points.astype("float32"))
-        member_scale = ops.convert_to_tensor(scale[members])
+        member_scale = ops.convert_to_tensor(scale[padded])
         losses, grads = 0.0, 0.0
-        for x_chunk, y_chunk, weights, count in chunks:
+        for x_chunk, y_chunk, weights, rows_in in chunks:
             # `_loss` averages over the chunk's samples: weight by their count.
             chunk_losses, chunk_grads = gradients(params, member_scale, x_chunk, y_chunk, weights)
-            losses = losses + count * ops.convert_to_numpy(chunk_losses).astype("float64")
-            grads = grads + count * ops.convert_to_numpy(chunk_grads).astype("float64")
+            losses = losses + rows_in * ops.convert_to_numpy(chunk_losses).astype("float64")
+            grads = grads + rows_in * ops.convert_to_numpy(chunk_grads).astype("float64")
+        losses, grads = losses[:count], grads[:count]
         return losses / dataset.num_samples, mask[members] * grads / dataset.num_samples
 
     weights, infos = lbfgs_members(value_and_grads, flat, steps)
