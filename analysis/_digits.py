@@ -49,7 +49,7 @@ def train_group(models, x, y, settings, epoch_factor=1, training=None):
     from tfapprox.group import train_models
 
     from ._convergence import training_config
-    from ._experiment import progress
+    from ._experiment import checkpoint, progress
 
     return train_models(
         models,
@@ -58,6 +58,7 @@ def train_group(models, x, y, settings, epoch_factor=1, training=None):
         loss="sparse_categorical_crossentropy",
         shuffle_seed=settings["shuffle_seed"],
         progress=progress(f"{len(models)} digits classifiers", settings["epochs"] * epoch_factor),
+        checkpoint=checkpoint(),
     )
 
 

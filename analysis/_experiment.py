@@ -12,11 +12,19 @@ output folder
 and returns the dict it wrote. Training groups report their progress on
 standard error (`progress`), so a long run shows it is alive and a
 ``--json`` run keeps standard output for the JSON.
+
+Nothing finished is lost on interruption: each `tfapprox.group.train_models`
+group of a run keeps its state in ``OUT/checkpoints/`` (`checkpoint`), so
+the same command run again continues the interrupted group and skips the
+epochs of the finished ones; `finish` removes the folder. (Experiments that
+train through `tfapprox.sweeps.run_sweep` keep their finished runs in its
+results file instead.)
 """
 
 import argparse
 import math
 import os
+import shutil
 import sys
 import time
 
@@ -50,7 +58,30 @@ def start(argv, doc, default_out, quick, full):
         (created and writable) and the chosen settings.
     """
     args = parser(doc.splitlines()[0], default_out).parse_args(argv)
-    return args, prepare_out(args.out), quick if args.quick else full
+    out = prepare_out(args.out)
+    _CHECKPOINTS.update(folder=os.path.join(out, CHECKPOINTS), count=0)
+    return args, out, quick if args.quick else full
+
+
+# The folder of an experiment's training checkpoints, inside its output folder.
+CHECKPOINTS = "checkpoints"
+_CHECKPOINTS = {"folder": None, "count": 0}
+
+
+def checkpoint():
+    """The checkpoint file of this run's next training group, or None outside a run.
+
+    Groups are numbered in the order the run trains them, so the same
+    command run again gives each group the file of the same group; a file
+    of another call (other settings, data or models) is not used
+    (`tfapprox.group.train_models`' ``checkpoint``).
+    """
+    folder = _CHECKPOINTS["folder"]
+    if folder is None:
+        return None
+    _CHECKPOINTS["count"] += 1
+    os.makedirs(folder, exist_ok=True)
+    return os.path.join(folder, f"group-{_CHECKPOINTS['count']:03d}.npz")
 
 
 def markdown_table(header, rows):
@@ -95,6 +126,8 @@ def finish(result, table, out, *, as_json=False, figure=None):
     }
     _io.atomic_write_text(result["outputs"]["table"], table + "\n")
     _io.atomic_write_json(result["outputs"]["result"], result)
+    shutil.rmtree(os.path.join(out, CHECKPOINTS), ignore_errors=True)  # all kept in the result
+    _CHECKPOINTS.update(folder=None, count=0)
     if as_json:
         print(_io.to_json(result))
     else:

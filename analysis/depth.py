@@ -181,6 +181,7 @@ def train_group(target_name, settings, keys, epochs):
         shuffle_seed=settings["seed"],
         loss="mse",
         progress=_experiment.progress(f"depth: {target_name}, {len(models)} models", epochs),
+        checkpoint=_experiment.checkpoint(),
     )
     cells = []
     for (layers, dp), model, record in zip(keys, result.models, result.records):

@@ -221,6 +221,7 @@ def train_group(settings, train, validation, architectures, epochs):
         shuffle_seed=settings["seed"],
         loss="sparse_categorical_crossentropy",
         progress=_experiment.progress(f"language-model: {len(models)} models", epochs),
+        checkpoint=_experiment.checkpoint(),
     )
     steps = epochs * -(-len(train[0]) // settings["batch_size"])
     return [

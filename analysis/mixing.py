@@ -261,6 +261,7 @@ def train_group(settings, train, test, members):
         validation_data=test,
         shuffle_seed=settings["shuffle_seed"],
         progress=_experiment.progress(f"mixing: {len(built)} models", settings["epochs"]),
+        checkpoint=_experiment.checkpoint(),
     )
     variance = float(np.var(test[1].astype(np.float64)))
     runs = []

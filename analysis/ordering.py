@@ -208,6 +208,7 @@ def train_group(settings, split, members):
         validation_data=split["test"],
         shuffle_seed=settings["shuffle_seed"],
         progress=_experiment.progress(f"ordering: {len(built)} models", settings["epochs"]),
+        checkpoint=_experiment.checkpoint(),
     )
     return [
         {

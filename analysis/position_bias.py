@@ -236,6 +236,7 @@ def _train_cells(settings, config, only=None):
             validation_data=(with_query_token(x_test), last_output(target, x_test)),
             shuffle_seed=seed,
             progress=_experiment.progress(f"position-bias: {name}", config.epochs),
+            checkpoint=_experiment.checkpoint(),
         )
         seconds += fit.records[0]["group_seconds"]
         for (rpe, heads), model, record in zip(mine, fit.models, fit.records):

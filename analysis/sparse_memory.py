@@ -215,6 +215,7 @@ def train_cells(settings, cells, config):
             validation_data=(x_test, (y_test - mean) / std),
             shuffle_seed=settings["seed"],
             progress=_experiment.progress(f"sparse-memory: {name}", config.epochs),
+            checkpoint=_experiment.checkpoint(),
         )
         seconds += fit.records[0]["group_seconds"]
         for cell, record in zip(mine, fit.records):

@@ -9,7 +9,7 @@ import importlib
 
 import click
 
-from tfapprox_cli._common import echo_json, library_errors
+from tfapprox_cli._common import echo_json, library_errors, resumable
 
 
 def _registry():
@@ -47,7 +47,8 @@ def experiment():
       tfapprox experiment fig5 --json > fig5.json
 
     Each experiment writes result.json (every setting, our numbers beside the
-    paper's), table.md (also printed) and a figure into --out.
+    paper's), table.md (also printed) and a figure into --out. Interrupted
+    (Ctrl-C), the same command continues: finished training is kept in --out.
     """
 
 
@@ -80,12 +81,14 @@ def _run_command(name, module_name, description):
 
         quiet_tensorflow()
         module = importlib.import_module(f"tfapprox_analysis.{module_name}")
-        argv = [f"--out={out or f'runs/{name}'}"]  # "=": a folder may start with "-"
+        out = out or f"runs/{name}"
+        argv = [f"--out={out}"]  # "=": a folder may start with "-"
         if quick:
             argv.append("--quick")
         if json_:
             argv.append("--json")
-        module.main(argv)
+        with resumable(out):
+            module.main(argv)
 
     return run
 

@@ -32,3 +32,20 @@ def test_output_folder_that_cannot_be_created_is_one_line_error(tmp_path):
     blocker.write_text("not a folder")
     result = run_cli("experiment", "mixing", "--quick", "--out", blocker / "below", expect_exit=1)
     assert_one_line_error(result, "cannot create the output folder")
+
+
+def test_ctrl_c_says_how_to_continue_and_exits_130(tmp_path, monkeypatch):
+    import importlib
+
+    module = importlib.import_module("tfapprox_analysis.ordering")
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, "main", interrupted)
+    out = tmp_path / "ordering"
+    result = run_cli("experiment", "ordering", "--quick", "--out", out, expect_exit=130)
+    assert "Traceback" not in result.output
+    assert f"Interrupted. The finished runs and the checkpoints are kept in {out}; the same" in (
+        " ".join(result.stderr.split())
+    )

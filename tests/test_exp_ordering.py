@@ -142,3 +142,52 @@ def test_convergence_reads_half_the_run_as_the_shorter_run():
     assert _convergence.verdict(False, [record]) == "not converged"
     assert _convergence.verdict(False, [_convergence.check(1.0, 0.95)]) == "failed"
     assert not _convergence.check(float("nan"), 1.0)["converged"]
+
+
+def test_an_interrupted_run_continues_from_its_checkpoints(run, tmp_path, monkeypatch):
+    # Ctrl-C in the second training group, then the same command: the first
+    # group's epochs are not run again, the second continues from its
+    # checkpoint, and the numbers are those of an uninterrupted run.
+    import contextlib
+    import io
+
+    import tfapprox.engine
+    import tfapprox.group
+
+    monkeypatch.setattr(tfapprox.engine, "CHECKPOINT_EVERY", 0.0)  # after every epoch
+    train_models = tfapprox.group.train_models
+    calls, interrupt_at = [], {"group": 2, "epoch": 3}
+
+    def watched(*args, progress=None, **kwargs):
+        calls.append({"epochs": [], "checkpoint": kwargs.get("checkpoint")})
+        index = len(calls)
+
+        def report(epoch, states):
+            calls[-1]["epochs"].append(epoch)
+            if (index, epoch) == (interrupt_at["group"], interrupt_at["epoch"]):
+                raise KeyboardInterrupt
+            progress(epoch, states)
+
+        return train_models(*args, progress=report, **kwargs)
+
+    monkeypatch.setattr(tfapprox.group, "train_models", watched)
+    out = tmp_path / "ordering"
+    with contextlib.redirect_stdout(io.StringIO()), pytest.raises(KeyboardInterrupt):
+        ordering.main(["--quick", "--out", str(out), "--json"])
+    assert sorted(os.listdir(out / "checkpoints")) == ["group-001.npz", "group-002.npz"]
+    first = calls[0]["epochs"]
+
+    calls.clear()
+    interrupt_at["group"] = None
+    with contextlib.redirect_stdout(io.StringIO()):
+        resumed = ordering.main(["--quick", "--out", str(out), "--json"])
+    assert calls[0]["epochs"] == [] and len(first) > 0  # the finished group: no epoch again
+    assert calls[1]["epochs"][0] == 4  # epochs 1-3 came from the checkpoint
+    assert [c["checkpoint"] for c in calls[:2]] == [
+        str(out / "checkpoints" / "group-001.npz"),
+        str(out / "checkpoints" / "group-002.npz"),
+    ]
+    assert not (out / "checkpoints").exists()  # removed with the result written
+    plain = {(c["table"], c["model"], c["data"]): c["mse"] for c in run[0]["cells"]}
+    again = {(c["table"], c["model"], c["data"]): c["mse"] for c in resumed["cells"]}
+    assert again == plain

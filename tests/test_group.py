@@ -256,6 +256,7 @@ def test_language_model_labels_per_position(data):
         ({"progress": 1}, TypeError, "progress"),
         ({"learning_rates": [1e-3, 1e-3]}, ValueError, "learning_rates"),
         ({"learning_rates": [0.0]}, ValueError, r"learning_rates\[0\]"),
+        ({"checkpoint": 3}, TypeError, "checkpoint"),
         (
             {"validation_data": (np.zeros((4, TAU, 2)), np.zeros((4, TAU, 1)))},
             ValueError,
@@ -272,6 +273,87 @@ def test_bad_arguments_raise_naming_the_argument(data, kwargs, error, match):
         train_models(
             arguments.pop("models"), arguments.pop("data"), arguments.pop("config"), **arguments
         )
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_an_interrupted_group_resumes_from_its_checkpoint_to_the_same_result(
+    data, held_out, tmp_path, monkeypatch
+):
+    import tfapprox.engine
+
+    monkeypatch.setattr(tfapprox.engine, "CHECKPOINT_EVERY", 0.0)  # after every epoch
+    config = {**CONSTANT, "finisher_steps": 3}
+    plain = train_models(group(), data, config, validation_data=held_out)
+    path = tmp_path / "group.npz"
+
+    def stop_after_three(epoch, states):
+        if epoch == 3:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        train_models(group(), data, config, checkpoint=path, progress=stop_after_three)
+    assert path.exists()
+    epochs_run = []
+    models = group()
+    resumed = train_models(
+        models,
+        data,
+        config,
+        validation_data=held_out,
+        checkpoint=path,
+        progress=lambda epoch, states: epochs_run.append(epoch),
+    )
+    assert epochs_run == [4, 5, 6, 7]  # epochs 1-3 came from the checkpoint
+    for a, b in zip(plain.records, resumed.records):
+        assert a["history"] == b["history"]
+        assert (a["loss"], a["val_loss"], a["error"]) == (b["loss"], b["val_loss"], b["error"])
+        assert a["finisher"]["iterations"] == b["finisher"]["iterations"]
+    for a, b in zip(plain.models, models):
+        for wa, wb in zip(a.get_weights(), b.get_weights()):
+            np.testing.assert_array_equal(wa, wb)
+    # After the epochs the checkpoint says so: a rerun goes straight to the finisher.
+    epochs_run.clear()
+    again = train_models(
+        group(), data, config, checkpoint=path, progress=lambda e, s: epochs_run.append(e)
+    )
+    assert epochs_run == [] and again.records[0]["loss"] == plain.records[0]["loss"]
+
+
+def test_a_group_checkpoint_of_another_call_is_not_used(data, tmp_path, monkeypatch):
+    import tfapprox.engine
+
+    monkeypatch.setattr(tfapprox.engine, "CHECKPOINT_EVERY", 0.0)
+    path = tmp_path / "group.npz"
+    config = {**CONSTANT, "epochs": 2}
+    train_models([mlp()], data, config, checkpoint=path)
+    for other in (
+        {"models": [mlp(seed=5)]},  # other initial weights
+        {"models": [rnn()]},  # another architecture
+        {"shuffle_seed": 1},
+        {"config": {**config, "learning_rate": 1e-3}},
+    ):
+        call = {"models": [mlp()], "config": config, **other}
+        path_before = path.read_bytes()
+        seen = []
+        result = train_models(
+            call.pop("models"),
+            data,
+            call.pop("config"),
+            checkpoint=path,
+            progress=lambda e, s: seen.append(e),
+            **call,
+        )
+        assert seen == [1, 2], other  # trained from the start
+        assert result.records[0]["epochs"] == 2
+        path.write_bytes(path_before)
+    for damaged in (b"not an npz file", b"PK\x03\x04 a zip cut short"):
+        path.write_bytes(damaged)
+        seen = []
+        train_models([mlp()], data, config, checkpoint=path, progress=lambda e, s: seen.append(e))
+        assert seen == [1, 2]
 
 
 def test_engine_module_offers_train_models():

@@ -973,29 +973,15 @@ def train_members(
     first_epoch, adam_done = 0, False
     if checkpoint is not None:
         key = _checkpoint_key(members, dataset, config, options, shuffle_seed, flat)
-        saved = _load_checkpoint(checkpoint, key)
-        if saved is not None:
-            arrays, meta = saved
+        resumed = _resume(checkpoint, key, rng, recipe)
+        if resumed is not None:
+            arrays, first_epoch, adam_done, seconds = resumed
             state = tuple(ops.convert_to_tensor(a) for a in arrays)
-            rng.bit_generator.state = meta["rng"]
-            recipe.load_state(meta["recipe"])
-            first_epoch, adam_done = meta["epoch"], meta["adam_done"]
-            start -= meta["seconds"]
+            start -= seconds
         saved_at = time.perf_counter()
 
     def save(epoch, done):
-        _save_checkpoint(
-            checkpoint,
-            key,
-            state,
-            {
-                "epoch": epoch,
-                "adam_done": done,
-                "rng": rng.bit_generator.state,
-                "recipe": recipe.to_state(),
-                "seconds": time.perf_counter() - start,
-            },
-        )
+        _keep(checkpoint, key, state, epoch, done, rng, recipe, time.perf_counter() - start)
 
     for epoch in range(first_epoch, 0 if adam_done else config["epochs"]):
         order, weights = _padded_order(rng.permutation(dataset.num_samples), config["batch_size"])
@@ -1174,6 +1160,34 @@ def _save_checkpoint(path, key, state, meta):
     arrays = {f"state_{i}": ops.convert_to_numpy(a) for i, a in enumerate(state)}
     meta = {**meta, "key": key, "arrays": len(arrays)}
     _io.atomic_save_npz(path, meta=np.asarray(json.dumps(meta)), **arrays)
+
+
+def _resume(path, key, rng, recipe):
+    """Continue from ``path``'s checkpoint of the call ``key``, if there is one.
+
+    Sets the batch-order generator ``rng`` and the host-side ``recipe`` to
+    their saved states and returns ``(state arrays, first epoch, adam_done,
+    seconds so far)``; None (nothing changed) without a usable checkpoint.
+    """
+    saved = _load_checkpoint(path, key)
+    if saved is None:
+        return None
+    arrays, meta = saved
+    rng.bit_generator.state = meta["rng"]
+    recipe.load_state(meta["recipe"])
+    return arrays, meta["epoch"], meta["adam_done"], meta["seconds"]
+
+
+def _keep(path, key, state, epoch, done, rng, recipe, seconds):
+    """Checkpoint a training call after ``epoch`` (``done``: its epochs are over)."""
+    meta = {
+        "epoch": epoch,
+        "adam_done": done,
+        "rng": rng.bit_generator.state,
+        "recipe": recipe.to_state(),
+        "seconds": seconds,
+    }
+    _save_checkpoint(path, key, state, meta)
 
 
 def _finisher_sizes(size):

@@ -33,17 +33,21 @@ nothing about. Both share the recipe, the Adam update and the backend shim.
 
 import dataclasses
 import math
+import os
 import time
 
 import keras
 import numpy as np
 from keras import ops
 
+from tfapprox import engine as _engine
 from tfapprox._checks import check_choice, check_real, check_seed
 from tfapprox._recipe import Recipe
 from tfapprox.engine import (
     _backend_tools,
+    _keep,
     _padded_order,
+    _resume,
     adam_rate,
     adam_update,
     mean_scores,
@@ -392,6 +396,33 @@ def _initial_state(models):
     )
 
 
+def _checkpoint_key(models, x, y, config, shuffle_seed, loss, rates):
+    """SHA-256 of everything that decides a `train_models` call's trajectory."""
+    import hashlib
+    import json
+
+    identity = {
+        "models": [
+            # Shapes, not paths: Keras numbers auto-named layers anew in every build.
+            [type(model).__name__, [list(v.shape) for v in model.weights]]
+            for model in models
+        ],
+        "data": [list(x.shape), str(x.dtype), list(y.shape), str(y.dtype)],
+        "config": config,
+        "shuffle_seed": shuffle_seed,
+        "loss": loss,
+        "rates": rates,
+        "backend": keras.backend.backend(),
+    }
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode())
+    digest.update(np.ascontiguousarray(x).tobytes())
+    digest.update(np.ascontiguousarray(y).tobytes())
+    for model in models:  # the initial weights
+        for value in model.get_weights():
+            digest.update(np.ascontiguousarray(value).tobytes())
+    return digest.hexdigest()
+
+
 def _budget(model):
     from tfapprox.models import budget_of
 
@@ -411,6 +442,7 @@ def train_models(
     progress=None,
     loss="mse",
     learning_rates=None,
+    checkpoint=None,
 ):
     """Train built Keras models of any architectures at once; keep each one's best weights.
 
@@ -448,6 +480,18 @@ def train_models(
             averages over the label positions. Defaults to ``"mse"``.
         learning_rates: None or a list with, per model, None or an initial
             learning rate overriding ``config``'s. Defaults to None.
+        checkpoint: str, path-like or None. A ``.npz`` file that keeps the
+            training state (every model's weights, Adam moments and best
+            weights, the recipe's counters and the batch order's generator)
+            after an epoch, at most every `tfapprox.engine.CHECKPOINT_EVERY`
+            seconds, and when the epochs end. If it holds the state of the
+            same call (the models' variables and initial values, the data,
+            the settings, ``shuffle_seed``, ``loss`` and ``learning_rates``),
+            training continues from it, so an interrupted call run again
+            ends as an uninterrupted one does; after the epochs, it goes
+            straight to the finisher. A file of another call, or a damaged
+            one, is overwritten. The caller removes it when done. Defaults to
+            None.
 
     Returns:
         `GroupResult`, with ``result.models`` the trained models.
@@ -499,6 +543,11 @@ def train_models(
         for i, rate in enumerate(learning_rates)
     ]
 
+    if checkpoint is not None:
+        if not isinstance(checkpoint, (str, os.PathLike)) or not os.fspath(checkpoint):
+            raise TypeError(f"`checkpoint` must be a file path or None. Received: {checkpoint!r}")
+        checkpoint = os.fspath(checkpoint)
+
     group = _Group(models, loss)
     state = _initial_state(models)
     x_device, y_device = ops.convert_to_tensor(x), ops.convert_to_tensor(y)
@@ -506,7 +555,21 @@ def train_models(
         config, base_rates, [f"Model {i} ({model.name!r})" for i, model in enumerate(models)]
     )
     rng = np.random.default_rng(shuffle_seed)
-    for epoch in range(config["epochs"]):
+    first_epoch, adam_done = 0, False
+    if checkpoint is not None:
+        key = _checkpoint_key(models, x, y, config, shuffle_seed, loss, base_rates)
+        resumed = _resume(checkpoint, key, rng, recipe)
+        if resumed is not None:
+            arrays, first_epoch, adam_done, seconds = resumed
+            state = keras.tree.pack_sequence_as(state, [ops.convert_to_tensor(a) for a in arrays])
+            start -= seconds
+        saved_at = time.perf_counter()
+
+    def save(epoch, done):
+        flat = keras.tree.flatten(state)
+        _keep(checkpoint, key, flat, epoch, done, rng, recipe, time.perf_counter() - start)
+
+    for epoch in range(first_epoch, 0 if adam_done else config["epochs"]):
         order, weights = _padded_order(rng.permutation(len(x)), config["batch_size"])
         state = (*state[:5], ops.convert_to_tensor(recipe.active), *state[6:])
         state, epoch_loss, bad = group.run_epoch(
@@ -520,6 +583,9 @@ def train_models(
         losses = recipe.end_epoch(
             epoch, ops.convert_to_numpy(epoch_loss).astype("float64"), ops.convert_to_numpy(bad)
         )
+        if checkpoint is not None and time.perf_counter() - saved_at >= _engine.CHECKPOINT_EVERY:
+            save(epoch + 1, False)
+            saved_at = time.perf_counter()
         if progress is not None:
             progress(
                 epoch + 1,
@@ -530,6 +596,8 @@ def train_models(
             )
         if not recipe.active.any():
             break
+    if checkpoint is not None and not adam_done:
+        save(config["epochs"], True)  # an interrupted finisher restarts from here
     recipe.finish()
 
     best_trainables, best_non_trainables = state[6], state[7]
