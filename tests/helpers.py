@@ -1,7 +1,8 @@
-"""Helpers for tests: run the CLI in-process and parse its output."""
+"""Helpers for tests: run the CLI in-process and parse its output; interrupt a training call."""
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 
@@ -55,3 +56,35 @@ def running_sums_split(sequence_length, train=64, held_out=16):
     """`running_sums` split into ``(x, y)`` training and held-out pairs (first ``train``, the rest)."""
     x, y = running_sums(train + held_out, sequence_length)
     return (x[:train], y[:train]), (x[train:], y[train:])
+
+
+class Interrupt(Exception):
+    """Raised from a progress callback: the test's stand-in for Ctrl-C."""
+
+
+def interrupted_then_resumed(train, path, stop_after=3):
+    """Run ``train`` with a checkpoint, interrupted after epoch ``stop_after``; then run it again.
+
+    ``train(checkpoint=, progress=)`` is a training call (`train_members`,
+    `train_models`). Returns ``(result, epochs)``: the second call's result
+    and the epochs it ran, which a checkpoint of the first one shortens.
+    """
+
+    def stop(epoch, states):
+        if epoch == stop_after:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(checkpoint=path, progress=stop)
+    assert path.exists()
+    epochs = []
+    result = train(checkpoint=path, progress=lambda epoch, states: epochs.append(epoch))
+    return result, epochs
+
+
+def assert_same_records(plain, resumed):
+    """Two training calls' records agree bit for bit: histories, losses, errors, finisher."""
+    for a, b in zip(plain, resumed, strict=True):
+        assert a["history"] == b["history"]
+        assert (a["loss"], a["val_loss"], a["error"]) == (b["loss"], b["val_loss"], b["error"])
+        assert a["finisher"]["iterations"] == b["finisher"]["iterations"]

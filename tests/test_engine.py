@@ -7,6 +7,7 @@ trajectories agree to float32 rounding, amplified a little by 50+ Adam
 steps. Hence rtol 1e-4 on losses (observed differences are ~1e-7).
 """
 
+import functools
 import json
 import os
 import pathlib
@@ -17,7 +18,7 @@ import textwrap
 import keras
 import numpy as np
 import pytest
-from helpers import running_sums_split
+from helpers import assert_same_records, interrupted_then_resumed, running_sums_split
 
 from tfapprox import Budget
 from tfapprox.engine import _padded_order, train_members, training_config
@@ -449,10 +450,6 @@ def test_model_options_forward_matches_member_models(data, model_kwargs):
         )
 
 
-class _Interrupt(Exception):
-    pass
-
-
 def test_an_interrupted_call_resumes_from_its_checkpoint_to_the_same_result(
     data, held_out, tmp_path, monkeypatch
 ):
@@ -462,28 +459,11 @@ def test_an_interrupted_call_resumes_from_its_checkpoint_to_the_same_result(
     config = {**CONSTANT, "finisher_steps": 3}
     plain = train_members(MEMBERS, data, config, validation_data=held_out)
     path = tmp_path / "chunk.npz"
-
-    def stop_after_three(epoch, states):
-        if epoch == 3:
-            raise _Interrupt
-
-    with pytest.raises(_Interrupt):
-        train_members(MEMBERS, data, config, checkpoint=path, progress=stop_after_three)
-    assert path.exists()
-    epochs_run = []
-    resumed = train_members(
-        MEMBERS,
-        data,
-        config,
-        validation_data=held_out,
-        checkpoint=path,
-        progress=lambda epoch, states: epochs_run.append(epoch),
+    resumed, epochs_run = interrupted_then_resumed(
+        functools.partial(train_members, MEMBERS, data, config, validation_data=held_out), path
     )
     assert epochs_run == [4, 5, 6, 7]  # epochs 1-3 came from the checkpoint
-    for a, b in zip(plain.records, resumed.records):
-        assert a["history"] == b["history"]
-        assert (a["loss"], a["val_loss"], a["error"]) == (b["loss"], b["val_loss"], b["error"])
-        assert a["finisher"]["iterations"] == b["finisher"]["iterations"]
+    assert_same_records(plain.records, resumed.records)
     for a, b in zip(plain.weights, resumed.weights):
         for wa, wb in zip(a, b):
             np.testing.assert_array_equal(wa, wb)

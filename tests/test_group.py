@@ -17,7 +17,7 @@ import textwrap
 import keras
 import numpy as np
 import pytest
-from helpers import running_sums_split
+from helpers import assert_same_records, interrupted_then_resumed, running_sums_split
 
 from tfapprox import Budget
 from tfapprox.engine import _padded_order
@@ -275,10 +275,6 @@ def test_bad_arguments_raise_naming_the_argument(data, kwargs, error, match):
         )
 
 
-class _Interrupt(Exception):
-    pass
-
-
 def test_an_interrupted_group_resumes_from_its_checkpoint_to_the_same_result(
     data, held_out, tmp_path, monkeypatch
 ):
@@ -288,29 +284,15 @@ def test_an_interrupted_group_resumes_from_its_checkpoint_to_the_same_result(
     config = {**CONSTANT, "finisher_steps": 3}
     plain = train_models(group(), data, config, validation_data=held_out)
     path = tmp_path / "group.npz"
+    models = []
 
-    def stop_after_three(epoch, states):
-        if epoch == 3:
-            raise _Interrupt
+    def train(**kwargs):
+        models[:] = group()
+        return train_models(models, data, config, validation_data=held_out, **kwargs)
 
-    with pytest.raises(_Interrupt):
-        train_models(group(), data, config, checkpoint=path, progress=stop_after_three)
-    assert path.exists()
-    epochs_run = []
-    models = group()
-    resumed = train_models(
-        models,
-        data,
-        config,
-        validation_data=held_out,
-        checkpoint=path,
-        progress=lambda epoch, states: epochs_run.append(epoch),
-    )
+    resumed, epochs_run = interrupted_then_resumed(train, path)
     assert epochs_run == [4, 5, 6, 7]  # epochs 1-3 came from the checkpoint
-    for a, b in zip(plain.records, resumed.records):
-        assert a["history"] == b["history"]
-        assert (a["loss"], a["val_loss"], a["error"]) == (b["loss"], b["val_loss"], b["error"])
-        assert a["finisher"]["iterations"] == b["finisher"]["iterations"]
+    assert_same_records(plain.records, resumed.records)
     for a, b in zip(plain.models, models):
         for wa, wb in zip(a.get_weights(), b.get_weights()):
             np.testing.assert_array_equal(wa, wb)
