@@ -80,8 +80,8 @@ def resumable(folder):
     """On Ctrl-C, say where the finished work is and how to continue; exit 130.
 
     The sweep engine keeps every finished chunk in ``folder``'s results file
-    and, for a chunk trained in this process, a checkpoint of it, so the
-    same command continues.
+    and a checkpoint of each chunk in training (`tfapprox.sweeps.run_sweep`),
+    so the same command continues.
     """
     import click
 

@@ -1,6 +1,7 @@
 """Batched sweeps: the grid, chunks, resume, settings, Dask, and `tfapprox sweep`."""
 
 import json
+import pathlib
 
 import pytest
 
@@ -107,6 +108,92 @@ def test_an_interrupted_chunk_continues_from_its_checkpoint(
             b["history"],
         )
     assert not folder.exists()  # removed with the chunk's last checkpoint
+
+
+def _rewrite_checkpoint(path, change):
+    """Apply ``change(meta)`` to a chunk checkpoint's metadata, in place."""
+    import numpy as np
+
+    from tfapprox import _io
+
+    with np.load(path) as file:
+        arrays = {name: file[name] for name in file.files}
+    meta = json.loads(str(arrays.pop("meta")))
+    change(meta)
+    _io.atomic_save_npz(path, meta=np.asarray(json.dumps(meta)), **arrays)
+
+
+def test_a_dask_worker_continues_a_chunk_from_its_checkpoint(
+    tmp_path, data, monkeypatch, every_epoch
+):
+    train, _ = data
+    members = sweeps.plan_members([1, 2], [8], [0], **TINY)
+    config = TrainingConfig(epochs=4, batch_size=16)
+    whole = sweeps.run_sweep(train, members, tmp_path / "a.json", config=config, progress=False)
+    path = tmp_path / "b.json"
+    with monkeypatch.context() as patch:
+        patch.setattr(sweeps.SweepProgress, "within", _interrupted_at("epoch 3/4"))
+        with pytest.raises(KeyboardInterrupt):
+            sweeps.run_sweep(train, members, path, config=config)
+    (checkpoint,) = (tmp_path / "b.checkpoints").iterdir()
+    # Mark the saved history: only a run that read the file can report it.
+    _rewrite_checkpoint(checkpoint, lambda meta: meta["recipe"]["history"][0].__setitem__(0, 123.0))
+    resumed = sweeps.run_sweep(
+        train, members, path, config=config, scheduler="local:1", progress=False
+    )
+    first, second = resumed["runs"]
+    assert first["history"][0] == 123.0
+    assert first["history"][1:] == pytest.approx(whole["runs"][0]["history"][1:], rel=1e-4)
+    assert second["loss"] == pytest.approx(whole["runs"][1]["loss"], rel=1e-4)
+    assert not checkpoint.parent.exists()  # removed once the chunk is in the file
+
+
+def _chunks_of(monkeypatch, tmp_path, train, members, config):
+    """The chunks `run_sweep` hands to the scheduler, not trained."""
+    from tfapprox import distributed
+
+    seen = []
+
+    class Handed(Exception):
+        pass
+
+    def hand_over(fn, chunks, on_result, **options):
+        seen.extend(chunks)
+        raise Handed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(distributed, "map_chunks", hand_over)
+        with pytest.raises(Handed):
+            sweeps.run_sweep(train, members, tmp_path / "r.json", config=config, progress=False)
+    return seen
+
+
+def test_a_worker_keeps_the_chunk_checkpoint_only_where_it_sees_the_results_folder(
+    tmp_path, data, monkeypatch, every_epoch
+):
+    import tfapprox.engine
+
+    train, _ = data
+    members = sweeps.plan_members([1], [8], [0], **TINY)
+    config = TrainingConfig(epochs=3, batch_size=16)
+    (chunk,) = _chunks_of(monkeypatch, tmp_path, train, members, config)
+    path = tmp_path / "r.checkpoints" / pathlib.Path(chunk["checkpoint"]).name
+    assert chunk["checkpoint"] == str(path)  # absolute: a worker's folder is its own
+    monkeypatch.setattr(tfapprox.engine, "CHECKPOINT_EVERY", 0.0)
+    keep = tfapprox.engine._keep
+
+    def keep_then_die(*args):
+        keep(*args)
+        raise KeyboardInterrupt  # the worker dies after its first checkpoint
+
+    with monkeypatch.context() as patch:
+        patch.setattr(tfapprox.engine, "_keep", keep_then_die)
+        with pytest.raises(KeyboardInterrupt):
+            sweeps.train_chunk(chunk)
+    assert path.exists()
+    elsewhere = {**chunk, "checkpoint": str(tmp_path / "absent" / "r.checkpoints" / "c.npz")}
+    (run,) = sweeps.train_chunk(elsewhere)  # another machine: trained, nothing written
+    assert run["epochs"] == 3 and not (tmp_path / "absent").exists()
 
 
 def test_progress_lines_are_spaced_out_in_a_log():

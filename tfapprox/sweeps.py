@@ -207,8 +207,17 @@ def train_chunk(payload, progress=None, checkpoint=None):
     ``progress``, a callable or None, receives a short text on where the
     chunk is ("epoch 12/150", "L-BFGS round 300, 5 running (≤ 2000
     iterations each)"); ``checkpoint`` is `tfapprox.engine.train_members`'s.
+
+    On a Dask worker ``checkpoint`` is None and ``payload["checkpoint"]``,
+    when present, names the chunk's checkpoint file in the driver's
+    results folder: the worker keeps it there if it sees that folder (the
+    same machine, or a shared file system), so a chunk whose worker dies
+    or whose sweep is interrupted continues where it stopped.
     """
     from tfapprox import engine
+
+    if checkpoint is None:
+        checkpoint = _visible_checkpoint(payload.get("checkpoint"))
 
     config = TrainingConfig.from_dict(payload["config"])
     members = [(Budget.from_dict(budget), seed) for budget, seed in payload["members"]]
@@ -284,6 +293,18 @@ def _checkpoint_path(folder, chunk):
 
     identity = json.dumps([chunk["members"], chunk["config"]], sort_keys=True, default=str)
     return os.path.join(folder, f"chunk-{hashlib.sha256(identity.encode()).hexdigest()[:16]}.npz")
+
+
+def _visible_checkpoint(path):
+    """``path`` if the results folder it lies in exists on this machine, else None.
+
+    A worker on another machine without a shared file system does not see
+    the driver's folder; it trains its chunk without a checkpoint rather
+    than leave files where no one removes them.
+    """
+    if path is None or not os.path.isdir(os.path.dirname(os.path.dirname(path))):
+        return None
+    return path
 
 
 def _remove_checkpoint(folder, chunk):
@@ -396,11 +417,13 @@ def run_sweep(
     ``results_path`` at once, atomically, by this process alone, so an
     interrupted sweep (Ctrl-C, a crash, a lost worker) loses only the chunks
     in flight, and running it again trains only the runs not in the file
-    (same budget, seed and settings). A chunk trained in this process also
-    keeps a checkpoint (`tfapprox.engine.train_members`'s ``checkpoint``,
-    at most 30 seconds old) in the folder `checkpoint_folder` names, so
-    running it again continues the chunk where it stopped; the checkpoint
-    is removed once the chunk's runs are in the file. A file holding runs with other
+    (same budget, seed and settings). A chunk in training also keeps a
+    checkpoint (`tfapprox.engine.train_members`'s ``checkpoint``, at most
+    30 seconds old) in the folder `checkpoint_folder` names, so running it
+    again continues the chunk where it stopped; the checkpoint is removed
+    once the chunk's runs are in the file. Dask workers keep theirs there
+    too when they see the folder (``local:N``, or a cluster on a shared
+    file system). A file holding runs with other
     settings is refused (``force`` retrains every member and drops them).
 
     Args:
@@ -485,7 +508,11 @@ def run_sweep(
         else []
     )
     bar = SweepProgress(len(members), done=len(members) - len(todo)) if progress else None
-    folder = checkpoint_folder(results_path)
+    folder = checkpoint_folder(os.path.abspath(results_path))
+    for chunk in chunks:
+        # Where a Dask worker keeps the chunk's checkpoint (an absolute path:
+        # workers have their own working folders).
+        chunk["checkpoint"] = _checkpoint_path(folder, chunk)
 
     def finished(index, runs):
         if weights_dir is not None:
@@ -506,8 +533,8 @@ def run_sweep(
     try:
         run_chunk = train_chunk
         if distributed.parse_scheduler(scheduler)[0] == "inline":
-            # In this process a chunk keeps a checkpoint and reports its
-            # epochs; on Dask only finished chunks come back.
+            # In this process a chunk also reports its epochs; on Dask
+            # only finished chunks come back.
             run_chunk = functools.partial(_train_chunk_here, folder=folder, bar=bar)
         distributed.map_chunks(run_chunk, chunks, finished, scheduler=scheduler)
     finally:
