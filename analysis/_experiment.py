@@ -1,8 +1,8 @@
 """What every experiment shares: its command line, its outputs, its table.
 
-An experiment's ``main(argv)`` parses ``--quick`` and ``--out`` with
-`parser`, does its work, and returns `finish(...)`, which writes into the
-output folder
+An experiment's ``main(argv)``, decorated with `entry`, parses ``--quick``
+and ``--out`` with `start`, does its work, and returns `finish(...)`, which
+writes into the output folder
 
 - ``result.json``: every setting, our numbers and the paper's (strict JSON,
   written atomically),
@@ -22,6 +22,7 @@ results file instead.)
 """
 
 import argparse
+import functools
 import math
 import os
 import shutil
@@ -42,6 +43,25 @@ def parser(description, default_out):
         "--json", action="store_true", help="print the result as JSON instead of the table"
     )
     return parser
+
+
+def entry(main):
+    """Decorate an experiment's ``main(argv)``: its checkpoints end with it.
+
+    `start` names the run's checkpoint folder for `checkpoint`; whether
+    ``main`` returns or raises (Ctrl-C, an error), the folder is forgotten
+    when it ends, so training run afterwards in the same process (a test, a
+    notebook) keeps no checkpoint in that run's folder.
+    """
+
+    @functools.wraps(main)
+    def run(argv=None):
+        try:
+            return main(argv)
+        finally:
+            _CHECKPOINTS.update(folder=None, count=0)
+
+    return run
 
 
 def start(argv, doc, default_out, quick, full):
@@ -127,7 +147,6 @@ def finish(result, table, out, *, as_json=False, figure=None):
     _io.atomic_write_text(result["outputs"]["table"], table + "\n")
     _io.atomic_write_json(result["outputs"]["result"], result)
     shutil.rmtree(os.path.join(out, CHECKPOINTS), ignore_errors=True)  # all kept in the result
-    _CHECKPOINTS.update(folder=None, count=0)
     if as_json:
         print(_io.to_json(result))
     else:

@@ -309,6 +309,7 @@ def _figure(points, rate, out):
     return path
 
 
+@_experiment.entry
 def main(argv=None):
     args, out, settings = _experiment.start(argv, __doc__, "runs/attention-rank", QUICK, FULL)
     unknown = sorted(set(settings["check_m_h"]) - set(settings["m_h"]))

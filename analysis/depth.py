@@ -382,6 +382,7 @@ def _figure(cells, out):
     return path
 
 
+@_experiment.entry
 def main(argv=None):
     args, out, settings = _experiment.start(argv, __doc__, "runs/depth", QUICK, FULL)
     import keras

@@ -402,6 +402,7 @@ def _figure(results, claims, out):
     return path
 
 
+@_experiment.entry
 def main(argv=None):
     args, out, settings = _experiment.start(argv, __doc__, "runs/fig5", QUICK, FULL)
     start = time.perf_counter()

@@ -425,6 +425,7 @@ def _figure(results, found, out):
     return path
 
 
+@_experiment.entry
 def main(argv=None):
     args, out, settings = _experiment.start(argv, __doc__, "runs/language-model", QUICK, FULL)
     import keras

@@ -567,6 +567,7 @@ def _figure(d3, rows, out, sweeps=()):
     return path
 
 
+@_experiment.entry
 def main(argv=None):
     args, out, settings = _experiment.start(argv, __doc__, "runs/mixing", QUICK, FULL)
     start = time.perf_counter()

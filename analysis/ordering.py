@@ -372,6 +372,7 @@ def table(cells, claims):
     return "\n".join(lines)
 
 
+@_experiment.entry
 def main(argv=None):
     args, out, settings = _experiment.start(argv, __doc__, "runs/ordering", QUICK, FULL)
     start = time.perf_counter()

@@ -271,6 +271,7 @@ def _figure(summary, out):
     return path
 
 
+@_experiment.entry
 def main(argv=None):
     args, out, settings = _experiment.start(argv, __doc__, "runs/permutation", QUICK, FULL)
     unknown = sorted(set(settings["check_seeds"]) - set(settings["seeds"]))

@@ -417,6 +417,7 @@ def _figure(cells, out):
     return path
 
 
+@_experiment.entry
 def main(argv=None):
     args, out, settings = _experiment.start(argv, __doc__, "runs/position-bias", QUICK, FULL)
     import keras

@@ -446,6 +446,7 @@ def _figure(rows, settings, out):
     return path
 
 
+@_experiment.entry
 def main(argv=None):
     args, out, settings = _experiment.start(argv, __doc__, "runs/sparse-memory", QUICK, FULL)
     import keras

@@ -49,3 +49,27 @@ def test_ctrl_c_says_how_to_continue_and_exits_130(tmp_path, monkeypatch):
     assert f"Interrupted. The finished runs and the checkpoints are kept in {out}; the same" in (
         " ".join(result.stderr.split())
     )
+
+
+def test_every_experiment_forgets_its_checkpoint_folder_when_it_ends(tmp_path, monkeypatch):
+    # However an experiment ends (here: Ctrl-C just after `start`), training
+    # run later in the same process must not keep checkpoints in its folder.
+    import importlib
+
+    import pytest
+
+    from analysis import EXPERIMENTS, _experiment
+
+    start = _experiment.start
+
+    def start_then_interrupt(*args, **kwargs):
+        start(*args, **kwargs)
+        assert _experiment._CHECKPOINTS["folder"] is not None  # the run's folder is named
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_experiment, "start", start_then_interrupt)
+    for name, (module_name, _) in EXPERIMENTS.items():
+        module = importlib.import_module(f"analysis.{module_name}")
+        with pytest.raises(KeyboardInterrupt):
+            module.main(["--quick", "--out", str(tmp_path / name)])
+        assert _experiment.checkpoint() is None, name
