@@ -23,6 +23,7 @@ def test_quick_check_writes_the_report_files(quick):
     text = (out / "report.md").read_text()
     for section in ("Verdict", "Recommendation", "Complexity", "Against the bound", "Convergence"):
         assert section.lower() in text.lower()
+    assert "m_h ∈ [1, 2, 3, 4], m_FF ∈ [32]" in text and "1 seed per budget;" in text
     assert summary["verdict"] in {
         "consistent",
         "faster than predicted",

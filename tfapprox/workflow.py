@@ -984,7 +984,8 @@ def render_report(summary):
         "",
         f"- Budgets: m_h ∈ {summary['budgets']['m_h']}, m_FF ∈ {summary['budgets']['m_ff']}, "
         f"n = {summary['budgets']['n']}, m_v = {summary['budgets']['m_v'] or summary['budgets']['n']}; "
-        f"{summary['seeds']} seeds; {summary['samples']['train']} training and "
+        f"{summary['seeds']} seed{'' if summary['seeds'] == 1 else 's'} per budget; "
+        f"{summary['samples']['train']} training and "
         f"{summary['samples']['held_out']} held-out sequences.",
         "- Training: " + ", ".join(f"{k} = {v}" for k, v in sorted(training.items())),
         f"- Files: {summary['outputs']['results']}, {summary['outputs']['figure']}",
