@@ -124,7 +124,7 @@ def _rewrite_checkpoint(path, change):
 
 
 def test_a_dask_worker_continues_a_chunk_from_its_checkpoint(
-    tmp_path, data, monkeypatch, every_epoch
+    tmp_path, data, capsys, monkeypatch, every_epoch
 ):
     train, _ = data
     members = sweeps.plan_members([1, 2], [8], [0], **TINY)
@@ -138,9 +138,9 @@ def test_a_dask_worker_continues_a_chunk_from_its_checkpoint(
     (checkpoint,) = (tmp_path / "b.checkpoints").iterdir()
     # Mark the saved history: only a run that read the file can report it.
     _rewrite_checkpoint(checkpoint, lambda meta: meta["recipe"]["history"][0].__setitem__(0, 123.0))
-    resumed = sweeps.run_sweep(
-        train, members, path, config=config, scheduler="local:1", progress=False
-    )
+    capsys.readouterr()
+    resumed = sweeps.run_sweep(train, members, path, config=config, scheduler="local:1")
+    assert f"continuing a chunk of 2 runs from {checkpoint}" in capsys.readouterr().err
     first, second = resumed["runs"]
     assert first["history"][0] == 123.0
     assert first["history"][1:] == pytest.approx(whole["runs"][0]["history"][1:], rel=1e-4)

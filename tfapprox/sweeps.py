@@ -315,15 +315,21 @@ def _remove_checkpoint(folder, chunk):
         os.rmdir(folder)  # only once it is empty
 
 
-def _train_chunk_here(chunk, *, folder, bar):
-    """`train_chunk` in this process, with a checkpoint and the progress line."""
-    path = _checkpoint_path(folder, chunk)
-    if bar is not None and os.path.exists(path):
+def _announce_continuing(chunk, path, bar):
+    """Say on the progress stream that ``chunk`` continues from its checkpoint ``path``."""
+    if os.path.exists(path):
         print(
             f"sweep: continuing a chunk of {len(chunk['members'])} runs from {path}",
             file=bar.stream,
             flush=True,
         )
+
+
+def _train_chunk_here(chunk, *, folder, bar):
+    """`train_chunk` in this process, with a checkpoint and the progress line."""
+    path = _checkpoint_path(folder, chunk)
+    if bar is not None:
+        _announce_continuing(chunk, path, bar)
     return train_chunk(chunk, progress=None if bar is None else bar.within, checkpoint=path)
 
 
@@ -536,6 +542,9 @@ def run_sweep(
             # In this process a chunk also reports its epochs; on Dask
             # only finished chunks come back.
             run_chunk = functools.partial(_train_chunk_here, folder=folder, bar=bar)
+        elif bar is not None:
+            for chunk in chunks:
+                _announce_continuing(chunk, chunk["checkpoint"], bar)
         distributed.map_chunks(run_chunk, chunks, finished, scheduler=scheduler)
     finally:
         if bar is not None:
