@@ -181,16 +181,25 @@ def train(
     config = TrainingConfig(**settings, model_kwargs={"position_encoding": position_encoding})
     dataset, held_out, source = _training_data(data, samples, data_seed)
     budget = Budget(n=n, m_h=m_h, m_v=m_v, m_ff=m_ff, ff_depth=ff_depth)
-    result = training.fit(
-        budget,
-        dataset,
-        config=config,
-        seed=seed,
-        jit_compile=not no_jit,
-        log_dir=log_dir,
-        validation_data=held_out,
-        verbose=0 if json_ else 1,
-    )
+    try:
+        result = training.fit(
+            budget,
+            dataset,
+            config=config,
+            seed=seed,
+            jit_compile=not no_jit,
+            log_dir=log_dir,
+            validation_data=held_out,
+            verbose=0 if json_ else 1,
+        )
+    except KeyboardInterrupt:
+        click.echo(
+            f"\nInterrupted: nothing was written to {out} (a single training keeps no "
+            "checkpoint; `tfapprox sweep DATA --n N --m-h M --m-ff F` trains the "
+            "same budget and continues where it stopped).",
+            err=True,
+        )
+        raise click.exceptions.Exit(130) from None
     model_path = os.path.join(out, "model.keras")
     result_path = os.path.join(out, "result.json")
     export.save_model(result.model, model_path)

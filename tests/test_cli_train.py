@@ -224,3 +224,18 @@ def test_commands_are_registered():
     result = run_cli("--help")
     for name in ("train", "export", "info"):
         assert name in result.output
+
+
+def test_ctrl_c_in_train_says_nothing_was_written_and_exits_130(tmp_path, monkeypatch):
+    from tfapprox import training
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "fit", interrupted)
+    out = tmp_path / "run"
+    result = run_cli("train", "default", *TRAIN, "--out", out, expect_exit=130)
+    assert "Traceback" not in result.output
+    text = " ".join(result.stderr.split())
+    assert f"Interrupted: nothing was written to {out}" in text and "tfapprox sweep" in text
+    assert list(out.iterdir()) == []
