@@ -149,6 +149,26 @@ def test_lbfgs_members_gives_each_member_the_iterates_of_a_lone_lbfgs():
     np.testing.assert_allclose(weights[:2], 1.0, atol=1e-4)
 
 
+def test_lbfgs_members_reports_the_members_that_stopped_before_each_round():
+    problems = [quadratic([1.0, 4.0]), rosenbrock]
+    starts = np.array([[1.0, 1.0], [-1.2, 1.0]])
+    seen = []
+
+    def batched(points, members):
+        pairs = [problems[k](point) for k, point in zip(members, points)]
+        return np.array([v for v, _ in pairs]), np.stack([g for _, g in pairs])
+
+    weights, infos = lbfgs_members(batched, starts, 200, on_round=seen.append)
+    assert len(seen) == max(info["evaluations"] for info in infos)
+    assert seen[0] == [None, None]
+    # The quadratic stops first; from then on its result is reported, unchanged.
+    first = next(r for r, now in enumerate(seen) if now[0] is not None)
+    assert first == infos[0]["evaluations"] and all(now[1] is None for now in seen)
+    for now in seen[first:]:
+        np.testing.assert_array_equal(now[0][0], weights[0])
+        assert now[0][1] == infos[0]
+
+
 def test_lbfgs_members_raises_the_evaluations_error_and_stops_its_threads():
     import threading
 
@@ -313,6 +333,49 @@ def test_engine_finisher_pads_the_running_members_to_a_few_sizes(monkeypatch):
         assert a["finisher"]["iterations"] == b["finisher"]["iterations"]
         assert a["finisher"]["evaluations"] == b["finisher"]["evaluations"]
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+
+
+def test_an_interrupted_finisher_keeps_the_members_that_had_stopped(tmp_path, monkeypatch):
+    # Ctrl-C during the L-BFGS rounds. The checkpoint was written again when
+    # a member stopped: run again, the Adam epochs are not repeated, that
+    # member keeps its result, and the running ones start again from the
+    # end of the epochs, taking the steps they took uninterrupted.
+    data = mean_target()
+    members = [(Budget(n=4, m_h=m_h, m_ff=8), seed) for m_h in (1, 2) for seed in (0, 1)]
+    config = {"epochs": 2, "batch_size": 32, "finisher_steps": 40}
+    rounds = []
+    whole = engine.train_members(
+        members, data, config, finisher_progress=lambda r, running: rounds.append(running)
+    )
+    # Interrupt at the round after the first member stopped.
+    stop_at = next(i for i, running in enumerate(rounds, 1) if running < len(members)) + 1
+    path = tmp_path / "ckpt.npz"
+
+    def interrupt(done, running):
+        if done == stop_at:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        engine.train_members(members, data, config, checkpoint=path, finisher_progress=interrupt)
+    epochs, again = [], []
+    resumed = engine.train_members(
+        members,
+        data,
+        config,
+        checkpoint=path,
+        progress=lambda epoch, states: epochs.append(epoch),
+        finisher_progress=lambda r, running: again.append(running),
+    )
+    assert epochs == []  # the Adam epochs came from the checkpoint
+    kept = [i for i, r in enumerate(whole.records) if r["finisher"]["evaluations"] < stop_at]
+    assert kept and len(kept) < len(members)
+    assert again[0] == len(members) - len(kept)  # they are not evaluated again
+    for i, (a, b) in enumerate(zip(whole.records, resumed.records)):
+        if i in kept:
+            assert (b["finisher"], b["loss"]) == (a["finisher"], a["loss"])
+        else:
+            assert b["finisher"]["iterations"] == a["finisher"]["iterations"]
+            assert b["loss"] == pytest.approx(a["loss"], rel=1e-4)
 
 
 def test_engine_finished_weights_are_the_members_models(engine_runs):

@@ -851,9 +851,12 @@ def train_members(
             holds the state of the same call (members, initial weights, data,
             settings and ``shuffle_seed``), training continues from it, so an
             interrupted call run again ends with the result an uninterrupted
-            one has; an interrupted finisher starts again from the end of the
-            epochs (L-BFGS from the same point takes the same steps). A file
-            of another call is overwritten. The caller removes it when done.
+            one has. During the L-BFGS finisher it is written again each
+            time a member stops, with that member's result: run again, those
+            members keep it, and the ones still running start again from the
+            end of the epochs (L-BFGS from the same point takes the same
+            steps; it cannot be continued mid-run with them). A file of
+            another call is overwritten. The caller removes it when done.
             Defaults to None.
 
     Returns:
@@ -1036,6 +1039,27 @@ def train_members(
         live = [i for i in range(size) if recipe.stopped[i] != "non_finite"]
         flat = ops.convert_to_numpy(best_params).copy()
         if live:
+            stopped = on_stop = None
+            if checkpoint is not None:
+                # The members whose L-BFGS had stopped keep their result;
+                # the others start again from the end of the epochs.
+                stopped = _stopped_in_checkpoint(checkpoint, key, live)
+
+                def on_stop(results):
+                    seconds = time.perf_counter() - start
+                    finisher = (live, results)
+                    _keep(
+                        checkpoint,
+                        key,
+                        state,
+                        config["epochs"],
+                        True,
+                        rng,
+                        recipe,
+                        seconds,
+                        finisher,
+                    )
+
             flat[live], infos = _finish_members(
                 engine,
                 flat[live],
@@ -1044,6 +1068,8 @@ def train_members(
                 dataset,
                 config["finisher_steps"],
                 finisher_progress,
+                stopped=stopped,
+                on_stop=on_stop,
             )
             for i, info in zip(live, infos):
                 finished[i] = info
@@ -1151,15 +1177,15 @@ def _load_checkpoint(path, key):
     return arrays, meta
 
 
-def _save_checkpoint(path, key, state, meta):
-    """Write the training ``state`` and ``meta`` to ``path`` atomically."""
+def _save_checkpoint(path, key, state, meta, extra=None):
+    """Write the training ``state``, ``meta`` and ``extra`` named arrays to ``path`` atomically."""
     import json
 
     from tfapprox import _io
 
     arrays = {f"state_{i}": ops.convert_to_numpy(a) for i, a in enumerate(state)}
     meta = {**meta, "key": key, "arrays": len(arrays)}
-    _io.atomic_save_npz(path, meta=np.asarray(json.dumps(meta)), **arrays)
+    _io.atomic_save_npz(path, meta=np.asarray(json.dumps(meta)), **arrays, **(extra or {}))
 
 
 def _resume(path, key, rng, recipe):
@@ -1178,8 +1204,13 @@ def _resume(path, key, rng, recipe):
     return arrays, meta["epoch"], meta["adam_done"], meta["seconds"]
 
 
-def _keep(path, key, state, epoch, done, rng, recipe, seconds):
-    """Checkpoint a training call after ``epoch`` (``done``: its epochs are over)."""
+def _keep(path, key, state, epoch, done, rng, recipe, seconds, finisher=None):
+    """Checkpoint a training call after ``epoch`` (``done``: its epochs are over).
+
+    ``finisher``: None, or ``(members, stopped)``: the members the L-BFGS
+    finisher runs on and, per member, None or the ``(weights, info)`` it
+    stopped with (`_finish_members`' ``on_stop``).
+    """
     meta = {
         "epoch": epoch,
         "adam_done": done,
@@ -1187,7 +1218,40 @@ def _keep(path, key, state, epoch, done, rng, recipe, seconds):
         "recipe": recipe.to_state(),
         "seconds": seconds,
     }
-    _save_checkpoint(path, key, state, meta)
+    extra = {}
+    if finisher is not None:
+        members, stopped = finisher
+        meta["finisher"] = {
+            "members": list(members),
+            "infos": [None if result is None else result[1] for result in stopped],
+        }
+        for j, result in enumerate(stopped):
+            if result is not None:
+                extra[f"finisher_{j}"] = np.asarray(result[0], dtype="float32")
+    _save_checkpoint(path, key, state, meta, extra)
+
+
+def _stopped_in_checkpoint(path, key, members):
+    """Per member of the finisher, None or the ``(weights, info)`` ``path`` kept; or None.
+
+    None when the checkpoint of the call ``key`` holds no finisher results
+    (it was written at the end of the epochs) or holds other members.
+    """
+    import json
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as file:
+            meta = json.loads(str(file["meta"]))
+            saved = meta.get("finisher")
+            if meta.get("key") != key or saved is None or saved["members"] != list(members):
+                return None
+            return [
+                None if info is None else (file[f"finisher_{j}"], info)
+                for j, info in enumerate(saved["infos"])
+            ]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
 
 
 def _finisher_sizes(size):
@@ -1207,7 +1271,9 @@ def _finisher_sizes(size):
     return sizes
 
 
-def _finish_members(engine, flat, mask, scale, dataset, steps, progress=None):
+def _finish_members(
+    engine, flat, mask, scale, dataset, steps, progress=None, stopped=None, on_stop=None
+):
     """Full-batch L-BFGS on the members ``flat`` of ``engine``'s layout at once.
 
     `tfapprox.finisher.lbfgs_members` runs one L-BFGS per member; each round
@@ -1227,6 +1293,11 @@ def _finish_members(engine, flat, mask, scale, dataset, steps, progress=None):
         steps: int. The most L-BFGS iterations per member.
         progress: callable ``(round, running)`` or None, called at each
             batched evaluation.
+        stopped: None, or per member None or the ``(weights, info)`` it
+            stopped with in an interrupted call: those members keep it, and
+            the others run as in an uninterrupted call.
+        on_stop: callable or None, given that list (NumPy ``(P,)`` weights)
+            whenever a member has stopped since the last call.
 
     Returns:
         ``(flat, infos)``: the finished weights ``(E, P)`` and `lbfgs`'s
@@ -1255,11 +1326,14 @@ def _finish_members(engine, flat, mask, scale, dataset, steps, progress=None):
         )
         for chunk, weights in zip(order, row_weights)
     ]
-    mask = np.asarray(mask, dtype="float64")
-    scale = np.asarray(scale, dtype="float32")
+    size = len(flat)
+    results = [None] * size if stopped is None else list(stopped)
+    todo = [i for i in range(size) if results[i] is None]
+    mask = np.asarray(mask, dtype="float64")[todo]
+    scale = np.asarray(scale, dtype="float32")[todo]
 
     rounds = [0]
-    sizes = _finisher_sizes(len(flat))
+    sizes = _finisher_sizes(max(1, len(todo)))
 
     def value_and_grads(points, members):
         rounds[0] += 1
@@ -1282,8 +1356,28 @@ def _finish_members(engine, flat, mask, scale, dataset, steps, progress=None):
         losses, grads = losses[:count], grads[:count]
         return losses / dataset.num_samples, mask[members] * grads / dataset.num_samples
 
-    weights, infos = lbfgs_members(value_and_grads, flat, steps)
-    return weights.astype("float32"), infos
+    seen = [sum(r is not None for r in results)]
+
+    def on_round(now):
+        for i, result in zip(todo, now):
+            if result is not None:
+                results[i] = result
+        count = sum(r is not None for r in results)
+        if count > seen[0]:
+            seen[0] = count
+            on_stop(list(results))
+
+    if todo:
+        weights, infos = lbfgs_members(
+            value_and_grads,
+            np.asarray(flat)[todo],
+            steps,
+            on_round=None if on_stop is None else on_round,
+        )
+        for row, i in enumerate(todo):
+            results[i] = (weights[row], infos[row])
+    weights = np.stack([np.asarray(w, dtype="float32") for w, _ in results])
+    return weights, [info for _, info in results]
 
 
 def _scores(engine, params, dataset, batch_size):

@@ -149,7 +149,7 @@ class _Stopped(Exception):
     """Raised in a member's thread when the shared evaluation failed."""
 
 
-def lbfgs_members(value_and_grads, initial, steps, *, memory=MEMORY):
+def lbfgs_members(value_and_grads, initial, steps, *, memory=MEMORY, on_round=None):
     """`lbfgs` on K independent problems at once, their evaluations batched.
 
     Each row of ``initial`` is minimised by its own `lbfgs` (scipy's
@@ -170,6 +170,10 @@ def lbfgs_members(value_and_grads, initial, steps, *, memory=MEMORY):
         initial: array-like ``(K, P)``. The starting points.
         steps: int >= 0. The most iterations per member.
         memory: int >= 1. Correction pairs kept. Defaults to `MEMORY`.
+        on_round: callable or None. Called in this thread before each
+            batched evaluation with, per member, None while it runs or its
+            result ``(weights, info)`` once it stopped (what a checkpoint
+            keeps: L-BFGS cannot be continued mid-run with the same steps).
 
     Returns:
         ``(weights, infos)``: the ``(K, P)`` float64 points with each
@@ -239,6 +243,9 @@ def lbfgs_members(value_and_grads, initial, steps, *, memory=MEMORY):
                     break
                 members = [k for k in range(size) if asking[k]]
                 batch = points[members].copy()
+                stopped_now = [None if asking[k] else outcome[k] for k in range(size)]
+            if on_round is not None:
+                on_round(stopped_now)
             losses, grads = value_and_grads(batch, members)
             losses = np.asarray(losses, dtype="float64").reshape(len(members))
             grads = np.asarray(grads, dtype="float64").reshape(batch.shape)
