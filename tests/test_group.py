@@ -304,6 +304,37 @@ def test_an_interrupted_group_resumes_from_its_checkpoint_to_the_same_result(
     assert epochs_run == [] and again.records[0]["loss"] == plain.records[0]["loss"]
 
 
+def test_an_interrupted_finisher_does_not_finish_a_model_again(data, tmp_path, monkeypatch):
+    # The finisher runs the models one after the other; Ctrl-C in the second
+    # one, then the same call: the first keeps its result, and all end as
+    # in an uninterrupted call.
+    import tfapprox.group
+
+    config = {**CONSTANT, "finisher_steps": 3}
+    plain = train_models(group(), data, config)
+    real, calls = tfapprox.group.finish_model, []
+
+    def counted(model, *args, **kwargs):
+        calls.append(model.name)
+        if len(calls) == 2 and interrupt:
+            raise KeyboardInterrupt
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(tfapprox.group, "finish_model", counted)
+    path, interrupt = tmp_path / "group.npz", True
+    with pytest.raises(KeyboardInterrupt):
+        train_models(group(), data, config, checkpoint=path)
+    calls.clear()
+    interrupt = False
+    models = group()
+    resumed = train_models(models, data, config, checkpoint=path)
+    assert calls == [model.name for model in models[1:]]  # the first is not finished again
+    assert_same_records(plain.records, resumed.records)
+    for a, b in zip(plain.models, models):
+        for wa, wb in zip(a.get_weights(), b.get_weights()):
+            np.testing.assert_array_equal(wa, wb)
+
+
 def test_a_group_checkpoint_of_another_call_is_not_used(data, tmp_path, monkeypatch):
     import tfapprox.engine
 

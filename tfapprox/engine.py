@@ -983,8 +983,9 @@ def train_members(
             start -= seconds
         saved_at = time.perf_counter()
 
-    def save(epoch, done):
-        _keep(checkpoint, key, state, epoch, done, rng, recipe, time.perf_counter() - start)
+    def save(epoch, done, finisher=None):
+        seconds = time.perf_counter() - start
+        _keep(checkpoint, key, state, epoch, done, rng, recipe, seconds, finisher)
 
     for epoch in range(first_epoch, 0 if adam_done else config["epochs"]):
         order, weights = _padded_order(rng.permutation(dataset.num_samples), config["batch_size"])
@@ -1046,19 +1047,7 @@ def train_members(
                 stopped = _stopped_in_checkpoint(checkpoint, key, live)
 
                 def on_stop(results):
-                    seconds = time.perf_counter() - start
-                    finisher = (live, results)
-                    _keep(
-                        checkpoint,
-                        key,
-                        state,
-                        config["epochs"],
-                        True,
-                        rng,
-                        recipe,
-                        seconds,
-                        finisher,
-                    )
+                    save(config["epochs"], True, (live, results))
 
             flat[live], infos = _finish_members(
                 engine,

@@ -48,6 +48,7 @@ from tfapprox.engine import (
     _keep,
     _padded_order,
     _resume,
+    _stopped_in_checkpoint,
     adam_rate,
     adam_update,
     mean_scores,
@@ -489,7 +490,9 @@ def train_models(
             the settings, ``shuffle_seed``, ``loss`` and ``learning_rates``),
             training continues from it, so an interrupted call run again
             ends as an uninterrupted one does; after the epochs, it goes
-            straight to the finisher. A file of another call, or a damaged
+            straight to the finisher, and the models the finisher had
+            finished (it runs them one after the other, and the file is
+            written again after each) keep their result. A file of another call, or a damaged
             one, is overwritten. The caller removes it when done. Defaults to
             None.
 
@@ -565,9 +568,9 @@ def train_models(
             start -= seconds
         saved_at = time.perf_counter()
 
-    def save(epoch, done):
-        flat = keras.tree.flatten(state)
-        _keep(checkpoint, key, flat, epoch, done, rng, recipe, time.perf_counter() - start)
+    def save(epoch, done, finisher=None):
+        flat, seconds = keras.tree.flatten(state), time.perf_counter() - start
+        _keep(checkpoint, key, flat, epoch, done, rng, recipe, seconds, finisher)
 
     for epoch in range(first_epoch, 0 if adam_done else config["epochs"]):
         order, weights = _padded_order(rng.permutation(len(x)), config["batch_size"])
@@ -608,9 +611,24 @@ def train_models(
             variable.assign(value)
     finished = [None] * size
     if config["finisher_steps"]:
-        for i, model in enumerate(models):
-            if recipe.stopped[i] != "non_finite":
-                finished[i] = finish_model(model, x, y, config["finisher_steps"])
+        live = [i for i in range(size) if recipe.stopped[i] != "non_finite"]
+        # The models are finished one after the other; the checkpoint keeps
+        # each one's result, so a rerun does not finish it again.
+        results = None if checkpoint is None else _stopped_in_checkpoint(checkpoint, key, live)
+        results = [None] * len(live) if results is None else results
+        for j, i in enumerate(live):
+            trainables = models[i].trainable_variables
+            if results[j] is None:
+                info = finish_model(models[i], x, y, config["finisher_steps"])
+                flat = np.concatenate([ops.convert_to_numpy(v.value).ravel() for v in trainables])
+                results[j] = (flat, info)
+                if checkpoint is not None:
+                    save(config["epochs"], True, (live, results))
+            else:
+                offsets = np.cumsum([0] + [math.prod(v.shape) for v in trainables])
+                for v, a, b in zip(trainables, offsets[:-1], offsets[1:]):
+                    v.assign(np.reshape(results[j][0][a:b], v.shape))
+            finished[i] = results[j][1]
         best_trainables = [[v.value for v in m.trainable_variables] for m in models]
     eval_batch = max(config["batch_size"], 256)
     train_scores = _scores(group, best_trainables, best_non_trainables, x, y, eval_batch)
