@@ -490,11 +490,11 @@ def train_models(
             the settings, ``shuffle_seed``, ``loss`` and ``learning_rates``),
             training continues from it, so an interrupted call run again
             ends as an uninterrupted one does; after the epochs, it goes
-            straight to the finisher, and the models the finisher had
-            finished (it runs them one after the other, and the file is
-            written again after each) keep their result. A file of another call, or a damaged
-            one, is overwritten. The caller removes it when done. Defaults to
-            None.
+            straight to the finisher, which runs the models one after the
+            other and writes the file again after each, so a model it had
+            finished keeps its result. A file of another call, or a damaged
+            one, is overwritten. The caller removes it when done. Defaults
+            to None.
 
     Returns:
         `GroupResult`, with ``result.models`` the trained models.
