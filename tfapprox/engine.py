@@ -973,12 +973,12 @@ def train_members(
         base_rates,
         [f"Member {i} ({_label(budget, seed)})" for i, (budget, seed, _) in enumerate(members)],
     )
-    first_epoch, adam_done = 0, False
+    first_epoch, adam_done, kept = 0, False, None
     if checkpoint is not None:
         key = _checkpoint_key(members, dataset, config, options, shuffle_seed, flat)
         resumed = _resume(checkpoint, key, rng, recipe)
         if resumed is not None:
-            arrays, first_epoch, adam_done, seconds = resumed
+            arrays, first_epoch, adam_done, seconds, kept = resumed
             state = tuple(ops.convert_to_tensor(a) for a in arrays)
             start -= seconds
         saved_at = time.perf_counter()
@@ -1031,7 +1031,7 @@ def train_members(
         if not recipe.active.any():
             break
     if checkpoint is not None and not adam_done:
-        save(config["epochs"], True)  # an interrupted finisher restarts from here
+        save(config["epochs"], True)  # the finisher starts from here
     recipe.finish()
 
     best_params = state[5]
@@ -1044,7 +1044,7 @@ def train_members(
             if checkpoint is not None:
                 # The members whose L-BFGS had stopped keep their result;
                 # the others start again from the end of the epochs.
-                stopped = _stopped_in_checkpoint(checkpoint, key, live)
+                stopped = _stopped_for(kept, live)
 
                 def on_stop(results):
                     save(config["epochs"], True, (live, results))
@@ -1149,7 +1149,10 @@ def _checkpoint_key(members, dataset, config, options, shuffle_seed, flat):
 
 
 def _load_checkpoint(path, key):
-    """``(state arrays, meta)`` from a checkpoint of the call ``key``, or None."""
+    """``(state arrays, meta, finisher)`` from a checkpoint of the call ``key``, or None.
+
+    ``finisher`` is None, or ``(members, stopped)`` as `_keep` was given it.
+    """
     import json
     import zipfile
 
@@ -1161,9 +1164,16 @@ def _load_checkpoint(path, key):
             if meta.get("key") != key:
                 return None
             arrays = [file[f"state_{i}"] for i in range(meta["arrays"])]
+            saved, finisher = meta.get("finisher"), None
+            if saved is not None:
+                stopped = [
+                    None if info is None else (file[f"finisher_{j}"], info)
+                    for j, info in enumerate(saved["infos"])
+                ]
+                finisher = (saved["members"], stopped)
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None  # unreadable (a foreign or damaged file): start afresh
-    return arrays, meta
+    return arrays, meta, finisher
 
 
 def _save_checkpoint(path, key, state, meta, extra=None):
@@ -1182,15 +1192,23 @@ def _resume(path, key, rng, recipe):
 
     Sets the batch-order generator ``rng`` and the host-side ``recipe`` to
     their saved states and returns ``(state arrays, first epoch, adam_done,
-    seconds so far)``; None (nothing changed) without a usable checkpoint.
+    seconds so far, finisher)`` (``finisher``: see `_load_checkpoint`);
+    None (nothing changed) without a usable checkpoint.
     """
     saved = _load_checkpoint(path, key)
     if saved is None:
         return None
-    arrays, meta = saved
+    arrays, meta, finisher = saved
     rng.bit_generator.state = meta["rng"]
     recipe.load_state(meta["recipe"])
-    return arrays, meta["epoch"], meta["adam_done"], meta["seconds"]
+    return arrays, meta["epoch"], meta["adam_done"], meta["seconds"], finisher
+
+
+def _stopped_for(finisher, members):
+    """The finisher results a checkpoint kept for ``members``, or None if it kept none for them."""
+    if finisher is None or finisher[0] != list(members):
+        return None
+    return finisher[1]
 
 
 def _keep(path, key, state, epoch, done, rng, recipe, seconds, finisher=None):
@@ -1218,29 +1236,6 @@ def _keep(path, key, state, epoch, done, rng, recipe, seconds, finisher=None):
             if result is not None:
                 extra[f"finisher_{j}"] = np.asarray(result[0], dtype="float32")
     _save_checkpoint(path, key, state, meta, extra)
-
-
-def _stopped_in_checkpoint(path, key, members):
-    """Per member of the finisher, None or the ``(weights, info)`` ``path`` kept; or None.
-
-    None when the checkpoint of the call ``key`` holds no finisher results
-    (it was written at the end of the epochs) or holds other members.
-    """
-    import json
-    import zipfile
-
-    try:
-        with np.load(path, allow_pickle=False) as file:
-            meta = json.loads(str(file["meta"]))
-            saved = meta.get("finisher")
-            if meta.get("key") != key or saved is None or saved["members"] != list(members):
-                return None
-            return [
-                None if info is None else (file[f"finisher_{j}"], info)
-                for j, info in enumerate(saved["infos"])
-            ]
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        return None
 
 
 def _finisher_sizes(size):

@@ -48,7 +48,7 @@ from tfapprox.engine import (
     _keep,
     _padded_order,
     _resume,
-    _stopped_in_checkpoint,
+    _stopped_for,
     adam_rate,
     adam_update,
     mean_scores,
@@ -558,12 +558,12 @@ def train_models(
         config, base_rates, [f"Model {i} ({model.name!r})" for i, model in enumerate(models)]
     )
     rng = np.random.default_rng(shuffle_seed)
-    first_epoch, adam_done = 0, False
+    first_epoch, adam_done, kept = 0, False, None
     if checkpoint is not None:
         key = _checkpoint_key(models, x, y, config, shuffle_seed, loss, base_rates)
         resumed = _resume(checkpoint, key, rng, recipe)
         if resumed is not None:
-            arrays, first_epoch, adam_done, seconds = resumed
+            arrays, first_epoch, adam_done, seconds, kept = resumed
             state = keras.tree.pack_sequence_as(state, [ops.convert_to_tensor(a) for a in arrays])
             start -= seconds
         saved_at = time.perf_counter()
@@ -600,7 +600,7 @@ def train_models(
         if not recipe.active.any():
             break
     if checkpoint is not None and not adam_done:
-        save(config["epochs"], True)  # an interrupted finisher restarts from here
+        save(config["epochs"], True)  # the finisher starts from here
     recipe.finish()
 
     best_trainables, best_non_trainables = state[6], state[7]
@@ -614,8 +614,7 @@ def train_models(
         live = [i for i in range(size) if recipe.stopped[i] != "non_finite"]
         # The models are finished one after the other; the checkpoint keeps
         # each one's result, so a rerun does not finish it again.
-        results = None if checkpoint is None else _stopped_in_checkpoint(checkpoint, key, live)
-        results = [None] * len(live) if results is None else results
+        results = _stopped_for(kept, live) or [None] * len(live)
         for j, i in enumerate(live):
             trainables = models[i].trainable_variables
             if results[j] is None:
