@@ -32,10 +32,19 @@ import time
 from tfapprox import _io
 
 
-def parser(description, default_out):
-    """An `argparse.ArgumentParser` with ``--quick``, ``--out`` and ``--json``."""
+def parser(description, default_out, long=None):
+    """An `argparse.ArgumentParser` with ``--quick``, ``--out`` and ``--json``.
+
+    ``long``, a str or None: where an experiment has a size beyond its
+    default run, the help of a ``--long`` flag that picks it.
+    """
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (≤ 90 s), for the tests")
+    sizes = parser.add_mutually_exclusive_group()
+    sizes.add_argument("--quick", action="store_true", help="tiny sizes (≤ 90 s), for the tests")
+    if long is not None:
+        sizes.add_argument("--long", action="store_true", help=long)
+    else:
+        parser.set_defaults(long=False)
     parser.add_argument(
         "--out", default=default_out, help=f"output folder (default: {default_out})"
     )
@@ -64,7 +73,7 @@ def entry(main):
     return run
 
 
-def start(argv, doc, default_out, quick, full):
+def start(argv, doc, default_out, quick, full, long=None):
     """Parse an experiment's command line; create its output folder; pick its settings.
 
     Args:
@@ -72,15 +81,18 @@ def start(argv, doc, default_out, quick, full):
         doc: the experiment module's docstring (its first line is the description).
         default_out: str. The default of ``--out``.
         quick, full: dicts. The settings of ``--quick`` and of the full run.
+        long: dict or None. The settings of ``--long`` (a size for an
+            accelerator); None: the experiment has no ``--long``.
 
     Returns:
         ``(args, out, settings)``: the parsed arguments, the output folder
         (created and writable) and the chosen settings.
     """
-    args = parser(doc.splitlines()[0], default_out).parse_args(argv)
+    help_long = None if long is None else "beyond the default run: sizes for a GPU"
+    args = parser(doc.splitlines()[0], default_out, long=help_long).parse_args(argv)
     out = prepare_out(args.out)
     _CHECKPOINTS.update(folder=os.path.join(out, CHECKPOINTS), count=0)
-    return args, out, quick if args.quick else full
+    return args, out, quick if args.quick else long if args.long else full
 
 
 # The folder of an experiment's training checkpoints, inside its output folder.

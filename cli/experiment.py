@@ -74,17 +74,29 @@ def _run_command(name, module_name, description):
         default=None,
         help="Output folder for result.json, table.md and the figure. [default: runs/<NAME>]",
     )
+    @click.option(
+        "--long",
+        "long_",
+        is_flag=True,
+        help="Sizes beyond the default run, for a GPU (only experiments that have them: fig5).",
+    )
     @click.option("json_", "--json", is_flag=True, help="Print the result as JSON.")
     @library_errors
-    def run(quick, out, json_):
+    def run(quick, out, long_, json_):
         from tfapprox._quiet import quiet_tensorflow
 
+        if quick and long_:
+            raise click.UsageError("--quick and --long exclude each other")
         quiet_tensorflow()
         module = importlib.import_module(f"tfapprox_analysis.{module_name}")
+        if long_ and getattr(module, "LONG", None) is None:
+            raise click.UsageError(f"experiment {name!r} has no --long size")
         out = out or f"runs/{name}"
         argv = [f"--out={out}"]  # "=": a folder may start with "-"
         if quick:
             argv.append("--quick")
+        if long_:
+            argv.append("--long")
         if json_:
             argv.append("--json")
         with resumable(out):

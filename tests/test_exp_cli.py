@@ -73,3 +73,18 @@ def test_every_experiment_forgets_its_checkpoint_folder_when_it_ends(tmp_path, m
         with pytest.raises(KeyboardInterrupt):
             module.main(["--quick", "--out", str(tmp_path / name)])
         assert _experiment.checkpoint() is None, name
+
+
+def test_long_goes_to_the_experiments_that_have_it(tmp_path, monkeypatch):
+    import importlib
+
+    module = importlib.import_module("tfapprox_analysis.fig5")
+    seen = []
+    monkeypatch.setattr(module, "main", seen.append)
+    run_cli("experiment", "fig5", "--long", "--out", tmp_path / "f")
+    assert seen == [[f"--out={tmp_path / 'f'}", "--long"]]
+    result = run_cli("experiment", "ordering", "--long", "--out", tmp_path / "o", expect_exit=2)
+    assert "experiment 'ordering' has no --long size" in result.output
+    result = run_cli("experiment", "fig5", "--quick", "--long", expect_exit=2)
+    assert "--quick and --long exclude each other" in result.output
+    assert seen == [[f"--out={tmp_path / 'f'}", "--long"]]

@@ -97,3 +97,62 @@ def test_one_panel_draws_alone(tmp_path):
     claims = {"b": [fig5.claim_slope(results[1], n_bootstrap=20)]}
     path = fig5._figure(results, claims, str(tmp_path))
     assert path.endswith("fig5.png") and (tmp_path / "fig5.png").stat().st_size > 0
+
+
+def test_the_paper_model_has_no_position_encoding_and_the_side_run_has_one(result, out):
+    import json
+    import os
+
+    assert result["settings"]["training"]["model_kwargs"] == {"position_encoding": "none"}
+    for name in fig5.TARGETS:
+        with open(os.path.join(out, f"{name}.json")) as f:
+            runs = json.load(f)["runs"]
+        assert {r["hyperparameters"]["model_kwargs"]["position_encoding"] for r in runs} == {"none"}
+    with open(os.path.join(out, "fig5b-r6-pe-learned.json")) as f:
+        side = json.load(f)["runs"]
+    assert {r["hyperparameters"]["model_kwargs"]["position_encoding"] for r in side} == {"learned"}
+    # The learned encoding adds τ·d = 16 weights (e(t)) to each model.
+    with open(os.path.join(out, "fig5b-r6.json")) as f:
+        plain = {r["budget"]["m_h"]: r["parameter_count"] for r in json.load(f)["runs"]}
+    assert all(r["parameter_count"] == plain[r["budget"]["m_h"]] + 16 for r in side)
+    row = result["side"]["position_encoding"]["rows"][0]
+    learned = min(r["val_error"] for r in side if r["budget"]["m_h"] == row["m_h"])
+    assert row["learned"] == learned
+    point = next(p for p in result["targets"][4]["points"] if p["m_h"] == row["m_h"])
+    assert result["targets"][4]["target"] == "fig5b-r6" and row["none"] == point["error"]
+
+
+def test_long_picks_the_paper_sizes(tmp_path):
+    from analysis import _experiment
+
+    args, _, settings = _experiment.start(
+        ["--long", "--out", str(tmp_path)], fig5.__doc__, "x", fig5.QUICK, fig5.FULL, long=fig5.LONG
+    )
+    assert args.long and settings is fig5.LONG
+    assert settings["m_h"] == list(range(1, 17)) and settings["seeds"] == 2
+    assert (settings["n"], settings["m_v"], settings["m_ff"], settings["ff_depth"]) == (
+        32,
+        32,
+        128,
+        3,
+    )
+    assert settings["training"]["model_kwargs"] == {"position_encoding": "none"}
+    steps = (
+        settings["samples"] // settings["training"]["batch_size"] * settings["training"]["epochs"]
+    )
+    assert steps == 65536
+    _, _, default = _experiment.start(
+        ["--out", str(tmp_path)], fig5.__doc__, "x", fig5.QUICK, fig5.FULL, long=fig5.LONG
+    )
+    assert default is fig5.FULL
+    with pytest.raises(SystemExit):  # --quick and --long exclude each other
+        _experiment.start(
+            ["--quick", "--long", "--out", str(tmp_path)],
+            fig5.__doc__,
+            "x",
+            fig5.QUICK,
+            fig5.FULL,
+            long=fig5.LONG,
+        )
+    with pytest.raises(SystemExit):  # an experiment without a long size has no --long
+        _experiment.start(["--long", "--out", str(tmp_path)], fig5.__doc__, "x", {}, {})
