@@ -606,8 +606,29 @@ class _Engine:
 _GROUP_ELEMENTS = 2**19
 
 
+def _on_accelerator():
+    """Whether the Keras backend computes on a GPU or TPU rather than the CPU."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return jax.default_backend() != "cpu"
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+    return False
+
+
 def _group_size(size, batch, sequence_length, width):
-    """Members per gradient evaluation: the largest divisor of ``size`` within `_GROUP_ELEMENTS`."""
+    """Members per gradient evaluation: the largest divisor of ``size`` within `_GROUP_ELEMENTS`.
+
+    On a GPU or TPU, every member at once: the groups exist for the CPU's
+    caches, and on one H100 (JAX) they made a sweep of Fig. 5's size (32
+    members, 16,384 steps) take 44 s instead of 32 s, compilation included.
+    """
+    if _on_accelerator():
+        return size
     per_member = max(1, batch * sequence_length * width)
     limit = max(1, _GROUP_ELEMENTS // per_member)
     return max(g for g in range(1, size + 1) if size % g == 0 and g <= limit)
