@@ -36,6 +36,7 @@ Run: ``tfapprox experiment fig5 [--quick | --long] [--out DIR] [--json]``.
 
 import math
 import os
+import sys
 import time
 
 import numpy as np
@@ -150,6 +151,9 @@ def _train(target, settings, m_h, out, name, config):
     )
     train = target.sample(settings["samples"], seed=0)
     test = target.sample(settings["held_out"], seed=1)
+    # The sweep's progress line does not name the target: this line does.
+    runs = f"{len(members)} run" + ("s" if len(members) != 1 else "")
+    print(f"fig5: {name}, {runs}", file=sys.stderr, flush=True)
     sweep = sweeps.run_sweep(
         train,
         members,
@@ -157,7 +161,6 @@ def _train(target, settings, m_h, out, name, config):
         config=config,
         validation_data=test,
         metadata={"target": target.metadata, "target_name": target.name},
-        progress=False,
         chunk_size=settings["chunk_size"],
     )
     return sweep, test

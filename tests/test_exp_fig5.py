@@ -48,8 +48,15 @@ def test_claims_and_side_runs_are_reported(result):
 
 
 def test_running_again_resumes_without_training(result, out, capsys):
+    capsys.readouterr()
     again = fig5.main(["--quick", "--out", out, "--json"])
     assert all(r["trained"] == 0 for r in again["targets"])
+    # Each sweep names its target on stderr, so a long run shows where it is.
+    named = [line for line in capsys.readouterr().err.splitlines() if line.startswith("fig5: ")]
+    assert named == [f"fig5: {name}, 3 runs" for name in fig5.TARGETS] + [
+        "fig5: fig5b-r6-double, 1 run",
+        "fig5: fig5b-r6-pe-learned, 1 run",
+    ]
     for first, second in zip(result["targets"], again["targets"]):
         assert [p["error"] for p in first["points"]] == [p["error"] for p in second["points"]]
 
