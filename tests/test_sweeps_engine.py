@@ -179,7 +179,6 @@ def test_a_worker_keeps_the_chunk_checkpoint_only_where_it_sees_the_results_fold
     (chunk,) = _chunks_of(monkeypatch, tmp_path, train, members, config)
     path = tmp_path / "r.checkpoints" / pathlib.Path(chunk["checkpoint"]).name
     assert chunk["checkpoint"] == str(path)  # absolute: a worker's folder is its own
-    monkeypatch.setattr(tfapprox.engine, "CHECKPOINT_EVERY", 0.0)
     keep = tfapprox.engine._keep
 
     def keep_then_die(*args):
