@@ -466,8 +466,8 @@ def main(argv=None):
             "optimizer": "Adam, linear warm-up then cosine decay (tfapprox.TrainingConfig)",
             "error": "paper A's norm on held-out samples, best of the seeds",
             "trade": (
-                "none of the paper's sizes; 65,536 steps where the paper trains until the "
-                "loss plateaus (the doubling side run says whether it had)"
+                "the paper's sizes and m_h = 1..16, two seeds; 65,536 steps where the paper "
+                "trains until the loss plateaus (the doubling side run says whether they do)"
                 if args.long
                 else "m_h on a subset of 1..16, one seed, 3,840 steps: the paper trains "
                 "until the loss plateaus (analysis/RECIPE.md: > 12,000 steps here)"

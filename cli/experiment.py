@@ -44,6 +44,7 @@ def experiment():
     Examples:
       tfapprox experiment list
       tfapprox experiment fig5 --quick --out runs/fig5-quick
+      KERAS_BACKEND=jax tfapprox experiment fig5 --long   # the paper's sizes, on a GPU
       tfapprox experiment fig5 --json > fig5.json
 
     Each experiment writes result.json (every setting, our numbers beside the
