@@ -27,7 +27,7 @@ again with twice the epochs, and some budgets of fig5b-r6 trained with a
 learned position encoding.
 
 Three sizes: ``--quick`` (tiny, for the tests), the default (paper size cut
-to about 85 minutes on 2 CPU cores: a subset of m_h, one seed, 3,840
+to under 90 minutes on 2 CPU cores: a subset of m_h, one seed, 3,840
 steps) and ``--long`` (the paper's m_h = 1…16, two seeds, 65,536 steps:
 about 7 minutes on one H100 GPU under JAX, days on 2 CPU cores).
 
@@ -60,10 +60,10 @@ PAPER = {
 
 TARGETS = ("fig5a-r2", "fig5a-r6", "fig5a-rinf", "fig5b-r2", "fig5b-r6", "fig5b-rinf")
 
-# About 85 minutes on 2 quiet CPU cores (JAX backend): 48 members of the
-# paper's size at 3,840 steps each, plus the side runs. The trade: m_h on
-# 1…4, 6, 8, 12, 16 (not 1…16), one seed, 3,840 steps (analysis/RECIPE.md:
-# the errors keep falling to 12,000 steps and beyond).
+# 42 minutes on 2 CPU cores (JAX backend; 85 at an earlier, busier
+# measurement): 48 members of the paper's size at 3,840 steps each, plus the
+# side runs. The trade: m_h on 1…4, 6, 8, 12, 16 (not 1…16), one seed, 3,840
+# steps (analysis/RECIPE.md: the errors keep falling to 65,536 steps).
 FULL = {
     "targets": list(TARGETS),
     "m_h": [1, 2, 3, 4, 6, 8, 12, 16],
