@@ -154,15 +154,22 @@ def _train(target, settings, m_h, out, name, config):
     # The sweep's progress line does not name the target: this line does.
     runs = f"{len(members)} run" + ("s" if len(members) != 1 else "")
     print(f"fig5: {name}, {runs}", file=sys.stderr, flush=True)
-    sweep = sweeps.run_sweep(
-        train,
-        members,
-        os.path.join(out, f"{name}.json"),
-        config=config,
-        validation_data=test,
-        metadata={"target": target.metadata, "target_name": target.name},
-        chunk_size=settings["chunk_size"],
-    )
+    try:
+        sweep = sweeps.run_sweep(
+            train,
+            members,
+            os.path.join(out, f"{name}.json"),
+            config=config,
+            validation_data=test,
+            metadata={"target": target.metadata, "target_name": target.name},
+            chunk_size=settings["chunk_size"],
+        )
+    except sweeps.SettingsMismatchError as err:
+        raise ValueError(
+            f"{err.path} holds runs trained with other settings ({err.detail}), from another "
+            "size of fig5 or an earlier tfapprox; use another --out folder, or remove this "
+            "one to train again"
+        ) from None
     return sweep, test
 
 

@@ -163,3 +163,29 @@ def test_long_picks_the_paper_sizes(tmp_path):
         )
     with pytest.raises(SystemExit):  # an experiment without a long size has no --long
         _experiment.start(["--long", "--out", str(tmp_path)], fig5.__doc__, "x", {}, {})
+
+
+def test_runs_of_other_settings_are_refused_with_a_way_out(result, out, tmp_path):
+    # A folder from an earlier fig5 (here: its runs re-labelled as trained with
+    # the learned encoding) is refused by its first target, before training.
+    import json
+    import os
+
+    from helpers import run_cli
+
+    old = tmp_path / "old"
+    old.mkdir()
+    with open(os.path.join(out, "fig5a-r2.json")) as f:
+        data = json.load(f)
+    for run in data["runs"]:
+        run["hyperparameters"]["model_kwargs"] = {}
+    (old / "fig5a-r2.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="use another --out folder, or remove this one") as err:
+        fig5.main(["--quick", "--out", str(old)])
+    assert "--force" not in str(err.value)
+    assert "model_kwargs {} there, {'position_encoding': 'none'} here" in str(err.value)
+    result = run_cli("experiment", "fig5", "--quick", "--out", old, expect_exit=1)
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and "fig5a-r2.json holds runs trained with other settings" in errors[0]
+    assert sorted(os.listdir(old)) == ["fig5a-r2.json"]

@@ -256,8 +256,10 @@ def test_other_settings_are_refused_and_force_replaces_them(tmp_path, data):
     path = tmp_path / "results.json"
     sweeps.run_sweep(train, members, path, config=CONFIG, progress=False)
     longer = CONFIG.replace(epochs=4)
-    with pytest.raises(ValueError, match="other settings.*epochs 3 there, 4 here"):
+    with pytest.raises(ValueError, match="other settings.*epochs 3 there, 4 here") as refused:
         sweeps.run_sweep(train, members, path, config=longer, progress=False)
+    assert isinstance(refused.value, sweeps.SettingsMismatchError)
+    assert refused.value.path == str(path) and refused.value.detail == "epochs 3 there, 4 here"
     forced = sweeps.run_sweep(train, members, path, config=longer, force=True, progress=False)
     assert forced["trained"] == 1
     assert [r["epochs"] for r in results.read(path)["runs"]] == [4]

@@ -23,6 +23,7 @@ from tfapprox.budget import Budget
 from tfapprox.config import TrainingConfig
 
 __all__ = [
+    "SettingsMismatchError",
     "checkpoint_folder",
     "chunk_members",
     "plan_members",
@@ -255,8 +256,23 @@ def train_chunk(payload, progress=None, checkpoint=None):
     return runs
 
 
+class SettingsMismatchError(ValueError):
+    """A results file holds runs trained with other settings than this sweep's.
+
+    ``path`` is the file and ``detail`` names up to three settings that
+    differ, with their value there and here.
+    """
+
+    def __init__(self, path, detail):
+        self.path, self.detail = path, detail
+        super().__init__(
+            f"results file {path} holds runs trained with other settings ({detail}); "
+            "use another output folder, or --force to retrain and replace them"
+        )
+
+
 def _check_settings(existing, hyperparameters, path):
-    """Refuse to mix runs trained with other settings into one file."""
+    """Refuse to mix runs trained with other settings into one file (`SettingsMismatchError`)."""
     for run in existing:
         theirs = run.get("hyperparameters") or {}
         with contextlib.suppress(TypeError, ValueError):
@@ -271,10 +287,7 @@ def _check_settings(existing, hyperparameters, path):
                 f"{key} {theirs.get(key)!r} there, {hyperparameters.get(key)!r} here"
                 for key in changed[:3]
             )
-            raise ValueError(
-                f"results file {path} holds runs trained with other settings ({detail}); "
-                "use another output folder, or --force to retrain and replace them"
-            )
+            raise SettingsMismatchError(path, detail)
 
 
 def checkpoint_folder(results_path):
