@@ -137,8 +137,15 @@ def test_trained_model_saves_and_reloads(tmp_path, data, trained):
     path = tmp_path / "rnn.keras"
     trained.models[1].save(path)
     reloaded = keras.saving.load_model(path)
-    np.testing.assert_array_equal(
-        reloaded.predict(data[0][:8], verbose=0), trained.models[1].predict(data[0][:8], verbose=0)
+    for saved, loaded in zip(trained.models[1].get_weights(), reloaded.get_weights()):
+        np.testing.assert_array_equal(loaded, saved)
+    # Same weights; oneDNN may pick another kernel for the reloaded graph, so
+    # the float32 predictions can differ in the last bit (6e-8 seen on 2 cores).
+    np.testing.assert_allclose(
+        reloaded.predict(data[0][:8], verbose=0),
+        trained.models[1].predict(data[0][:8], verbose=0),
+        rtol=1e-6,
+        atol=1e-7,
     )
 
 
