@@ -610,3 +610,63 @@ def test_pod_basis_of_a_position_dependent_target_needs_positions():
     with pytest.raises(ValueError, match="`t` is required"):
         target.pod_basis(np.zeros((3, 1)))
     assert target.pod_basis(np.zeros((3, 1)), np.array([0, 1, 2])).shape[0] == 3
+
+
+# ------------------------------------------------------------ bilinear family
+
+
+def bilinear_closed_form(x, beta, c_beta):
+    """H_t = Σ_s softmax_s(Σ_i σ_i φ_i(x_t) φ_i(x_s)) φ(x_s), φ = √3 (2x − 1)."""
+    phi = np.sqrt(3.0) * (2.0 * x - 1.0)  # (N, tau, d)
+    sigma = c_beta * np.arange(1, x.shape[-1] + 1, dtype=float) ** -beta
+    out = np.zeros_like(x)
+    for b in range(x.shape[0]):
+        for t in range(x.shape[1]):
+            logits = np.array([np.sum(sigma * phi[b, t] * phi[b, s]) for s in range(x.shape[1])])
+            weights = np.exp(logits - logits.max())
+            out[b, t] = (weights / weights.sum()) @ phi[b]
+    return out
+
+
+def test_bilinear_preset_matches_the_closed_form(rng):
+    target = targets.load_preset("bilinear-d16")
+    assert (target.input_dim, target.output_dim, target.sequence_length) == (16, 16, 8)
+    x = rng.random((3, 8, 16))
+    np.testing.assert_allclose(
+        target(x), bilinear_closed_form(x, target.beta, target.c_beta), rtol=1e-11, atol=1e-12
+    )
+
+
+def test_bilinear_sigmas_are_the_singular_values_of_rho():
+    target = targets.bilinear_target(d=3, beta=0.75, c_beta=1.5, tau=4)
+    # Tensor Gauss-Legendre on [0,1]^3, 3 nodes an axis: exact for the
+    # degree-2 products of affine basis functions, so agreement to rounding.
+    nodes, weights = np.polynomial.legendre.leggauss(3)
+    nodes, weights = (nodes + 1) / 2, weights / 2
+    grid = np.stack(np.meshgrid(nodes, nodes, nodes, indexing="ij"), -1).reshape(-1, 3)
+    w = np.prod(np.stack(np.meshgrid(weights, weights, weights, indexing="ij"), -1), -1).ravel()
+    kernel = target.rho(grid[:, None], grid[None, :]) * np.sqrt(w[:, None] * w[None, :])
+    values = np.linalg.svd(kernel, compute_uv=False)
+    np.testing.assert_allclose(values[:3], 1.5 * np.arange(1, 4) ** -0.75, rtol=1e-12)
+    assert target.rank == 3 and values[3] < 1e-12
+
+
+def test_bilinear_truncation_keeps_the_leading_terms(rng):
+    target = targets.bilinear_target(d=4, tau=5)
+    x = rng.random((2, 5, 4))
+    cut = target.truncated(2)
+    np.testing.assert_allclose(cut.singular_values, [2.0, 1.0, 0.0, 0.0])
+    sigma = cut.singular_values
+    phi = np.sqrt(3.0) * (2.0 * x - 1.0)
+    logits = np.einsum("bti,bsi,i->bts", phi, phi, sigma)
+    weights = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    np.testing.assert_allclose(cut(x), weights @ phi, rtol=1e-12)
+    np.testing.assert_array_equal(target.truncated(4)(x), target(x))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"), [({"d": 0}, "d"), ({"beta": -1.0}, "beta"), ({"tau": 0}, "tau")]
+)
+def test_bilinear_target_rejects_bad_parameters_naming_them(kwargs, name):
+    with pytest.raises((ValueError, TypeError), match=f"`{name}`"):
+        targets.bilinear_target(**kwargs)

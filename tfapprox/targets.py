@@ -22,6 +22,9 @@ The generators build targets whose POD is known exactly:
   ``ρ(u, v) = Σ_{i≤r} σ_i φ_i(u) φ_i(v)``, ``φ_i(u) = √2 sin(2π i u)``,
   ``σ_i = C_β i^{−β}``; the rank ``r`` is finite or ``"inf"`` (truncated at
   ``K = truncation`` terms, recorded in the metadata).
+- `bilinear_target`: ``d`` inputs, ``ρ(u, v) = Σ_{i≤d} σ_i φ_i(u) φ_i(v)`` on the
+  centred coordinates ``φ_i(u) = √3 (2u_i − 1)``, ``f = (φ_1, …, φ_d)``,
+  ``F = id``: affine POD bases and one output per term of ρ.
 - `positional_target`: general ``d``, ρ depending on value *and* position,
   smooth non-identity ``F`` and ``f`` (random Fourier features).
 - `linear_memory_target`: ``H_t(x) = Σ_{k≤t} m(k) x(t−k)`` with the
@@ -75,6 +78,7 @@ from tfapprox._checks import (
 __all__ = [
     "Target",
     "fig5_target",
+    "bilinear_target",
     "positional_target",
     "linear_memory_target",
     "make_target",
@@ -153,7 +157,8 @@ class Target:
     ``H_t(x) = F( Σ_s softmax_s[ ρ(x(t), x(s), t, s) ] · f(x(s)) )``
 
     Build one from vectorised NumPy callables, or use a generator
-    (`fig5_target`, `positional_target`, `linear_memory_target`) or a preset
+    (`fig5_target`, `bilinear_target`, `positional_target`,
+    `linear_memory_target`) or a preset
     (`load_preset`), whose POD spectrum is known.
 
     Args:
@@ -765,6 +770,94 @@ def fig5_target(
     )
 
 
+class _BilinearTarget(_SeparableTarget):
+    family = "bilinear"
+
+    def __init__(self, *, d, beta, c_beta, tau, name, description, seed):
+        d = check_positive_int("d", d)
+        if d > MAX_TERMS:
+            raise ValueError(f"`d` must be at most {MAX_TERMS}. Received: d={d}")
+        beta = check_real("beta", beta, low=0, low_open=True)
+        c_beta = check_real("c_beta", c_beta, low=0, low_open=True)
+        tau = check_positive_int("tau", tau)
+        self._init_common(
+            name=name or f"bilinear(d={d},beta={beta:g},c_beta={c_beta:g},tau={tau})",
+            description=description,
+            sequence_length=tau,
+            input_dim=d,
+            output_dim=d,
+            embedding_dim=d,
+            position_dependent=False,
+            beta=beta,
+            c_beta=c_beta,
+            rank=d,
+            truncation=None,
+            singular_values=_power_law(c_beta, beta, d),
+            seed=seed,
+            params={"d": d, "beta": beta, "c_beta": c_beta, "tau": tau},
+        )
+
+    def _phi(self, u, t=None):
+        # φ_i(u) = √3 (2 u_i − 1): the centred coordinates, orthonormal on [0,1]^d.
+        return math.sqrt(3.0) * (2.0 * u - 1.0)  # (..., d)
+
+    def _f(self, u):
+        return self._phi(u)
+
+    def _F(self, z):
+        return z
+
+
+def bilinear_target(d=16, *, beta=1.0, c_beta=2.0, tau=8, name=None, description="", seed=0):
+    """A target whose POD basis is linear in the token: the rank alone limits a model.
+
+    ``x(s) ~ U[0,1]^d``, ``φ_i(u) = √3 (2 u_i − 1)`` (the centred coordinates,
+    orthonormal on ``[0,1]^d``), ``f(u) = (φ_1(u), …, φ_d(u))``, ``F = id``
+    (``d_out = d``) and
+
+        ``ρ(u, v) = Σ_{i≤d} σ_i φ_i(u) φ_i(v)``,  ``σ_i = c_beta · i^{−beta}``,
+
+        ``H_t(x) = Σ_s softmax_s[ρ(x(t), x(s))] · f(x(s))``.
+
+    The σ_i are exactly ρ's singular values and its rank is d. To first
+    order in ρ, output i is ``σ_i φ_i(x(t))`` times a sample variance, so
+    each output needs its own term of ρ, and every basis function is affine
+    (a ReLU network of width 2d represents ``f`` and ``F`` exactly). On
+    Fig. 5's targets (d = 1, one scalar value) the output sees ρ to first
+    order through one function of x(t) only, and trained errors hardly
+    depend on m_h; here they fall several-fold from m_h = 1 to 4
+    (``analysis/RECIPE.md``, "A target whose errors follow m_h").
+
+    Args:
+        d: int. Token dimension, = the rank of ρ and the output width.
+            Defaults to 16.
+        beta: float. Decay exponent β > 0. Defaults to 1.0.
+        c_beta: float. C_β > 0, which sets how sharp the softmax is.
+            Defaults to 2.0.
+        tau: int. Sequence length τ. Defaults to 8.
+        name: str or None. Defaults to a name built from the parameters.
+        description: str. Defaults to ``""``.
+        seed: int. Construction seed, recorded only: this family has no
+            random parts. Defaults to 0.
+
+    Returns:
+        `Target`.
+
+    >>> target = bilinear_target(d=3, tau=4)
+    >>> target.singular_values.round(3).tolist(), target.rank, target.output_dim
+    ([2.0, 1.0, 0.667], 3, 3)
+    """
+    return _BilinearTarget(
+        d=d,
+        beta=beta,
+        c_beta=c_beta,
+        tau=tau,
+        name=name,
+        description=description,
+        seed=check_seed("seed", seed),
+    )
+
+
 def _half_lattice(dim, norm):
     """Integer vectors of ℓ¹ norm ``norm`` whose first non-zero entry is positive.
 
@@ -1209,6 +1302,7 @@ class _FamilyRegistry(collections.abc.Mapping):
 FAMILIES = _FamilyRegistry(
     {
         "fig5": fig5_target,
+        "bilinear": bilinear_target,
         "positional": positional_target,
         "linear-memory": linear_memory_target,
     },
