@@ -1,12 +1,13 @@
 """The main job: `tfapprox check` measures, trains, checks and reports."""
 
 import json
+import math
 
 import numpy as np
 import pytest
 
 from tests.helpers import assert_one_line_error, run_cli, run_cli_json
-from tfapprox import nesting, theory, workflow
+from tfapprox import metrics, nesting, targets, theory, workflow
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +62,40 @@ def test_truncation_errors_fall_with_m_h_and_recommendation_is_a_tested_width(qu
     assert all(a > b for a, b in zip(values, values[1:]))
     (recommendation,) = summary["recommendation"]
     assert recommendation["m_h"] in {1, 2, 3, 4} and recommendation["m_ff"] == 32
+
+
+def test_the_rate_in_the_squared_norm_is_the_fit_of_the_best_losses(quick):
+    out, summary = quick
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    best = {}
+    for run in runs:
+        m_h = run["budget"]["m_h"]
+        best[m_h] = min(best.get(m_h, math.inf), run["loss"])
+    m_h = sorted(best)
+    losses = np.array([best[k] for k in m_h])
+    keep = [i for i in range(int(np.argmin(losses)) + 1) if losses[i] > 1e-2 * losses.max()]
+    rate = summary["squared"]["rate"]
+    assert rate["points"] == len(keep)
+    if len(keep) >= 3:
+        expected = np.polyfit(np.log(np.array(m_h)[keep]), np.log(losses[keep]), 1)[0]
+        assert rate["slope"] == pytest.approx(expected, rel=1e-9)  # the same least squares
+    else:
+        assert rate["slope"] is None and rate["verdict"] == "insufficient data"
+    assert "In the mean squared error" in (out / "report.md").read_text()
+
+
+def test_the_truncation_slopes_are_least_squares_fits_in_both_norms(quick):
+    out, summary = quick
+    target = targets.load_preset(summary["target"])
+    exact = metrics.truncation_errors(target, target.sample(256, seed=1).x, [1, 2, 3, 4])
+    logs = np.log([1, 2, 3, 4])
+    slopes = summary["squared"]["truncation_slope"]
+    for norm in ("paper_error", "mse"):
+        values = np.log([exact[k][norm] for k in (1, 2, 3, 4)])
+        assert slopes[norm] == pytest.approx(np.polyfit(logs, values, 1)[0], rel=1e-9)
+    # The squared norm falls faster than the unsquared one (about twice as fast).
+    assert slopes["mse"] < slopes["paper_error"] < 0
+    assert "truncation of ρ itself falls with slope" in (out / "report.md").read_text()
 
 
 def test_convergence_retrains_with_twice_the_epochs_and_another_start(quick):
