@@ -66,6 +66,12 @@ def _alpha_or_measure(ctx, param, value):
     help="Embedding width n.  [default: 16; --quick 16; --thorough 8]",
 )
 @click.option(
+    "--ff-depth",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Hidden layers of each feed-forward network (f̂ and F̂).  [default: 3]",
+)
+@click.option(
     "--seeds",
     type=click.IntRange(min=1),
     default=None,
@@ -197,6 +203,7 @@ def check(
     m_h,
     m_ff,
     n,
+    ff_depth,
     seeds,
     epochs,
     samples,
@@ -249,6 +256,7 @@ def check(
         "--m-h": m_h,
         "--m-ff": m_ff,
         "--n": n,
+        "--ff-depth": ff_depth,
         "--seeds": seeds,
         "--epochs": epochs,
         "--samples": samples,
@@ -358,9 +366,9 @@ def _main_job(training, alpha, out, preset, json_):
             except click.BadParameter as err:
                 err.param_hint = flag
                 raise
-    for name in ("n", "seeds", "samples"):
-        if training[f"--{name}"] is not None:
-            settings[name] = training[f"--{name}"]
+    for name in ("n", "ff_depth", "seeds", "samples"):
+        if training[f"--{name.replace('_', '-')}"] is not None:
+            settings[name] = training[f"--{name.replace('_', '-')}"]
     if epochs is not None:
         settings["config"] = settings["config"].replace(epochs=epochs)
     if finisher_steps is not None:

@@ -193,6 +193,7 @@ def test_noisy_seeds_are_noise_limited_unless_another_start_confirmed_the_best()
         (["--plot", "x.png"], 2, "--plot"),
         (["--finisher-steps", "-1", "--quick"], 2, "--finisher-steps"),
         (["--samples", "0", "--quick"], 2, "--samples"),
+        (["--ff-depth", "0", "--quick"], 2, "--ff-depth"),
         (["--quick", "--thorough"], 2, "--thorough"),
     ],
 )
@@ -208,6 +209,25 @@ def test_check_finisher_steps_apply_to_training_only(tmp_path):
         "check", "--results", path, "--beta", "1", "--finisher-steps", "5", expect_exit=2
     )
     assert_one_line_error(result, "--finisher-steps")
+
+
+def test_check_ff_depth_applies_to_training_only(tmp_path):
+    path = tmp_path / "runs.json"
+    path.write_text('{"format": "tfapprox.results/1", "runs": []}')
+    result = run_cli("check", "--results", path, "--beta", "1", "--ff-depth", "2", expect_exit=2)
+    assert_one_line_error(result, "--ff-depth")
+
+
+def test_check_ff_depth_builds_every_run_with_that_depth(tmp_path):
+    summary = run_cli_json(
+        "check", "--quick", "--ff-depth", "2", "--m-h", "1:3", "--epochs", "2",
+        "--samples", "64", "--out", tmp_path,
+    )  # fmt: skip
+    assert summary["budgets"]["ff_depth"] == 2
+    for name in ("results.json", "convergence.json"):
+        runs = json.loads((tmp_path / name).read_text())["runs"]
+        assert runs and {run["budget"]["ff_depth"] for run in runs} == {2}
+    assert "2 hidden layers per feed-forward network" in (tmp_path / "report.md").read_text()
 
 
 def test_check_thorough_is_a_training_preset(tmp_path):

@@ -841,7 +841,13 @@ def run_check(
             else "given"
         ),
         "alpha_fit": None if alpha_fit is None else alpha_fit.to_dict(),
-        "budgets": {"m_h": sorted(set(m_h)), "m_ff": sorted(set(m_ff)), "n": n, "m_v": m_v},
+        "budgets": {
+            "m_h": sorted(set(m_h)),
+            "m_ff": sorted(set(m_ff)),
+            "n": n,
+            "m_v": m_v,
+            "ff_depth": ff_depth,
+        },
         "seeds": seeds,
         "samples": {"train": samples, "held_out": held_out},
         "training": config.to_dict(),
@@ -1037,7 +1043,8 @@ def render_report(summary):
         "## Settings",
         "",
         f"- Budgets: m_h ∈ {summary['budgets']['m_h']}, m_FF ∈ {summary['budgets']['m_ff']}, "
-        f"n = {summary['budgets']['n']}, m_v = {summary['budgets']['m_v'] or summary['budgets']['n']}; "
+        f"n = {summary['budgets']['n']}, m_v = {summary['budgets']['m_v'] or summary['budgets']['n']}, "
+        f"{summary['budgets'].get('ff_depth', 3)} hidden layers per feed-forward network; "
         f"{summary['seeds']} seed{'' if summary['seeds'] == 1 else 's'} per budget; "
         f"{summary['samples']['train']} training and "
         f"{summary['samples']['held_out']} held-out sequences.",
