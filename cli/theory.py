@@ -367,8 +367,9 @@ def _main_job(training, alpha, out, preset, json_):
                 err.param_hint = flag
                 raise
     for name in ("n", "ff_depth", "seeds", "samples"):
-        if training[f"--{name.replace('_', '-')}"] is not None:
-            settings[name] = training[f"--{name.replace('_', '-')}"]
+        value = training["--" + name.replace("_", "-")]
+        if value is not None:
+            settings[name] = value
     if epochs is not None:
         settings["config"] = settings["config"].replace(epochs=epochs)
     if finisher_steps is not None:
