@@ -670,3 +670,89 @@ def test_bilinear_truncation_keeps_the_leading_terms(rng):
 def test_bilinear_target_rejects_bad_parameters_naming_them(kwargs, name):
     with pytest.raises((ValueError, TypeError), match=f"`{name}`"):
         targets.bilinear_target(**kwargs)
+
+
+def _gauss_grid(d, nodes_per_axis):
+    """Tensor Gauss-Legendre nodes and weights on [0,1]^d."""
+    nodes, weights = np.polynomial.legendre.leggauss(nodes_per_axis)
+    nodes, weights = (nodes + 1) / 2, weights / 2
+    grid = np.stack(np.meshgrid(*[nodes] * d, indexing="ij"), -1).reshape(-1, d)
+    w = np.prod(np.stack(np.meshgrid(*[weights] * d, indexing="ij"), -1), -1).ravel()
+    return grid, w
+
+
+def test_bilinear_basis_of_infinite_rank_is_the_tensor_legendre_polynomials():
+    target = targets.bilinear_target(d=2, rank="inf", truncation=9)
+    assert (target.rank, target.truncation) == (math.inf, 9)
+    u = np.random.default_rng(0).random((5, 2))
+    a, b = u[:, 0], u[:, 1]
+
+    def l1(x):
+        return np.sqrt(3.0) * (2 * x - 1)
+
+    def l2(x):
+        return np.sqrt(5.0) * (6 * x**2 - 6 * x + 1)
+
+    def l3(x):
+        return np.sqrt(7.0) * (20 * x**3 - 30 * x**2 + 12 * x - 1)
+
+    # Degree 1 (the centred coordinates), then degree 2, then degree 3.
+    expected = [
+        l1(a),
+        l1(b),
+        l2(a),
+        l1(a) * l1(b),
+        l2(b),
+        l3(a),
+        l2(a) * l1(b),
+        l1(a) * l2(b),
+        l3(b),
+    ]
+    np.testing.assert_allclose(target.pod_basis(u), np.stack(expected, -1), rtol=1e-12, atol=1e-12)
+
+
+def test_bilinear_of_infinite_rank_has_its_sigmas_as_singular_values():
+    target = targets.bilinear_target(d=2, rank="inf", truncation=9, beta=0.75, c_beta=1.5)
+    # Products of two degree-≤3 polynomials per axis: 4 Gauss nodes are exact.
+    grid, w = _gauss_grid(2, 4)
+    basis = target.pod_basis(grid)
+    np.testing.assert_allclose((basis * w[:, None]).T @ basis, np.eye(9), atol=1e-12)
+    kernel = target.rho(grid[:, None], grid[None, :]) * np.sqrt(w[:, None] * w[None, :])
+    values = np.linalg.svd(kernel, compute_uv=False)
+    np.testing.assert_allclose(values[:9], 1.5 * np.arange(1, 10) ** -0.75, rtol=1e-10)
+    assert values[9] < 1e-10
+
+
+def test_bilinear_of_lower_rank_keeps_the_first_coordinates_and_every_output(rng):
+    target = targets.bilinear_target(d=4, rank=2, tau=5)
+    x = rng.random((2, 5, 4))
+    phi = np.sqrt(3.0) * (2.0 * x - 1.0)
+    logits = np.einsum("bti,bsi,i->bts", phi[..., :2], phi[..., :2], [2.0, 1.0])
+    weights = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    np.testing.assert_allclose(target(x), weights @ phi, rtol=1e-12)  # all 4 outputs
+    assert target.output_dim == 4 and target.singular_values.size == 2
+
+
+def test_bilinear_rinf_preset_round_trips_through_its_metadata(rng):
+    target = targets.load_preset("bilinear-rinf")
+    assert (target.input_dim, target.output_dim, target.sequence_length) == (8, 8, 8)
+    assert (target.rank, target.truncation, target.beta, target.c_beta) == (math.inf, 64, 1.0, 2.0)
+    twin = targets.from_dict(target.metadata)
+    x = rng.random((3, 8, 8))
+    np.testing.assert_array_equal(twin(x), target(x))
+    # Its degree-1 terms are bilinear-d8's ρ; the rest only adds to the logits.
+    eight = targets.bilinear_target(d=8)
+    np.testing.assert_allclose(target.truncated(8)(x), eight(x), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"rank": 0}, "rank"),
+        ({"rank": "many"}, "rank"),
+        ({"rank": "inf", "truncation": 0}, "truncation"),
+    ],
+)
+def test_bilinear_rank_and_truncation_are_checked_by_name(kwargs, name):
+    with pytest.raises((ValueError, TypeError), match=f"`{name}`"):
+        targets.bilinear_target(d=3, **kwargs)

@@ -22,9 +22,11 @@ The generators build targets whose POD is known exactly:
   ``ρ(u, v) = Σ_{i≤r} σ_i φ_i(u) φ_i(v)``, ``φ_i(u) = √2 sin(2π i u)``,
   ``σ_i = C_β i^{−β}``; the rank ``r`` is finite or ``"inf"`` (truncated at
   ``K = truncation`` terms, recorded in the metadata).
-- `bilinear_target`: ``d`` inputs, ``ρ(u, v) = Σ_{i≤d} σ_i φ_i(u) φ_i(v)`` on the
-  centred coordinates ``φ_i(u) = √3 (2u_i − 1)``, ``f = (φ_1, …, φ_d)``,
-  ``F = id``: affine POD bases and one output per term of ρ.
+- `bilinear_target`: ``d`` inputs, ``ρ(u, v) = Σ_{k≤r} σ_k φ_k(u) φ_k(v)`` on
+  tensor Legendre polynomials whose first d are the centred coordinates
+  ``φ_i(u) = √3 (2u_i − 1)``, ``f = (φ_1, …, φ_d)``, ``F = id``: affine
+  leading POD bases and one output per term of ρ; the rank r is d, any
+  other int or ``"inf"`` (truncated at ``K = truncation`` terms).
 - `positional_target`: general ``d``, ρ depending on value *and* position,
   smooth non-identity ``F`` and ``f`` (random Fourier features).
 - `linear_memory_target`: ``H_t(x) = Σ_{k≤t} m(k) x(t−k)`` with the
@@ -770,18 +772,64 @@ def fig5_target(
     )
 
 
+def _legendre_exponents(d, terms):
+    """The first ``terms`` tensor Legendre multi-indices on ``[0,1]^d``, ``(terms, d)``.
+
+    Ordered by total degree, and within a degree as
+    `itertools.combinations_with_replacement` lists the coordinates: degree
+    1 gives the d coordinates in order, then ``(0, 0), (0, 1), …, (d−1, d−1)``
+    for degree 2, and so on.
+
+    >>> _legendre_exponents(2, 5).tolist()
+    [[1, 0], [0, 1], [2, 0], [1, 1], [0, 2]]
+    """
+    import itertools
+
+    rows = []
+    degree = 1
+    while len(rows) < terms:
+        for combo in itertools.combinations_with_replacement(range(d), degree):
+            row = [0] * d
+            for axis in combo:
+                row[axis] += 1
+            rows.append(row)
+            if len(rows) == terms:
+                break
+        degree += 1
+    return np.array(rows, dtype=np.int64).reshape(terms, d)
+
+
+def _legendre_table(u, degree):
+    """``L_l(u)`` for l = 0 … degree: the orthonormal Legendre polynomials on [0, 1].
+
+    ``L_l(u) = √(2l+1) P_l(2u − 1)`` by the three-term recurrence; shape
+    ``u.shape + (degree + 1,)``.
+    """
+    x = 2.0 * u - 1.0
+    table = [np.ones_like(x), x]
+    for order in range(1, degree):
+        table.append(((2 * order + 1) * x * table[order] - order * table[order - 1]) / (order + 1))
+    table = np.stack(table[: degree + 1], axis=-1)
+    return table * np.sqrt(2.0 * np.arange(degree + 1) + 1.0)
+
+
 class _BilinearTarget(_SeparableTarget):
     family = "bilinear"
 
-    def __init__(self, *, d, beta, c_beta, tau, name, description, seed):
+    def __init__(self, *, d, rank, truncation, beta, c_beta, tau, name, description, seed):
         d = check_positive_int("d", d)
         if d > MAX_TERMS:
             raise ValueError(f"`d` must be at most {MAX_TERMS}. Received: d={d}")
+        rank = d if rank is None else _check_rank(rank)
         beta = check_real("beta", beta, low=0, low_open=True)
         c_beta = check_real("c_beta", c_beta, low=0, low_open=True)
         tau = check_positive_int("tau", tau)
+        terms, truncation = _check_truncation(rank, truncation)
+        self._exponents = _legendre_exponents(d, terms)
+        self._degree = int(self._exponents.sum(axis=1).max())
+        label = _rank_to_json(rank)
         self._init_common(
-            name=name or f"bilinear(d={d},beta={beta:g},c_beta={c_beta:g},tau={tau})",
+            name=name or f"bilinear(d={d},rank={label},beta={beta:g},c_beta={c_beta:g},tau={tau})",
             description=description,
             sequence_length=tau,
             input_dim=d,
@@ -790,47 +838,80 @@ class _BilinearTarget(_SeparableTarget):
             position_dependent=False,
             beta=beta,
             c_beta=c_beta,
-            rank=d,
-            truncation=None,
-            singular_values=_power_law(c_beta, beta, d),
+            rank=rank,
+            truncation=truncation,
+            singular_values=_power_law(c_beta, beta, terms),
             seed=seed,
-            params={"d": d, "beta": beta, "c_beta": c_beta, "tau": tau},
+            params={
+                "d": d,
+                "rank": label,
+                "truncation": truncation,
+                "beta": beta,
+                "c_beta": c_beta,
+                "tau": tau,
+            },
         )
 
     def _phi(self, u, t=None):
-        # φ_i(u) = √3 (2 u_i − 1): the centred coordinates, orthonormal on [0,1]^d.
-        return math.sqrt(3.0) * (2.0 * u - 1.0)  # (..., d)
+        # φ_k(u) = Π_i L_{a_ki}(u_i), a_k the k-th multi-index: for k ≤ d the
+        # centred coordinates √3 (2u_k − 1), then degree 2, 3, …
+        if self._degree == 1:
+            return (math.sqrt(3.0) * (2.0 * u - 1.0))[..., : len(self._exponents)]
+        table = _legendre_table(u, self._degree)  # (..., d, degree + 1)
+        axes = np.arange(self.input_dim)
+        return np.prod(table[..., axes, self._exponents], axis=-1)  # (..., terms)
 
     def _f(self, u):
-        return self._phi(u)
+        return math.sqrt(3.0) * (2.0 * u - 1.0)
 
     def _F(self, z):
         return z
 
 
-def bilinear_target(d=16, *, beta=1.0, c_beta=2.0, tau=8, name=None, description="", seed=0):
-    """A target whose POD basis is linear in the token: the rank alone limits a model.
+def bilinear_target(
+    d=16,
+    *,
+    rank=None,
+    truncation=64,
+    beta=1.0,
+    c_beta=2.0,
+    tau=8,
+    name=None,
+    description="",
+    seed=0,
+):
+    """A target whose leading POD basis is the token itself: one output per term of ρ.
 
-    ``x(s) ~ U[0,1]^d``, ``φ_i(u) = √3 (2 u_i − 1)`` (the centred coordinates,
-    orthonormal on ``[0,1]^d``), ``f(u) = (φ_1(u), …, φ_d(u))``, ``F = id``
+    ``x(s) ~ U[0,1]^d``, ``f(u) = (√3 (2u_1 − 1), …, √3 (2u_d − 1))`` (the
+    centred coordinates, orthonormal on ``[0,1]^d``), ``F = id``
     (``d_out = d``) and
 
-        ``ρ(u, v) = Σ_{i≤d} σ_i φ_i(u) φ_i(v)``,  ``σ_i = c_beta · i^{−beta}``,
+        ``ρ(u, v) = Σ_{k≤r} σ_k φ_k(u) φ_k(v)``,  ``σ_k = c_beta · k^{−beta}``,
 
-        ``H_t(x) = Σ_s softmax_s[ρ(x(t), x(s))] · f(x(s))``.
+        ``H_t(x) = Σ_s softmax_s[ρ(x(t), x(s))] · f(x(s))``,
 
-    The σ_i are exactly ρ's singular values and its rank is d. To first
-    order in ρ, output i is ``σ_i φ_i(x(t))`` times a sample variance, so
-    each output needs its own term of ρ, and every basis function is affine
-    (a ReLU network of width 2d represents ``f`` and ``F`` exactly). On
-    Fig. 5's targets (d = 1, one scalar value) the output sees ρ to first
-    order through one function of x(t) only, and trained errors hardly
-    depend on m_h; here they fall several-fold from m_h = 1 to 4
+    with φ_k the tensor Legendre polynomials ``Π_i L_{a_i}(u_i)``
+    (``L_l(u) = √(2l+1) P_l(2u − 1)``, orthonormal on ``[0,1]^d``) ordered
+    by degree: ``φ_1 … φ_d`` are the centred coordinates themselves, then
+    come the degree-2 products, degree 3, and so on
+    (`_legendre_exponents`). The σ_k are exactly ρ's singular values.
+
+    The rank r is d by default (ρ bilinear in the centred coordinates), any
+    positive int, or ``"inf"``: an infinite power-law spectrum, kept to
+    ``truncation`` terms as `fig5_target` does. To first order in ρ, output
+    i is ``σ_i φ_i(x(t))`` times a sample variance, so each of the d
+    outputs needs its own term of ρ, and the leading basis functions are
+    affine (a ReLU network of width 2d represents them and ``F`` exactly).
+    On Fig. 5's targets (d = 1, one scalar value) the output sees ρ to
+    first order through one function of x(t) only, and trained errors
+    hardly depend on m_h; here they fall with m_h
     (``analysis/RECIPE.md``, "A target whose errors follow m_h").
 
     Args:
-        d: int. Token dimension, = the rank of ρ and the output width.
-            Defaults to 16.
+        d: int. Token dimension and output width. Defaults to 16.
+        rank: int, ``"inf"`` or None. The rank r of ρ. Defaults to d.
+        truncation: int. For ``rank="inf"``, the number K of terms kept.
+            Ignored for a finite rank. Defaults to 64.
         beta: float. Decay exponent β > 0. Defaults to 1.0.
         c_beta: float. C_β > 0, which sets how sharp the softmax is.
             Defaults to 2.0.
@@ -846,9 +927,14 @@ def bilinear_target(d=16, *, beta=1.0, c_beta=2.0, tau=8, name=None, description
     >>> target = bilinear_target(d=3, tau=4)
     >>> target.singular_values.round(3).tolist(), target.rank, target.output_dim
     ([2.0, 1.0, 0.667], 3, 3)
+    >>> target = bilinear_target(d=8, rank="inf")  # the check's default target
+    >>> target.rank, target.truncation, target.pod_basis(np.full((1, 8), 0.5)).shape
+    (inf, 64, (1, 64))
     """
     return _BilinearTarget(
         d=d,
+        rank=rank,
+        truncation=truncation,
         beta=beta,
         c_beta=c_beta,
         tau=tau,
