@@ -856,12 +856,13 @@ class _BilinearTarget(_SeparableTarget):
         # φ_k(u) = Π_i L_{a_ki}(u_i), a_k the k-th multi-index: for k ≤ d the
         # centred coordinates √3 (2u_k − 1), then degree 2, 3, …
         if self._degree == 1:
-            return (math.sqrt(3.0) * (2.0 * u - 1.0))[..., : len(self._exponents)]
+            return self._f(u)[..., : len(self._exponents)]
         table = _legendre_table(u, self._degree)  # (..., d, degree + 1)
         axes = np.arange(self.input_dim)
         return np.prod(table[..., axes, self._exponents], axis=-1)  # (..., terms)
 
     def _f(self, u):
+        # The centred coordinates L_1(u_i) = √3 (2u_i − 1): φ_1 … φ_d.
         return math.sqrt(3.0) * (2.0 * u - 1.0)
 
     def _F(self, z):
