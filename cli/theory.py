@@ -384,7 +384,7 @@ def _main_job(training, alpha, out, preset, json_):
             settings[name] = value
     if epochs is not None:
         # The preset's warm-up is part of its schedule: a shorter run keeps what fits.
-        warmup = min(settings["config"].warmup_epochs, epochs)
+        warmup = min(settings["config"].effective_warmup_epochs, epochs)
         settings["config"] = settings["config"].replace(epochs=epochs, warmup_epochs=warmup)
     if finisher_steps is not None:
         settings["config"] = settings["config"].replace(finisher_steps=finisher_steps)

@@ -230,6 +230,15 @@ def test_plateau_stops_and_freezes_only_that_member(data, ensemble):
     )
 
 
+def test_without_a_patience_every_epoch_runs(data):
+    members = [{"budget": SMALL, "seed": 0, "learning_rate": 1e-9}]
+    result = train_members(members, data, {**CONSTANT, "patience": None})
+    record = result.records[0]
+    # The loss cannot move at lr 1e-9, yet nothing stops before the last epoch.
+    assert record["stopped"] == "max_epochs" and record["epochs"] == CONSTANT["epochs"]
+    assert len(record["history"]) == CONSTANT["epochs"]
+
+
 def test_cosine_schedule_warms_up_then_decays():
     from tfapprox.engine import _schedule_rate
 
@@ -281,7 +290,7 @@ def test_reduce_on_plateau_matches_keras_callback():
         ({"config": {"batch_size": 0}}, ValueError, "batch_size"),
         ({"config": {"epoch": 3}}, ValueError, "Unknown TrainingConfig settings"),
         ({"config": {"schedule": "linear"}}, ValueError, "schedule"),
-        ({"config": {"warmup_epochs": 2}}, ValueError, "warmup_epochs"),
+        ({"config": {"schedule": "plateau", "warmup_epochs": 2}}, ValueError, "warmup_epochs"),
         ({"config": 3}, TypeError, "config"),
         ({"data": (np.zeros((4, TAU, 1)), np.zeros(4, dtype="int64"))}, ValueError, "class labels"),
         ({"data": "file.npz"}, TypeError, "`data`"),
@@ -321,7 +330,7 @@ def test_config_reads_attributes_of_any_object():
         restarts = 2  # not the engine's: ignored
 
     config = training_config(Config())
-    assert config["epochs"] == 3 and config["batch_size"] == 16 and config["schedule"] == "plateau"
+    assert config["epochs"] == 3 and config["batch_size"] == 16 and config["schedule"] == "cosine"
 
 
 JAX_SCRIPT = textwrap.dedent(

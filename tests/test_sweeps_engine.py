@@ -259,7 +259,9 @@ def test_other_settings_are_refused_and_force_replaces_them(tmp_path, data):
     with pytest.raises(ValueError, match="other settings.*epochs 3 there, 4 here") as refused:
         sweeps.run_sweep(train, members, path, config=longer, progress=False)
     assert isinstance(refused.value, sweeps.SettingsMismatchError)
-    assert refused.value.path == str(path) and refused.value.detail == "epochs 3 there, 4 here"
+    # The default warm-up, min(5, epochs), is resolved in the record, so it differs too.
+    detail = "epochs 3 there, 4 here, warmup_epochs 3 there, 4 here"
+    assert refused.value.path == str(path) and refused.value.detail == detail
     forced = sweeps.run_sweep(train, members, path, config=longer, force=True, progress=False)
     assert forced["trained"] == 1
     assert [r["epochs"] for r in results.read(path)["runs"]] == [4]

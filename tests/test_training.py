@@ -227,6 +227,15 @@ def test_fit_takes_a_training_config_and_keyword_overrides(data, trained):
     assert again.loss == pytest.approx(trained.restart_losses[0], rel=1e-6, abs=1e-9)
 
 
+def test_fit_runs_every_epoch_without_a_patience_and_stops_with_one(data):
+    # At lr 1e-9 the loss cannot improve by 0.1 %: a patience of 2 stops at
+    # epoch 3, and the default (no patience) runs all 6 epochs.
+    frozen = dict(epochs=6, batch_size=32, learning_rate=1e-9, schedule="constant", verbose=0)
+    assert fit(BUDGET, data, **frozen).epochs == 6
+    stopped = fit(BUDGET, data, patience=2, **frozen)
+    assert (stopped.stopped, stopped.epochs) == ("plateau", 3)
+
+
 def test_fit_rejects_an_unknown_keyword(data):
     with pytest.raises(TypeError, match="speed"):
         fit(BUDGET, data, speed=2)

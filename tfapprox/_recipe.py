@@ -9,8 +9,9 @@ written once here:
 - the learning rate of the next epoch: ``"plateau"`` (reduce on a plateau of
   the training loss, as `keras.callbacks.ReduceLROnPlateau`), ``"cosine"``
   or ``"constant"`` (with the linear warm-up), `TrainingConfig.scheduled_rate`;
-- early stopping: a model stops after ``patience`` epochs whose loss is not
-  below ``L · (1 − min_rel_delta) − min_delta`` (L the reference loss), as
+- early stopping (with a ``patience``; None runs every epoch): a model
+  stops after ``patience`` epochs whose loss is not below
+  ``L · (1 − min_rel_delta) − min_delta`` (L the reference loss), as
   `tfapprox.training.fit`'s guard; a stopped model is frozen;
 - a NaN/inf loss stops only that model, with a `RuntimeWarning` saying which
   weights are kept;
@@ -129,7 +130,7 @@ class Recipe:
                     self._reference[i], self._wait[i] = loss, 0
                 else:
                     self._wait[i] += 1
-                    if self._wait[i] >= config["patience"]:
+                    if config["patience"] is not None and self._wait[i] >= config["patience"]:
                         self.stopped[i] = "plateau"
                 if config["schedule"] == "plateau":
                     self.rates[i] = _reduce_on_plateau(

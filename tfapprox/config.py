@@ -22,8 +22,8 @@ This module imports only the standard library.
 Example:
 
 >>> config = TrainingConfig(epochs=50)
->>> config.epochs, config.batch_size
-(50, 64)
+>>> config.epochs, config.batch_size, config.schedule
+(50, 32, 'cosine')
 >>> config.replace(patience=9).to_dict()["reduce_lr_patience"]  # max(1, patience // 3)
 3
 >>> TrainingConfig.from_dict({"epochs": 0})
@@ -90,28 +90,41 @@ def _check(field, value):
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TrainingConfig:
-    """How `tfapprox.training.fit` trains: optimiser, stopping and restarts.
+    """How `tfapprox.training.fit` trains: optimiser, schedule, stopping and restarts.
 
-    Adam from ``learning_rate``; the learning rate is multiplied by
-    ``reduce_lr_factor`` after ``reduce_lr_patience`` epochs without
-    improvement of the training loss (down to ``min_learning_rate``);
-    a restart stops after ``patience`` epochs without improvement, where an
-    epoch improves on the reference loss L when its loss is below
-    ``L · (1 − min_rel_delta) − min_delta``; ``restarts`` independent
-    initialisations are trained and the best is kept.
+    Adam from ``learning_rate``, moved by ``schedule``: by default a linear
+    warm-up over ``warmup_epochs``, then cosine decay to
+    ``min_learning_rate`` at the last of the ``epochs``; with ``"plateau"``
+    the learning rate is instead multiplied by ``reduce_lr_factor`` after
+    ``reduce_lr_patience`` epochs without improvement of the training loss
+    (down to ``min_learning_rate``). With a ``patience``, a restart stops
+    after that many epochs without improvement, where an epoch improves on
+    the reference loss L when its loss is below ``L · (1 − min_rel_delta) −
+    min_delta``; by default it runs every epoch (a schedule is worth
+    finishing: early stopping ends cosine runs at their noisy high-rate
+    start). ``restarts`` independent initialisations are trained and the
+    best is kept; every restart keeps the weights of its best epoch.
+
+    The defaults (Adam 3e-3, 5 warm-up epochs, cosine, batch 32, 300
+    epochs, no early stop) are the recipe measured in
+    ``analysis/RECIPE.md`` ("The sweep's default recipe") against the
+    former ones (Adam 1e-3 on plateaus, batch 64, up to 500 epochs,
+    patience 30) on paper A's Fig. 5 model.
 
     Every argument is keyword-only and validated on construction
     (`TypeError`/`ValueError` naming it). The config is frozen: use
     `replace` for a changed copy.
 
     Args:
-        epochs: int. Maximum epochs per restart. Defaults to 500.
-        batch_size: int. Defaults to 64.
-        learning_rate: float > 0. Initial Adam learning rate. Defaults to 1e-3.
+        epochs: int. Maximum epochs per restart (the cosine schedule's
+            length). Defaults to 300.
+        batch_size: int. Defaults to 32.
+        learning_rate: float > 0. Initial (peak) Adam learning rate.
+            Defaults to 3e-3.
         restarts: int. Independent initialisations; the best is kept.
             Defaults to 1.
-        patience: int. Epochs without improvement before stopping.
-            Defaults to 30.
+        patience: int or None. Epochs without improvement before stopping;
+            None never stops early. Defaults to None.
         min_delta: float >= 0. Smallest absolute loss decrease that counts
             as an improvement. Defaults to 0.0.
         min_rel_delta: float in [0, 1). Smallest relative decrease that
@@ -120,16 +133,17 @@ class TrainingConfig:
         reduce_lr_factor: float in (0, 1). Learning-rate factor on a
             plateau. Defaults to 0.5.
         reduce_lr_patience: int or None. Epochs without improvement before
-            reducing the learning rate; None means ``max(1, patience // 3)``.
-            Defaults to None.
+            reducing the learning rate; None means ``max(1, patience // 3)``,
+            or 10 without a ``patience``. Defaults to None.
         min_learning_rate: float >= 0. Floor of the learning rate.
             Defaults to 1e-6.
         schedule: str. ``"plateau"`` (multiply by ``reduce_lr_factor`` on a
             plateau), ``"cosine"`` (per epoch ``lr_min + (lr − lr_min)(1 +
             cos(π e / E))/2`` after the warm-up) or ``"constant"``. Defaults
-            to ``"plateau"``.
-        warmup_epochs: int >= 0. Linear warm-up epochs (not with
-            ``"plateau"``). Defaults to 0.
+            to ``"cosine"``.
+        warmup_epochs: int >= 0 or None. Linear warm-up epochs (not with
+            ``"plateau"``); None means ``min(5, epochs)`` for the cosine schedule
+            and 0 for the others. Defaults to None.
         model_kwargs: dict. Extra `tfapprox.models.build_transformer`
             arguments (e.g. ``position_encoding``) when `fit` builds the
             model from a budget. Defaults to ``{}``.
@@ -139,13 +153,18 @@ class TrainingConfig:
             Defaults to 0.
     """
 
-    epochs: int = _setting(500, kind="int", help="Maximum epochs per restart.")
-    batch_size: int = _setting(64, kind="int", help="Batch size.")
+    epochs: int = _setting(300, kind="int", help="Maximum epochs per restart.")
+    batch_size: int = _setting(32, kind="int", help="Batch size.")
     learning_rate: float = _setting(
-        1e-3, kind="real", low=0, low_open=True, help="Initial Adam learning rate."
+        3e-3, kind="real", low=0, low_open=True, help="Initial (peak) Adam learning rate."
     )
     restarts: int = _setting(1, kind="int", help="Independent initialisations; the best is kept.")
-    patience: int = _setting(30, kind="int", help="Epochs without improvement before stopping.")
+    patience: int = _setting(
+        None,
+        kind="int",
+        optional=True,
+        help="Epochs without improvement before stopping.  [default: none, every epoch runs]",
+    )
     min_delta: float = _setting(
         0.0, kind="real", low=0, help="Smallest absolute loss decrease that counts."
     )
@@ -177,16 +196,18 @@ class TrainingConfig:
         1e-6, kind="real", low=0, help="Floor of the learning rate."
     )
     schedule: str = _setting(
-        "plateau",
+        "cosine",
         kind="choice",
         choices=SCHEDULES,
-        help="Learning-rate schedule: plateau (reduce on plateau), cosine or constant.",
+        help="Learning-rate schedule: cosine, plateau (reduce on plateau) or constant.",
     )
     warmup_epochs: int = _setting(
-        0,
+        None,
         kind="int",
         minimum=0,
-        help="Epochs of linear learning-rate warm-up (cosine and constant schedules).",
+        optional=True,
+        help="Epochs of linear learning-rate warm-up (cosine and constant schedules).  "
+        "[default: min(5, EPOCHS) for cosine, else 0]",
     )
     model_kwargs: dict = _setting(
         kind="dict",
@@ -203,6 +224,8 @@ class TrainingConfig:
     def __post_init__(self):
         for field in dataclasses.fields(self):
             object.__setattr__(self, field.name, _check(field, getattr(self, field.name)))
+        if self.warmup_epochs is None:
+            return
         if self.warmup_epochs and self.schedule == "plateau":
             raise ValueError(
                 "`warmup_epochs` applies to the 'cosine' and 'constant' schedules only. "
@@ -222,9 +245,11 @@ class TrainingConfig:
         at the last epoch. The plateau schedule has no fixed rate per epoch
         (it reacts to the loss): this returns ``base`` for it.
 
-        >>> config = TrainingConfig(epochs=4, schedule="cosine", min_learning_rate=0.0)
+        >>> config = TrainingConfig(epochs=4, warmup_epochs=0, min_learning_rate=0.0)
         >>> [round(config.scheduled_rate(e, 1.0), 3) for e in range(4)]
         [1.0, 0.854, 0.5, 0.146]
+        >>> [round(config.replace(warmup_epochs=None).scheduled_rate(e, 1.0), 3) for e in range(4)]
+        [0.25, 0.5, 0.75, 1.0]
         """
         import math
 
@@ -233,22 +258,34 @@ class TrainingConfig:
         base = self.learning_rate if base is None else base
         if self.schedule == "plateau":
             return base
-        if epoch < self.warmup_epochs:
-            return base * (epoch + 1) / self.warmup_epochs
+        warmup = self.effective_warmup_epochs
+        if epoch < warmup:
+            return base * (epoch + 1) / warmup
         if self.schedule == "constant":
             return base
-        span = max(1, self.epochs - self.warmup_epochs)
+        span = max(1, self.epochs - warmup)
         floor = min(self.min_learning_rate, base)
-        return floor + (base - floor) * 0.5 * (
-            1.0 + math.cos(math.pi * (epoch - self.warmup_epochs) / span)
-        )
+        return floor + (base - floor) * 0.5 * (1.0 + math.cos(math.pi * (epoch - warmup) / span))
 
     @property
     def effective_reduce_lr_patience(self):
-        """``reduce_lr_patience``, or ``max(1, patience // 3)`` when it is None."""
+        """``reduce_lr_patience``, or ``max(1, patience // 3)`` (10 without a patience) when None."""
         if self.reduce_lr_patience is None:
-            return max(1, self.patience // 3)
+            return 10 if self.patience is None else max(1, self.patience // 3)
         return self.reduce_lr_patience
+
+    @property
+    def effective_warmup_epochs(self):
+        """``warmup_epochs``, or when it is None ``min(5, epochs)`` for cosine, else 0.
+
+        >>> TrainingConfig(epochs=3).effective_warmup_epochs
+        3
+        >>> TrainingConfig(schedule="constant").effective_warmup_epochs
+        0
+        """
+        if self.warmup_epochs is not None:
+            return self.warmup_epochs
+        return min(5, self.epochs) if self.schedule == "cosine" else 0
 
     @classmethod
     def names(cls):
@@ -262,14 +299,17 @@ class TrainingConfig:
     def to_dict(self):
         """The settings as a JSON-ready dict, as results files record them.
 
-        ``reduce_lr_patience`` is resolved (the number of epochs used), so
-        the dict says exactly how the model was trained.
+        ``reduce_lr_patience`` and ``warmup_epochs`` are resolved (the
+        numbers of epochs used), so the dict says exactly how the model was
+        trained.
 
-        >>> TrainingConfig().to_dict()["reduce_lr_patience"]
-        10
+        >>> settings = TrainingConfig().to_dict()
+        >>> settings["reduce_lr_patience"], settings["warmup_epochs"], settings["patience"]
+        (10, 5, None)
         """
         out = {name: getattr(self, name) for name in self.names()}
         out["reduce_lr_patience"] = self.effective_reduce_lr_patience
+        out["warmup_epochs"] = self.effective_warmup_epochs
         out["model_kwargs"] = dict(self.model_kwargs)
         return out
 
@@ -300,7 +340,7 @@ class TrainingConfig:
         """``config`` as a `TrainingConfig`: None (the defaults), a dict of settings, or one.
 
         >>> TrainingConfig.coerce({"epochs": 5}).epochs, TrainingConfig.coerce(None).epochs
-        (5, 500)
+        (5, 300)
         >>> TrainingConfig.coerce(5)
         Traceback (most recent call last):
         ...

@@ -103,7 +103,7 @@ def training_config(config=None):
 
     Returns:
         dict with the settings of `ENGINE_SETTINGS` (``reduce_lr_patience``
-        resolved to ``max(1, patience // 3)`` when None).
+        and ``warmup_epochs`` resolved as `TrainingConfig.to_dict` does).
 
     >>> training_config({"epochs": 10})["reduce_lr_patience"]
     10

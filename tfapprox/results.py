@@ -291,8 +291,8 @@ def run_key(run):
 
     >>> budget = {"n": 4, "m_h": 2, "m_v": 4, "m_ff": 8, "ff_depth": 3}
     >>> a = {"budget": budget, "seed": 0, "hyperparameters": {"epochs": 5}}
-    >>> b = {"budget": budget, "seed": 0, "hyperparameters": {"epochs": 5, "batch_size": 64}}
-    >>> run_key(a) == run_key(b)
+    >>> b = {"budget": budget, "seed": 0, "hyperparameters": {"epochs": 5, "batch_size": 32}}
+    >>> run_key(a) == run_key(b)  # 32 is the default batch size
     True
     """
     if not isinstance(run, dict):

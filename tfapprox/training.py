@@ -3,7 +3,7 @@
 Jiang & Li (2024) measure the approximation error of a budget by the
 *training* error of a model trained until the loss plateaus: the error is an
 infimum over the hypothesis space, and the smallest training loss found is
-its proxy. `fit` trains one model that way (Adam, learning-rate reduction and
+its proxy. `fit` trains one model that way (Adam on a learning-rate schedule,
 early stopping on plateaus of the training loss, ``restarts`` independent
 initialisations keeping the best), as a `tfapprox.config.TrainingConfig`
 says, and returns a `FitResult`.
@@ -240,7 +240,7 @@ def _guard_callback(patience, min_delta, min_rel_delta):
                 self.reference, self.wait = loss, 0
             else:
                 self.wait += 1
-                if self.wait >= patience:
+                if patience is not None and self.wait >= patience:
                     self.stopped = "plateau"
                     self.model.stop_training = True
 
@@ -283,15 +283,17 @@ def fit(
     verbose=1,
     **settings,
 ):
-    """Train until the training loss plateaus; keep the best of ``restarts``.
+    """Train through the schedule or to a plateau; keep the best of ``restarts``.
 
     The loss is the mean squared error for sequence ``(N, tau, d_out)`` and
     vector ``(N, d_out)`` targets, and the sparse categorical cross-entropy
     from logits (plus accuracy) for integer labels ``(N,)``. Training uses
-    Adam, halves the learning rate when the training loss stops falling for
-    ``reduce_lr_patience`` epochs, and stops after ``patience`` epochs
-    without an improvement (``min_rel_delta``, ``min_delta``); the weights of the
-    best epoch are restored. A NaN or inf loss stops that restart with a
+    Adam with the config's schedule (by default cosine decay over the
+    epochs; ``"plateau"`` halves the learning rate when the training loss
+    stops falling for ``reduce_lr_patience`` epochs), and stops after
+    ``patience`` epochs without an improvement (``min_rel_delta``,
+    ``min_delta``) or at the last epoch; the weights of the best epoch are
+    restored. A NaN or inf loss stops that restart with a
     `RuntimeWarning` naming the epoch and keeps its best weights so far.
 
     Restart ``k`` initialises the weights with seed ``seed + k`` (restart 0
@@ -309,7 +311,7 @@ def fit(
             ``.npz`` path.
         config: `tfapprox.config.TrainingConfig`, a dict of its settings, or
             None (the defaults). How to train: epochs, batch size, learning
-            rate and its reduction, patience, restarts, ``model_kwargs``.
+            rate and its schedule, patience, restarts, ``model_kwargs``.
         seed: int. Seed of restart 0. Defaults to 0.
         jit_compile: bool. XLA-compile the training step. Defaults to True.
         validation_data: Optional data in any form ``data`` accepts; its
