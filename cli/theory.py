@@ -383,9 +383,7 @@ def _main_job(training, alpha, out, preset, json_):
         if value is not None:
             settings[name] = value
     if epochs is not None:
-        # The preset's warm-up is part of its schedule: a shorter run keeps what fits.
-        warmup = min(settings["config"].effective_warmup_epochs, epochs)
-        settings["config"] = settings["config"].replace(epochs=epochs, warmup_epochs=warmup)
+        settings["config"] = settings["config"].replace(epochs=epochs)
     if finisher_steps is not None:
         settings["config"] = settings["config"].replace(finisher_steps=finisher_steps)
     encoding = training["--position-encoding"]
