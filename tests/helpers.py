@@ -88,3 +88,18 @@ def assert_same_records(plain, resumed):
         assert a["history"] == b["history"]
         assert (a["loss"], a["val_loss"], a["error"]) == (b["loss"], b["val_loss"], b["error"])
         assert a["finisher"]["iterations"] == b["finisher"]["iterations"]
+
+
+def modules_loaded_by(statement, modules):
+    """Which of ``modules`` a fresh interpreter has loaded after ``statement`` (as the CLI: lazy)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        f"import sys; {statement}; print(sorted(m for m in {tuple(modules)!r} if m in sys.modules))"
+    )
+    env = {**os.environ, "TFAPPROX_LAZY_IMPORT": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()

@@ -1,11 +1,9 @@
 """tfapprox.config: TrainingConfig defaults, validation, dict round trip and CLI options."""
 
 import dataclasses
-import os
-import subprocess
-import sys
 
 import pytest
+from helpers import modules_loaded_by
 
 from tfapprox.config import TrainingConfig, cli_options
 
@@ -127,15 +125,7 @@ def test_cli_options_cover_every_numeric_setting_with_help():
 
 
 def test_config_module_imports_only_the_standard_library():
-    code = (
-        "import sys; import tfapprox.config; "
-        "print(sorted(m for m in ('numpy', 'tensorflow', 'keras') if m in sys.modules))"
-    )
-    env = {**os.environ, "TFAPPROX_LAZY_IMPORT": "1"}
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
-    )
-    assert out.stdout.strip() == "[]"
+    assert modules_loaded_by("import tfapprox.config", ("numpy", "tensorflow", "keras")) == "[]"
 
 
 def test_schedule_and_warmup_are_validated_together():

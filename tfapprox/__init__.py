@@ -31,6 +31,7 @@ __version__ = "0.1.0"
 _SUBMODULES = (
     "check",
     "config",
+    "construction",
     "datasets",
     "distributed",
     "engine",
