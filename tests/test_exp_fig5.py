@@ -44,7 +44,35 @@ def test_claims_and_side_runs_are_reported(result):
     assert claims["c"]["total"] > 0
     doubling = result["side"]["doubling"][0]
     assert doubling["epochs"][1] == 2 * doubling["epochs"][0]
+    # Claim (a) is read from m_h = 1 and m_h = r: both are trained twice as long.
+    assert [row["m_h"] for row in doubling["rows"]] == [1, 6]
+    for row in doubling["rows"]:
+        assert row["errors"][1] <= row["errors"][0]  # the lower of two models only falls
+    assert {c["verdict"] for c in claims["a"]} <= {"holds", "does not hold", "not converged"}
     assert result["outputs"]["figure"].endswith("fig5.png")
+
+
+def test_the_construction_is_a_start_beside_the_trained_runs(result):
+    for r in result["targets"]:
+        rank = math.inf if r["rank"] == "inf" else r["rank"]
+        for p in r["points"]:
+            assert p["best_error"] == min(p["error"], p["construction_error"])
+            assert p["best_start"] == (
+                "trained" if p["best_error"] == p["error"] else "construction"
+            )
+            if p["m_h"] < rank:
+                # Below the rank it is the truncated target, up to f̂'s 16 kinks.
+                assert p["construction_error"] == pytest.approx(p["truncation_error"], rel=0.1)
+        # From the rank on, the kept terms and so the model's function are the same.
+        past = [p["construction_error"] for p in r["points"] if p["m_h"] >= rank]
+        assert len(past) == (0 if r["rank"] == "inf" else 1 + (r["rank"] == 2))
+        assert past == pytest.approx(past[:1] * len(past), rel=1e-5)
+        polish = r["construction_finisher"]
+        if r["rank"] == "inf":
+            assert polish is None
+        else:
+            assert polish["m_h"] == r["rank"] and len(polish["errors"]) == 3
+            assert [run["steps"] for run in polish["runs"]] == [5, 10]
 
 
 def test_running_again_resumes_without_training(result, out, capsys):
@@ -54,7 +82,7 @@ def test_running_again_resumes_without_training(result, out, capsys):
     # Each sweep names its target on stderr, so a long run shows where it is.
     named = [line for line in capsys.readouterr().err.splitlines() if line.startswith("fig5: ")]
     assert named == [f"fig5: {name}, 3 runs" for name in fig5.TARGETS] + [
-        "fig5: fig5b-r6-double, 1 run",
+        "fig5: fig5b-r6-double, 2 runs",
         "fig5: fig5b-r6-pe-learned, 1 run",
     ]
     for first, second in zip(result["targets"], again["targets"]):
@@ -64,7 +92,10 @@ def test_running_again_resumes_without_training(result, out, capsys):
 def _result(name, errors, m_hs=(1, 2, 4, 8)):
     rank = "inf" if name.endswith("rinf") else int(name.rsplit("-r", 1)[1])
     beta = 0.55 if name.startswith("fig5a") else 1.0
-    points = [{"m_h": m, "error": e} for m, e in zip(m_hs, errors)]
+    points = [
+        {"m_h": m, "error": e, "best_error": e, "best_start": "trained", "construction_error": None}
+        for m, e in zip(m_hs, errors)
+    ]
     return {"target": name, "panel": name[:5], "rank": rank, "beta": beta, "points": points}
 
 
@@ -72,6 +103,37 @@ def test_claim_a_compares_errors_past_the_rank_with_the_first():
     assert fig5.claim_floor(_result("fig5b-r2", [1.0, 0.005, 0.002, 0.001]), 0.01)["holds"]
     fails = fig5.claim_floor(_result("fig5b-r2", [1.0, 0.005, 0.02, 0.001]), 0.01)
     assert not fails["holds"] and fails["worst_ratio_at_m_h_ge_r"] == pytest.approx(0.02)
+
+
+def test_claim_a_reads_the_lower_of_trained_and_construction_and_knows_convergence():
+    result = _result("fig5b-r2", [1.0, 0.05, 0.05, 0.05])
+    for p in result["points"][1:]:
+        p["construction_error"], p["best_error"], p["best_start"] = 0.002, 0.002, "construction"
+    claim = fig5.claim_floor(result, 0.01)
+    assert claim["holds"] and claim["verdict"] == "holds" and claim["moved"] is None
+    assert claim["worst_ratio_at_m_h_ge_r"] == pytest.approx(0.002)
+    assert claim["trained_worst_ratio"] == pytest.approx(0.05)
+    assert claim["starts_at_m_h_ge_r"] == ["construction"]
+    assert claim["worst_ratio_after_doubling"] is None
+    still = {
+        "rows": [
+            {"m_h": 1, "material": False, "errors": [1.0, 0.95]},
+            {"m_h": 2, "material": False, "errors": [0.002, 0.002]},
+        ]
+    }
+    assert fig5.claim_floor(result, 0.01, still)["moved"] == []
+    moved = {
+        "rows": [
+            {"m_h": 1, "material": True, "errors": [1.0, 0.5]},
+            {"m_h": 2, "material": False, "errors": [0.002, 0.003]},
+        ]
+    }
+    claim = fig5.claim_floor(result, 0.01, moved)
+    assert claim["moved"] == [1] and claim["verdict"] == "not converged"
+    # The ratio with the doubled cells: 0.002 / 0.5 (m_h = 2's longer run ended higher).
+    assert claim["worst_ratio_after_doubling"] == pytest.approx(0.004)
+    result["construction_finisher"] = {"m_h": 2, "material": True}
+    assert fig5.claim_floor(result, 0.01, still)["moved"] == ["construction at m_h = 2"]
 
 
 def test_claim_b_recovers_an_exact_power_law():
@@ -100,7 +162,7 @@ def test_one_panel_draws_alone(tmp_path):
     results = [_result("fig5b-r2", [1.0, 0.1, 0.1, 0.1]), _result("fig5b-rinf", [1, 0.5, 0.3, 0.2])]
     for r in results:
         for p in r["points"]:
-            p["truncation_error"] = 0.0
+            p["truncation_error"], p["construction_error"] = 0.0, 0.5
     claims = {"b": [fig5.claim_slope(results[1], n_bootstrap=20)]}
     path = fig5._figure(results, claims, str(tmp_path))
     assert path.endswith("fig5.png") and (tmp_path / "fig5.png").stat().st_size > 0
