@@ -6,8 +6,9 @@ from helpers import modules_loaded_by
 
 from tfapprox import Budget, engine
 from tfapprox.config import TrainingConfig
-from tfapprox.construction import construction_model, construction_rank
+from tfapprox.construction import construction_model, construction_rank, set_piecewise_linear
 from tfapprox.finisher import finish_model
+from tfapprox.layers import FeedForward
 from tfapprox.metrics import paper_error
 from tfapprox.models import attention_logits, build_transformer
 from tfapprox.targets import load_preset, make_target
@@ -61,6 +62,49 @@ def test_more_kinks_fit_better(fig5b_r6, held_out):
     ]
     # Piecewise-linear interpolation error falls as (kink spacing)²: 16× here.
     assert errors[1] < errors[0] / 4
+
+
+def _numpy_fit(points, values, count):
+    """The least-squares continuous piecewise-linear fit with ``count`` equal kinks."""
+    kinks = points[0] + (points[-1] - points[0]) * np.arange(1, count + 1) / (count + 1)
+    design = np.concatenate(
+        [points[:, None], np.maximum(points[:, None] - kinks, 0), np.ones((points.size, 1))], 1
+    )
+    return design @ np.linalg.lstsq(design, values, rcond=None)[0]
+
+
+@pytest.mark.parametrize(
+    "depth, kinks",
+    [
+        (1, 11),  # all 12 units of one layer: the carried x and 11 kinks
+        (3, 11 + 2 * (12 - 1 - 2)),  # 11, then 9 per further layer (two sums carried)
+    ],
+)
+def test_a_network_is_the_least_squares_piecewise_linear_fit(depth, kinks):
+    points = np.linspace(-0.5, 2.0, 501)
+    values = np.stack([np.sin(3 * points), points**2], axis=1)
+    network = FeedForward(hidden_dim=12, output_dim=4, depth=depth)
+    network.build((None, 3))
+    set_piecewise_linear(network, points, values, input_rows=3)
+    x = np.zeros((points.size, 3), "float32")
+    x[:, 0] = points  # only input 0 is read
+    out = np.asarray(network(x))
+    np.testing.assert_allclose(out[:, :2], _numpy_fit(points, values, kinks), atol=2e-5)
+    assert not out[:, 2:].any()  # further outputs are 0
+
+
+def test_depth_buys_kinks(fig5b_r6, held_out):
+    errors = [
+        paper_error(
+            held_out.y,
+            construction_model(fig5b_r6, Budget(m_h=6, n=8, m_ff=32, ff_depth=depth)).predict(
+                held_out.x, verbose=0
+            ),
+        )
+        for depth in (1, 3)
+    ]
+    # 31 kinks against 31 + 2 × 24 = 79: the error falls with the spacing squared.
+    assert errors[1] < errors[0] / 3
 
 
 def test_a_learned_encoding_starts_at_zero(fig5b_r6, held_out):

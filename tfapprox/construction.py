@@ -12,25 +12,27 @@ m_h and Ĥ is the truncated target `Target.truncated` up to the error of the
 feed-forward networks (the bound's second term). `construction_model`
 builds that model, weight by weight, for a target whose POD is known:
 
-- f̂: its first hidden layer has one ReLU kink per unit at m_FF equally
-  spaced points ``c_j`` of the token range, ``relu(u − c_j)``; the further
-  hidden layers pass those values on unchanged (identity kernels: a ReLU of a
-  non-negative value is the value); the output layer is the least-squares
-  fit of ``[√σ φ, √σ ψ, f]`` on a fine grid. So f̂'s outputs are the best
-  continuous piecewise-linear functions with those kinks.
+- f̂: a continuous piecewise-linear function with kinks equally spaced on
+  the token range, the least-squares fit of ``[√σ φ, √σ ψ, f]`` on a fine
+  grid (`set_piecewise_linear`): its first hidden layer holds m_FF − 1
+  kinks ``relu(u − c_j)`` and a unit carrying u; each further layer carries
+  u and the partial sums so far and spends its other units on new kinks, so
+  depth 3 at m_FF = 128 has 363 kinks where one layer has 127.
 - W_Q, W_K, W_V: 0/1 matrices that select f̂'s outputs.
-- F̂: the same kinks over the range of f (the attention output is a convex
+- F̂: the same over the range of f (the attention output is a convex
   combination of f's values), least squares to F.
 
 Every weight is a member of the hypothesis space of the budget, so the
 model's error is an upper bound on the best error of that budget, reached
 without training. On paper A's Fig. 5 targets at their size (n = m_v = 32,
-m_FF = 128, depth 3) it reproduces the truncated target to 1e-4-8e-3 in
-paper A's norm, and at m_h ≥ r its error is 0.0002-0.002: below 1 % of
-the best trained error at m_h = 1 (``analysis/fig5.py``). Trained models at
-m_h < r do much better than the construction (the softmax sees ρ only up
-to a shift per row, which the construction does not use), so the
-construction is one start among the random ones, not a replacement.
+m_FF = 128, depth 3) it reproduces the truncated target to 1e-5 (m_h = 1)
+to 1e-3 (m_h = 16, where f̂ must carry sin(32πu)) in paper A's norm, and
+at m_h ≥ r its error is 3e-5 to 2.4e-4: about 0.1 % or less of the best
+trained error at m_h = 1 (``analysis/RECIPE.md``). Trained models at
+m_h < r do much better than the construction (the softmax sees ρ only
+through the weighted mean it produces, which the construction does not
+exploit), so the construction is one start among the random ones, not a
+replacement.
 
 It applies to separable targets (`Target.pod_basis`: the ``fig5`` and
 ``bilinear`` families) with one-dimensional tokens and values (d = 1, f
@@ -44,10 +46,11 @@ import numpy as np
 
 from tfapprox._checks import check_int
 
-__all__ = ["GRID_POINTS", "construction_model", "construction_rank"]
+__all__ = ["GRID_POINTS", "construction_model", "construction_rank", "set_piecewise_linear"]
 
-# Points of the least-squares grid over the token range: 64 per kink at
-# m_FF = 128, enough that the fit is that of the functions, not the grid's.
+# Points of the least-squares grid over the token range: over 20 per kink at
+# m_FF = 128 and depth 3, enough that the fit is that of the functions, not
+# the grid's.
 GRID_POINTS = 8193
 
 _ENCODINGS = ("none", "learned")
@@ -111,29 +114,115 @@ def _check_width(budget, needed):
         )
 
 
-def _kinks(low, high, width):
-    """``width`` equally spaced kinks from ``low`` (included) towards ``high``."""
-    return low + (high - low) * np.arange(width) / width
+def _layer_kinks(width, depth, carried):
+    """Kinks per hidden layer: all units of the first, the units not carrying after."""
+    later = width - 1 - carried
+    if depth == 1 or later < 1:
+        return [width]  # one layer of kinks; the others pass them on
+    return [width - 1] + [later] * (depth - 1)
 
 
-def _fit(points, values, kinks):
-    """Least squares of ``values`` on ``[relu(points − kinks), 1]``: (coefficients, bias)."""
+def set_piecewise_linear(network, points, values, input_rows):
+    """Make ``network`` the least-squares piecewise-linear fit of ``values`` on its input 0.
+
+    With width m and depth L, the first hidden layer has a unit carrying
+    ``x − low + margin`` (≥ 0, so every ReLU passes it) and m − 1 kinks
+    ``relu(x − c)``; each further layer carries that unit and, for each of
+    the p fitted functions, its partial sum so far (plus a constant that
+    keeps it non-negative), and spends its other m − 1 − p units on new kinks
+    of x. So the depth adds kinks: (m − 1) + (L − 1)(m − 1 − p) in all,
+    equally spaced on the points' range, against m − 1 with one layer. (With
+    m − 1 − p < 1 the first layer's m kinks are passed on unchanged.) The
+    output layer adds the last kinks to the carried sums; the coefficients
+    are one least-squares fit over all kinks.
+
+    Args:
+        network: a built `tfapprox.layers.FeedForward` with ReLU hidden layers.
+        points: array ``(G,)``, increasing: where ``values`` are given.
+        values: array ``(G, p)`` with ``p ≤`` the network's output width
+            (further outputs are set to 0).
+        input_rows: int. The network's input width (only input 0 is read).
+    """
+    width = network.hidden_dim
+    depth = network.depth
+    points = np.asarray(points, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    carried = values.shape[1]
+    counts = _layer_kinks(width, depth, carried)
+    low, high = float(points[0]), float(points[-1])
+    margin = high - low
+    total = sum(counts) - (len(counts) == 1)  # the carried unit of x is the first kink
+    positions = low + (high - low) * np.arange(1, total + 1) / (total + 1)
     design = np.concatenate(
-        [np.maximum(points[:, None] - kinks[None, :], 0.0), np.ones((points.size, 1))], axis=1
+        [
+            (points - low)[:, None],
+            np.maximum(points[:, None] - positions[None, :], 0.0),
+            np.ones((points.size, 1)),
+        ],
+        axis=1,
     )
     coefficients, *_ = np.linalg.lstsq(design, values, rcond=None)
-    return coefficients[:-1], coefficients[-1]
+    linear, per_kink, bias = coefficients[0], coefficients[1:-1], coefficients[-1]
 
+    layers = network.hidden_layers
+    if len(counts) == 1:
+        # x carried in unit 0, kinks in units 1…m−1; identities after.
+        kernel = np.zeros((input_rows, width))
+        kernel[0] = 1.0
+        layers[0].set_weights([kernel, np.concatenate([[margin - low], -positions])])
+        for layer in layers[1:]:
+            layer.set_weights([np.eye(width), np.zeros(width)])
+        out = np.zeros((width, network.output_dim))
+        out[0, :carried] = linear
+        out[1:, :carried] = per_kink
+        offset = np.zeros(network.output_dim)
+        offset[:carried] = bias - linear * margin
+        network.output_layer.set_weights([out, offset])
+        return
 
-def _set_kinked_network(network, kinks, input_rows, coefficients, bias):
-    """Kinks on input 0 in the first hidden layer, identities after, the fit out."""
-    width = kinks.size
+    # Layer 0: unit 0 carries x − low + margin, units 1…m−1 are kinks.
     kernel = np.zeros((input_rows, width))
     kernel[0] = 1.0
-    network.hidden_layers[0].set_weights([kernel, -kinks])
-    for layer in network.hidden_layers[1:]:
-        layer.set_weights([np.eye(width), np.zeros(width)])
-    network.output_layer.set_weights([coefficients, bias])
+    layers[0].set_weights([kernel, np.concatenate([[margin - low], -positions[: width - 1]])])
+    # A constant per function that keeps every carried partial sum (the
+    # linear term and the kinks of the layers so far) non-negative on the
+    # points, with a margin of 1.
+    partial = (points - low)[:, None] * linear
+    lowest = partial.min(axis=0)
+    used = 0
+    for count in counts[:-1]:
+        stage = slice(used, used + count)
+        partial = partial + design[:, 1:-1][:, stage] @ per_kink[stage]
+        lowest = np.minimum(lowest, partial.min(axis=0))
+        used += count
+    shift = np.maximum(0.0, -lowest) + 1.0
+    used = width - 1
+    previous = per_kink[:used]  # the kinks the next layer adds to the sums
+    kink_rows = np.arange(1, width)  # where the previous layer's kinks are
+    for index, layer in enumerate(layers[1:], start=1):
+        kernel = np.zeros((width, width))
+        bias_l = np.zeros(width)
+        kernel[0, 0] = 1.0  # carry x − low + margin
+        for i in range(carried):
+            if index == 1:
+                kernel[0, 1 + i] = linear[i]
+                bias_l[1 + i] = shift[i] - linear[i] * margin
+            else:
+                kernel[1 + i, 1 + i] = 1.0
+            kernel[kink_rows, 1 + i] = previous[:, i]
+        new = positions[used : used + counts[index]]
+        kernel[0, 1 + carried :] = 1.0
+        bias_l[1 + carried :] = -(new - low + margin)
+        layer.set_weights([kernel, bias_l])
+        previous = per_kink[used : used + counts[index]]
+        used += counts[index]
+        kink_rows = np.arange(1 + carried, width)
+    out = np.zeros((width, network.output_dim))
+    out[1 : 1 + carried, :carried] = np.eye(carried)
+    out[kink_rows, :carried] = previous
+    offset = np.zeros(network.output_dim)
+    offset[:carried] = bias - shift
+    network.output_layer.set_weights([out, offset])
 
 
 def construction_model(
@@ -200,8 +289,7 @@ def construction_model(
         features.append(target._pair(basis)[:, order] * scale)  # ψ
     values = np.asarray(target.f(u[:, None]), dtype=np.float64).reshape(grid_points, 1)
     features.append(values)
-    wanted = np.zeros((grid_points, budget.n))
-    wanted[:, :needed] = np.concatenate(features, axis=1)
+    wanted = np.concatenate(features, axis=1)  # (grid, needed): f̂'s first outputs
 
     model = build_transformer(
         budget,
@@ -215,9 +303,7 @@ def construction_model(
         layer = model.get_layer("position_encoding")
         layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
 
-    kinks = _kinks(low, high, budget.m_ff)
-    coefficients, bias = _fit(u, wanted, kinks)
-    _set_kinked_network(model.get_layer("f_hat"), kinks, 1, coefficients, bias)
+    set_piecewise_linear(model.get_layer("f_hat"), u, wanted, 1)
 
     query = np.zeros((budget.n, budget.m_h))
     key = np.zeros((budget.n, budget.m_h))
@@ -229,7 +315,5 @@ def construction_model(
 
     z = np.linspace(values.min(), values.max(), grid_points)
     readout = np.asarray(target.F(z[:, None]), dtype=np.float64).reshape(grid_points, -1)
-    z_kinks = _kinks(float(z[0]), float(z[-1]), budget.readout_width)
-    coefficients, bias = _fit(z, readout, z_kinks)
-    _set_kinked_network(model.get_layer("F_hat"), z_kinks, budget.m_v, coefficients, bias)
+    set_piecewise_linear(model.get_layer("F_hat"), z, readout, budget.m_v)
     return model
