@@ -93,6 +93,18 @@ def test_a_network_is_the_least_squares_piecewise_linear_fit(depth, kinks):
     assert not out[:, 2:].any()  # further outputs are 0
 
 
+def test_bad_fits_are_named():
+    network = FeedForward(hidden_dim=8, output_dim=2, depth=2)
+    points = np.linspace(0, 1, 20)
+    with pytest.raises(TypeError, match="built FeedForward"):
+        set_piecewise_linear(network, points, np.zeros((20, 1)), 1)
+    network.build((None, 1))
+    with pytest.raises(ValueError, match="points"):
+        set_piecewise_linear(network, points[::-1], np.zeros((20, 1)), 1)
+    with pytest.raises(ValueError, match=r"p <= the network's 2 outputs"):
+        set_piecewise_linear(network, points, np.zeros((20, 3)), 1)
+
+
 def test_depth_buys_kinks(fig5b_r6, held_out):
     errors = [
         paper_error(

@@ -132,7 +132,8 @@ def set_piecewise_linear(network, points, values, input_rows):
     keeps it non-negative), and spends its other m − 1 − p units on new kinks
     of x. So the depth adds kinks: (m − 1) + (L − 1)(m − 1 − p) in all,
     equally spaced on the points' range, against m − 1 with one layer. (With
-    m − 1 − p < 1 the first layer's m kinks are passed on unchanged.) The
+    m − 1 − p < 1 the first layer's units, x and m − 1 kinks, are passed on
+    unchanged.) The
     output layer adds the last kinks to the carried sums; the coefficients
     are one least-squares fit over all kinks.
 
@@ -143,10 +144,23 @@ def set_piecewise_linear(network, points, values, input_rows):
             (further outputs are set to 0).
         input_rows: int. The network's input width (only input 0 is read).
     """
+    from tfapprox.layers import FeedForward
+
+    if not isinstance(network, FeedForward) or not network.built:
+        raise TypeError(f"`network` must be a built FeedForward. Received: {network!r}")
     width = network.hidden_dim
     depth = network.depth
     points = np.asarray(points, dtype=np.float64)
     values = np.asarray(values, dtype=np.float64)
+    if points.ndim != 1 or points.size < 2 or np.any(np.diff(points) <= 0):
+        raise ValueError(
+            f"`points` must be increasing, of shape (G,) with G >= 2. Received shape {points.shape}"
+        )
+    if values.ndim != 2 or len(values) != points.size or values.shape[1] > network.output_dim:
+        raise ValueError(
+            f"`values` must have shape (G, p) with G = {points.size} points and p <= the "
+            f"network's {network.output_dim} outputs. Received shape {values.shape}"
+        )
     carried = values.shape[1]
     counts = _layer_kinks(width, depth, carried)
     low, high = float(points[0]), float(points[-1])
