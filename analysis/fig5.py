@@ -211,9 +211,9 @@ def _error(point):
 def _construction_model(target, settings, m_h):
     """Jiang & Li's construction in the model of ``m_h``, or None if n is too small for it."""
     from tfapprox import Budget
-    from tfapprox.construction import construction_model, construction_rank
+    from tfapprox.construction import construction_model, construction_width
 
-    if construction_rank(target, m_h) + 1 > settings["n"]:
+    if construction_width(target, m_h) > settings["n"]:
         return None  # f̂ has too few outputs for the kept φ_k and f
     budget = Budget(
         n=settings["n"],
@@ -242,8 +242,8 @@ def add_construction(point, target, settings, train, test):
     point["best_error"], point["best_start"] = starts[start], start
 
 
-def polish_construction(target, settings, m_h, train, test):
-    """L-BFGS from the construction at ``m_h``, with ``steps`` and twice that: is it a floor?
+def polish_construction(target, settings, point, train, test):
+    """L-BFGS from the construction at ``point``'s m_h, with ``steps`` and twice that: a floor?
 
     The construction is trained further by full-batch L-BFGS
     (`tfapprox.finisher.finish_model`, which never raises the training
@@ -254,12 +254,12 @@ def polish_construction(target, settings, m_h, train, test):
     """
     from tfapprox.finisher import finish_model
 
+    if point["construction_error"] is None:
+        return None
     side = settings["construction"]
     x, y = train.x[: side["samples"]], train.y[: side["samples"]]
-    start = _construction_model(target, settings, m_h)
-    if start is None:
-        return None
-    errors, runs = [_paper_error(start, test)], []
+    m_h = point["m_h"]
+    errors, runs = [point["construction_error"]], []
     for steps in (side["steps"], 2 * side["steps"]):
         model = _construction_model(target, settings, m_h)
         info = finish_model(model, x, y, steps)
@@ -299,7 +299,7 @@ def run_target(name, settings, out):
         add_construction(point, target, settings, train, test)
         points.append(point)
     rank = _rank(name)
-    knee = [p["m_h"] for p in points if p["m_h"] >= rank]
+    knee = [p for p in points if p["m_h"] >= rank]
     polish = polish_construction(target, settings, knee[0], train, test) if knee else None
     return {
         "target": name,

@@ -6,7 +6,12 @@ from helpers import modules_loaded_by
 
 from tfapprox import Budget, engine
 from tfapprox.config import TrainingConfig
-from tfapprox.construction import construction_model, construction_rank, set_piecewise_linear
+from tfapprox.construction import (
+    construction_model,
+    construction_rank,
+    construction_width,
+    set_piecewise_linear,
+)
 from tfapprox.finisher import finish_model
 from tfapprox.layers import FeedForward
 from tfapprox.metrics import paper_error
@@ -165,6 +170,8 @@ def test_the_weights_are_a_start_for_training(fig5b_r6):
 def test_rank():
     assert construction_rank(load_preset("fig5b-r2"), 5) == 2
     assert construction_rank(load_preset("fig5b-rinf"), 5) == 5
+    # ψ = φ: the kept φ_k and f.
+    assert construction_width(load_preset("fig5b-r6"), 6) == 7
     with pytest.raises(ValueError, match="m_h"):
         construction_rank(load_preset("fig5b-r2"), 0)
 

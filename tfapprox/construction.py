@@ -46,7 +46,13 @@ import numpy as np
 
 from tfapprox._checks import check_int
 
-__all__ = ["GRID_POINTS", "construction_model", "construction_rank", "set_piecewise_linear"]
+__all__ = [
+    "GRID_POINTS",
+    "construction_model",
+    "construction_rank",
+    "construction_width",
+    "set_piecewise_linear",
+]
 
 # Points of the least-squares grid over the token range: over 20 per kink at
 # m_FF = 128 and depth 3, enough that the fit is that of the functions, not
@@ -65,6 +71,19 @@ def construction_rank(target, m_h):
     """
     m_h = check_int("m_h", m_h, minimum=1)
     return min(m_h, int(np.count_nonzero(_check_target(target).singular_values)))
+
+
+def construction_width(target, m_h):
+    """The outputs of f̂ the construction uses at ``m_h``: the kept φ_k, the ψ_k where they differ, f.
+
+    A budget needs ``n`` at least this (`construction_model` checks it).
+
+    >>> from tfapprox.targets import load_preset
+    >>> construction_width(load_preset("fig5b-r6"), 4)  # φ_1…φ_4 (ψ = φ) and f
+    5
+    """
+    k = construction_rank(target, m_h)
+    return (2 * k if target._pairing is not None else k) + 1
 
 
 def _check_target(target):
@@ -178,12 +197,13 @@ def set_piecewise_linear(network, points, values, input_rows):
     coefficients, *_ = np.linalg.lstsq(design, values, rcond=None)
     linear, per_kink, bias = coefficients[0], coefficients[1:-1], coefficients[-1]
 
+    # Layer 0: unit 0 carries x − low + margin, units 1…m−1 are kinks.
     layers = network.hidden_layers
+    kernel = np.zeros((input_rows, width))
+    kernel[0] = 1.0
+    layers[0].set_weights([kernel, np.concatenate([[margin - low], -positions[: width - 1]])])
     if len(counts) == 1:
-        # x carried in unit 0, kinks in units 1…m−1; identities after.
-        kernel = np.zeros((input_rows, width))
-        kernel[0] = 1.0
-        layers[0].set_weights([kernel, np.concatenate([[margin - low], -positions])])
+        # The other layers pass layer 0's units on (identities).
         for layer in layers[1:]:
             layer.set_weights([np.eye(width), np.zeros(width)])
         out = np.zeros((width, network.output_dim))
@@ -194,10 +214,6 @@ def set_piecewise_linear(network, points, values, input_rows):
         network.output_layer.set_weights([out, offset])
         return
 
-    # Layer 0: unit 0 carries x − low + margin, units 1…m−1 are kinks.
-    kernel = np.zeros((input_rows, width))
-    kernel[0] = 1.0
-    layers[0].set_weights([kernel, np.concatenate([[margin - low], -positions[: width - 1]])])
     # A constant per function that keeps every carried partial sum (the
     # linear term and the kinks of the layers so far) non-negative on the
     # points, with a margin of 1.
@@ -289,7 +305,7 @@ def construction_model(
     budget = _check_budget(budget)
     k = construction_rank(target, budget.m_h)
     paired = target._pairing is not None
-    needed = (2 * k if paired else k) + 1
+    needed = construction_width(target, budget.m_h)
     _check_width(budget, needed)
 
     order = np.argsort(-target.singular_values, kind="stable")[:k]
