@@ -9,7 +9,13 @@ import os
 import click
 
 from tfapprox_cli._common import echo_json, library_errors, resumable
-from tfapprox_cli.train import POSITIVE, _training_data, data_options, training_options
+from tfapprox_cli.train import (
+    POSITIVE,
+    _training_data,
+    data_options,
+    model_kwargs,
+    training_options,
+)
 
 # Past these a sweep cannot be built on any machine; refuse them before
 # building a list of widths (or a model) that exhausts the memory.
@@ -120,6 +126,7 @@ def sweep(
     ff_depth,
     seeds,
     position_encoding,
+    kink_range,
     samples,
     data_seed,
     chunk_size,
@@ -155,7 +162,7 @@ def sweep(
     if os.path.exists(out) and not os.path.isdir(out):
         raise click.BadParameter(f"{out!r} is a file, not a folder", param_hint="--out")
     train_set, held_out, description = _training_data(data, samples, data_seed)
-    settings["model_kwargs"] = {"position_encoding": position_encoding}
+    settings["model_kwargs"] = model_kwargs(position_encoding, kink_range)
     config = TrainingConfig(**settings)
     members = sweeps.plan_members(
         m_h, _flatten(m_ff), range(seeds), n=n, m_v=m_v, ff_depth=ff_depth

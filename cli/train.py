@@ -5,6 +5,7 @@ the standard library are imported here; TensorFlow comes in with the command
 that needs it.
 """
 
+import math
 import os
 
 import click
@@ -42,8 +43,30 @@ def training_options(command):
     return command
 
 
+def _kink_range(ctx, param, value):
+    """``LOW,HIGH`` as two finite floats with LOW < HIGH (exit 2 otherwise), or None."""
+    if value is None:
+        return None
+    parts = value.split(",")
+    try:
+        low, high = (float(part) for part in parts)
+    except ValueError:
+        low = high = math.nan
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise click.BadParameter(f"{value!r} is not LOW,HIGH with finite LOW < HIGH (e.g. 0,1)")
+    return [low, high]
+
+
+def model_kwargs(position_encoding, kink_range):
+    """`build_transformer` options from the model options of `data_options`."""
+    options = {"position_encoding": position_encoding}
+    if kink_range is not None:
+        options["kink_range"] = kink_range
+    return options
+
+
 def data_options(command):
-    """The options of DATA shared by train and sweep: encoding, samples, data seed."""
+    """The options of DATA shared by train and sweep: encoding, kinks, samples, data seed."""
     options = [
         click.option(
             "--position-encoding",
@@ -51,6 +74,15 @@ def data_options(command):
             default="learned",
             show_default=True,
             help="Position encoding e(t).",
+        ),
+        click.option(
+            "--kink-range",
+            default=None,
+            metavar="LOW,HIGH",
+            callback=_kink_range,
+            help="Spread the kinks of f̂'s first ReLU layer over [LOW, HIGH] (the tokens' range, "
+            "e.g. 0,1 for U[0,1] tokens) instead of zero biases, which with no position "
+            "encoding and tokens of one sign start f̂ linear.",
         ),
         click.option(
             "--samples",
@@ -153,6 +185,7 @@ def train(
     m_ff,
     ff_depth,
     position_encoding,
+    kink_range,
     samples,
     data_seed,
     seed,
@@ -178,7 +211,7 @@ def train(
     from tfapprox.budget import Budget
 
     _io.writable_folder(out)  # before training, not after
-    config = TrainingConfig(**settings, model_kwargs={"position_encoding": position_encoding})
+    config = TrainingConfig(**settings, model_kwargs=model_kwargs(position_encoding, kink_range))
     dataset, held_out, source = _training_data(data, samples, data_seed)
     budget = Budget(n=n, m_h=m_h, m_v=m_v, m_ff=m_ff, ff_depth=ff_depth)
     try:

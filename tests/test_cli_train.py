@@ -239,3 +239,33 @@ def test_ctrl_c_in_train_says_nothing_was_written_and_exits_130(tmp_path, monkey
     text = " ".join(result.stderr.split())
     assert f"Interrupted: nothing was written to {out}" in text and "tfapprox sweep" in text
     assert list(out.iterdir()) == []
+
+
+def test_train_kink_range_starts_f_hat_bent_over_the_tokens(dataset_path, tmp_path):
+    # With one epoch at a learning rate of 1e-9 the saved model is its start.
+    args = [a for a in TRAIN if a != "--no-jit"]
+    args[args.index("--epochs") + 1] = 1
+    summary = run_cli_json(
+        "train", dataset_path, *args, "--learning-rate", 1e-9, "--seed", 3,
+        "--position-encoding", "none", "--kink-range", "0.2,0.8", "--out", tmp_path / "k",
+    )  # fmt: skip
+    assert summary["hyperparameters"]["model_kwargs"] == {
+        "position_encoding": "none",
+        "kink_range": [0.2, 0.8],
+    }
+    first = load_model(tmp_path / "k" / "model.keras").get_layer("f_hat").hidden_layers[0]
+    kernel, bias = (np.asarray(w) for w in first.weights)
+    kinks = -bias / kernel[0]
+    assert np.all((kinks > 0.2 - 1e-6) & (kinks < 0.8 + 1e-6))
+
+
+@pytest.mark.parametrize("value", ["1,0", "0", "a,b", "0,inf", "0,1,2"])
+def test_train_and_sweep_reject_a_bad_kink_range(dataset_path, tmp_path, value):
+    sweep = ("--m-h", 2, "--m-ff", 8, "--n", 4, "--epochs", 2)
+    for command, options in (("train", TRAIN), ("sweep", sweep)):
+        result = run_cli(
+            command, dataset_path, *options, "--kink-range", value, "--out", tmp_path / "o",
+            expect_exit=2,
+        )  # fmt: skip
+        assert_one_line_error(result, "--kink-range", f"{value!r} is not LOW,HIGH")
+    assert not os.path.exists(tmp_path / "o")

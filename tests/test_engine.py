@@ -446,6 +446,7 @@ def test_config_model_kwargs_shape_the_members(data):
     [
         {"position_encoding": "sinusoidal", "projection_dim": 3, "use_scale": True, "causal": True},
         {"position_encoding": "none", "activation": "tanh"},
+        {"position_encoding": "none", "kink_range": [0.0, 1.0]},
     ],
 )
 def test_model_options_forward_matches_member_models(data, model_kwargs):

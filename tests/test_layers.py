@@ -133,6 +133,52 @@ def test_feedforward_matches_numpy_mlp(rng):
     np.testing.assert_allclose(np.asarray(layer(x)), expected, rtol=RTOL, atol=ATOL)
 
 
+def _first_preactivations(layer, z):
+    kernel, bias = (np.asarray(w, dtype=np.float64) for w in layer.hidden_layers[0].weights)
+    return z @ kernel + bias  # (points, m_FF)
+
+
+@pytest.mark.parametrize("low, high", [(0.0, 1.0), (1.0, 3.0), (-2.0, -1.0)])
+def test_feedforward_kinks_bend_every_first_unit_inside_the_box(low, high):
+    # Every unit's kink {w_jᵀz + b_j = 0} passes through a point of [low, high]²,
+    # so its pre-activation changes sign over the box's corners.
+    kinked = FeedForward(
+        32, 2, depth=2, kink_initializer=keras.initializers.RandomUniform(low, high, seed=5)
+    )
+    kinked.build((None, 2))
+    corners = np.array(list(itertools.product((low, high), repeat=2)))
+    pre = _first_preactivations(kinked, corners)
+    assert np.all(pre.min(axis=0) <= 1e-6) and np.all(pre.max(axis=0) >= -1e-6)
+    # Only the first layer's biases are set; the others keep bias_initializer's zeros.
+    assert all(not np.asarray(layer.bias).any() for layer in kinked.hidden_layers[1:])
+
+
+def test_feedforward_zero_biases_start_linear_on_inputs_of_one_sign_and_kinks_do_not():
+    # On u in [0, 1] a zero-bias ReLU network is linear in u (each relu(w u) is):
+    # a straight line fits it; with kinks spread over [0, 1] none does.
+    u = np.linspace(0.0, 1.0, 201)[:, None].astype("float32")
+    line = np.stack([np.ones(201), u[:, 0]], axis=1)
+
+    def off_line(net):
+        out = np.asarray(net(u), dtype=np.float64)[:, 0]
+        residual = out - line @ np.linalg.lstsq(line, out, rcond=None)[0]
+        return np.abs(residual).max() / np.ptp(out)
+
+    plain = FeedForward(16, 1, depth=1, kernel_initializer=keras.initializers.GlorotUniform(1))
+    kinked = FeedForward(
+        16,
+        1,
+        depth=1,
+        kernel_initializer=keras.initializers.GlorotUniform(1),
+        kink_initializer=keras.initializers.RandomUniform(0, 1, seed=2),
+    )
+    assert off_line(plain) < 1e-5
+    assert off_line(kinked) > 1e-2
+    # The kinks sit at c_j = −b_j / w_j, inside [0, 1].
+    kernel, bias = (np.asarray(w) for w in kinked.hidden_layers[0].weights)
+    assert np.all((-bias / kernel[0] >= 0) & (-bias / kernel[0] <= 1))
+
+
 def test_learned_position_encoding_adds_embeddings_after_projection(rng):
     layer = PositionEncoding(5, mode="learned", projection_dim=3)
     layer.build((None, 5, 2))
@@ -171,6 +217,12 @@ LAYERS = [
     (lambda: PositionEncoding(6, mode="sinusoidal"), (2, 6, 4)),
     (
         lambda: FeedForward(hidden_dim=8, output_dim=3, depth=2, output_activation="sigmoid"),
+        (2, 6, 4),
+    ),
+    (
+        lambda: FeedForward(
+            hidden_dim=8, output_dim=3, kink_initializer=keras.initializers.RandomUniform(0, 1)
+        ),
         (2, 6, 4),
     ),
     (lambda: SingleHeadAttention(key_dim=2, value_dim=3, causal=True), (2, 6, 4)),

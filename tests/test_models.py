@@ -159,6 +159,15 @@ def test_readouts_reject_models_without_the_named_parts():
         ({"output": "last"}, ValueError, "`output` must be one of"),
         ({"sequence_length": 0}, ValueError, "sequence_length=0"),
         ({"position_encoding": "rotary"}, ValueError, "`mode` must be one of"),
+        ({"kink_range": (1.0, 0.0)}, ValueError, "`kink_range` must be \\(low, high\\)"),
+        ({"kink_range": (0.0, float("inf"))}, ValueError, "`kink_range` must be"),
+        ({"kink_range": "01"}, ValueError, "`kink_range` must be"),
+        ({"kink_range": (0, 1, 2)}, ValueError, "`kink_range` must be"),
+        (
+            {"kink_range": (0, 1), "embedding": "linear"},
+            ValueError,
+            "a linear embedding has none",
+        ),
     ],
 )
 def test_build_transformer_rejects_bad_arguments(kwargs, error, message):
@@ -180,6 +189,23 @@ def test_a_seeded_model_has_the_same_weights_whatever_the_global_random_state():
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a, b)
     assert any(not np.array_equal(a, b) for a, b in zip(first, other) if a.any())
+
+
+def test_kink_range_sets_only_f_hats_first_biases_from_the_seed():
+    budget = Budget(n=8, m_h=2, m_ff=16)
+    options = dict(position_encoding="none", seed=3)
+    plain = build_transformer(budget, 6, 1, **options)
+    kinked = build_transformer(budget, 6, 1, kink_range=(0.25, 0.75), **options)
+    again = build_transformer(budget, 6, 1, kink_range=(0.25, 0.75), **options)
+    first_bias = kinked.get_layer("f_hat").hidden_layers[0].bias.path
+    for variable, a, b in zip(kinked.weights, plain.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(variable.numpy(), b)  # the seed alone decides
+        if variable.path == first_bias:
+            kernel = kinked.get_layer("f_hat").hidden_layers[0].kernel.numpy()[0]
+            kinks = -variable.numpy() / kernel
+            assert np.all((kinks >= 0.25) & (kinks <= 0.75))
+        else:
+            np.testing.assert_array_equal(variable.numpy(), a)
 
 
 def test_a_seeded_model_still_has_independent_weights():

@@ -81,6 +81,7 @@ _MODEL_OPTIONS = (
     "output_activation",
     "use_scale",
     "causal",
+    "kink_range",
 )
 
 # keras.optimizers.Adam's defaults.
@@ -849,7 +850,8 @@ def train_members(
         model_kwargs: dict or None. `build_transformer` options shared by
             every member: ``position_encoding``, ``projection_dim``,
             ``activation``, ``output_activation``, ``use_scale``,
-            ``causal`` (``output`` follows ``y``'s shape). Defaults to None:
+            ``causal``, ``kink_range`` (``output`` follows ``y``'s shape).
+            Defaults to None:
             ``config.model_kwargs`` (a different non-empty dict in both
             places is a ``ValueError``).
         shuffle_seed: int. Seed of the batch order. Defaults to 0.

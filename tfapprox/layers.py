@@ -316,6 +316,16 @@ class FeedForward(keras.layers.Layer):
             (linear).
         kernel_initializer: Defaults to ``"glorot_uniform"``.
         bias_initializer: Defaults to ``"zeros"``.
+        kink_initializer: Initializer or None. With one, it draws a point
+            ``c_j`` (shape ``(hidden_dim, input_dim)``) for each unit of the
+            first hidden layer, and that unit's bias becomes ``b_1j =
+            −w_1jᵀ c_j``, so its kink ``{z : w_1jᵀ z + b_1j = 0}`` passes
+            through ``c_j``. With zero biases every first-layer kink passes
+            through 0: on inputs of one sign (tokens in [0, 1]) each unit is
+            then linear and the network starts as a linear function, which
+            training must first bend. Kinks spread over the inputs' range
+            (e.g. ``RandomUniform(0, 1)``) start it piecewise linear there.
+            Defaults to None (``bias_initializer``'s biases).
         **kwargs: Base layer keyword arguments, such as ``name`` and ``dtype``.
 
     Call arguments:
@@ -331,6 +341,15 @@ class FeedForward(keras.layers.Layer):
     (2, 5, 4)
     >>> ff.count_params()  # (3+1)·16 + (16+1)·16 + (16+1)·4
     404
+
+    Kinks drawn over [0, 1] (one input): unit j bends at ``c_j = −b_j / w_j``.
+
+    >>> ff = FeedForward(8, 1, depth=1, kink_initializer=keras.initializers.RandomUniform(0, 1, seed=3))
+    >>> ff.build((None, 1))
+    >>> kernel, bias = (np.asarray(w) for w in ff.hidden_layers[0].weights)
+    >>> kinks = -bias / kernel[0]
+    >>> bool(np.all((kinks >= 0) & (kinks <= 1)))
+    True
     """
 
     def __init__(
@@ -342,6 +361,7 @@ class FeedForward(keras.layers.Layer):
         output_activation=None,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
+        kink_initializer=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -352,6 +372,9 @@ class FeedForward(keras.layers.Layer):
         self.output_activation = keras.activations.get(output_activation)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kink_initializer = (
+            None if kink_initializer is None else keras.initializers.get(kink_initializer)
+        )
         # One clone of each initializer per sublayer (`fresh_initializer`):
         # a shared instance would give hidden layers 2..depth equal kernels.
         self.hidden_layers = [
@@ -383,6 +406,13 @@ class FeedForward(keras.layers.Layer):
             layer.build(shape)
             shape = layer.compute_output_shape(shape)
         self.output_layer.build(shape)
+        if self.kink_initializer is not None:
+            first = self.hidden_layers[0]
+            points = fresh_initializer(self.kink_initializer, self.depth + 1)(
+                (self.hidden_dim, input_shape[-1]), dtype=first.kernel.dtype
+            )  # (m_FF, d): c_j
+            # b_j = −w_jᵀ c_j with w_j the j-th column of the (d, m_FF) kernel.
+            first.bias.assign(-ops.sum(ops.transpose(first.kernel) * points, axis=-1))
 
     def call(self, inputs):
         hidden = inputs
@@ -404,6 +434,11 @@ class FeedForward(keras.layers.Layer):
                 "output_activation": keras.activations.serialize(self.output_activation),
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "kink_initializer": (
+                    None
+                    if self.kink_initializer is None
+                    else keras.initializers.serialize(self.kink_initializer)
+                ),
             }
         )
         return config

@@ -52,6 +52,7 @@ def build_transformer(
     embedding="ffn",
     num_buckets=32,
     max_distance=128,
+    kink_range=None,
 ):
     """Build Ĥ for a `Budget`: position encoding → f̂ → L × (attention, FFN) → F̂.
 
@@ -127,6 +128,14 @@ def build_transformer(
             b_E``, paper B). Defaults to ``"ffn"``.
         num_buckets: int. T5 buckets (``rpe="t5"``). Defaults to 32.
         max_distance: int. T5's largest distinguished distance. Defaults to 128.
+        kink_range: ``(low, high)`` or None. Where f̂'s inputs lie: the
+            kinks of f̂'s first ReLU layer are spread over the box
+            ``[low, high]^{d'}`` (``b_j = −w_jᵀ c_j``, c_j uniform in it;
+            `FeedForward`'s ``kink_initializer``) instead of all passing
+            through 0. With ``position_encoding="none"`` and tokens of one
+            sign (U[0, 1] in paper A's Fig. 5) zero biases make f̂ start as
+            a linear function of the token; give the tokens' range.
+            Defaults to None (zero biases).
 
     Returns:
         A functional `keras.Model` mapping ``(batch, tau, d)`` inputs.
@@ -176,9 +185,21 @@ def build_transformer(
                 f"`{argument}` must be a Keras activation (a name such as 'relu', or a "
                 f"callable). Received: {argument}={value!r}"
             ) from None
+    kink_range = _check_kink_range(kink_range)
+    if kink_range is not None and embedding != "ffn":
+        raise ValueError(
+            "`kink_range` places the kinks of f̂'s first layer; a linear embedding has none. "
+            f"Received: kink_range={list(kink_range)}, embedding={embedding!r}"
+        )
     layers_count = budget.num_layers
     names = _part_names(layers_count, embedding)
-    seeded = _seeded_initializers(None if seed is None else check_seed("seed", seed), names)
+    seed = None if seed is None else check_seed("seed", seed)
+    seeded = _seeded_initializers(seed, names)
+    if kink_range is not None:
+        # Offset 50 within f̂'s block of 100 seeds: clear of its kernels' seeds.
+        seeded["f_hat"]["kink_initializer"] = keras.initializers.RandomUniform(
+            *kink_range, seed=None if seed is None else 1000 * seed + 150
+        )
 
     inputs = keras.Input(shape=(sequence_length, input_dim), name="x")
     hidden = PositionEncoding(
@@ -273,6 +294,23 @@ def _part_names(num_layers, embedding="ffn"):
         "attention": attention,
         "ffn": [f"ffn_{layer}" for layer in range(1, num_layers)],
     }
+
+
+def _check_kink_range(kink_range):
+    """``(low, high)`` as two floats with low < high, or None; a clear error otherwise."""
+    if kink_range is None:
+        return None
+    try:
+        if isinstance(kink_range, (str, bytes)):
+            raise TypeError
+        low, high = (float(v) for v in kink_range)
+    except (TypeError, ValueError):
+        low = high = None
+    if low is None or not (np.isfinite(low) and np.isfinite(high) and low < high):
+        raise ValueError(
+            f"`kink_range` must be (low, high) with finite low < high. Received: {kink_range!r}"
+        )
+    return low, high
 
 
 def _seeded_initializers(seed, names):
