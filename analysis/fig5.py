@@ -14,7 +14,11 @@ The paper's claims, checked here with numbers:
 
 The model is the paper's: no position encoding (the paper mentions none,
 and the targets depend on values only, so a permutation-equivariant model
-loses nothing). Every (target, m_h, seed) is trained by the batched engine
+loses nothing), and the kinks of f̂'s first layer drawn over the tokens'
+range (`build_transformer`'s ``kink_range``): with no encoding and zero
+biases every first-layer unit is linear on U[0, 1], so f̂ would start as a
+linear function of the token (at 3,840 steps that costs 25–40 % in error,
+``analysis/RECIPE.md``). Every (target, m_h, seed) is trained by the batched engine
 (`tfapprox.sweeps.run_sweep`, one resumable results file per target, so an
 interrupted run resumes), with the recipe of ``analysis/RECIPE.md``: Adam
 3e-3 with a linear warm-up and cosine decay, batch 64, a large training
@@ -22,15 +26,19 @@ set. Errors are in paper A's norm (mean over inputs of
 ``Σ_t |H_t − Ĥ_t|``) on held-out samples, beside the truncation error (the
 target with ρ cut to rank m_h, `tfapprox.metrics.truncation_errors`) and
 the error of Jiang & Li's construction built in the model of each budget
-(`tfapprox.construction`: ρ̂ is ρ's POD truncation, no training). Both are
-models of the budget, so a budget's error is the lower of its best trained
-run's and the construction's; the claims are read from it, and the table
-shows both. Side runs say how far the numbers are from the floor and what
-the encoding costs: for every target, m_h = 1 and m_h = r (the largest m_h
-for r = ∞) trained again with twice the epochs (a claim whose cells that
-moves by more than 10 % is "not converged"); at m_h = r of each finite rank,
+(`tfapprox.construction`: ρ̂ is ρ's POD truncation, no training), and below
+the rank that of the fitted kernel (`tfapprox.construction.fit_kernel`: the
+rank-m_h kernel ρ̂ = Σ a_k ⊗ b_k whose attention best reproduces the
+target's outputs, fitted by L-BFGS from the truncation and built in the
+model the same way). All are models of the budget, so a budget's error is
+the lowest of the three; the claims are read from it, and the table shows
+each. Side runs say how far the numbers are from the floor and what the
+encoding costs: for every target, m_h = 1 and m_h = r (the largest m_h for
+r = ∞) trained again with twice the epochs; at m_h = r of each finite rank,
 full-batch L-BFGS from the construction with some steps and twice as many;
-and some budgets of fig5b-r6 trained with a learned position encoding.
+every fitted kernel fitted again with twice the L-BFGS steps (a claim whose
+cells any of these moves by more than 10 % is "not converged"); and some
+budgets of fig5b-r6 trained with a learned position encoding.
 
 Three sizes: ``--quick`` (tiny, for the tests), the default (paper size cut
 to under 90 minutes on 2 CPU cores: a subset of m_h, one seed, 3,840
@@ -89,7 +97,9 @@ FULL = {
         "warmup_epochs": 1,
         "min_learning_rate": 1e-5,
         "patience": 1000,
-        "model_kwargs": {"position_encoding": "none"},
+        # No encoding, as the paper; f̂'s first-layer kinks spread over the
+        # tokens' range U[0, 1] (zero biases would start f̂ linear there).
+        "model_kwargs": {"position_encoding": "none", "kink_range": [0.0, 1.0]},
     },
     "chunk_size": 16,
     "doubling": list(TARGETS),
@@ -101,6 +111,10 @@ FULL = {
     # m_h; at m_h = r of a finite rank it is polished by full-batch L-BFGS on
     # this many training sequences, with `steps` and again with twice that.
     "construction": {"samples": 1024, "steps": 200},
+    # The fitted kernel (tfapprox.construction.fit_kernel) at every m_h below
+    # the rank: L-BFGS on this many training sequences, with `steps`
+    # iterations (the budget's start) and again with twice that (the check).
+    "fitted": {"samples": 1024, "steps": 500},
 }
 QUICK = {
     **FULL,
@@ -116,6 +130,7 @@ QUICK = {
     "position_encoding": {"target": "fig5b-r6", "m_h": [2]},
     "n_bootstrap": 100,
     "construction": {"samples": 128, "steps": 5},
+    "fitted": {"samples": 64, "steps": 5},
 }
 # The paper's m_h = 1…16 and two seeds, trained 17× longer than FULL (32,768
 # samples, 128 epochs of batch 64: 65,536 steps): 7 minutes on one H100 GPU
@@ -204,17 +219,21 @@ def _best(runs, m_h):
 
 
 def _error(point):
-    """A budget's error: the lower of its trained runs' and the construction's."""
+    """A budget's error: the lowest of its trained runs', the construction's and the fitted kernel's."""
     return point["best_error"]
 
 
-def _construction_model(target, settings, m_h):
-    """Jiang & Li's construction in the model of ``m_h``, or None if n is too small for it."""
+def _construction_model(target, settings, m_h, kernel=None):
+    """Jiang & Li's construction (with ``kernel``, that fitted kernel) in the model of ``m_h``.
+
+    None if n is too small for it.
+    """
     from tfapprox import Budget
     from tfapprox.construction import construction_model, construction_width
 
-    if construction_width(target, m_h) > settings["n"]:
-        return None  # f̂ has too few outputs for the kept φ_k and f
+    needed = construction_width(target, m_h) if kernel is None else 2 * kernel.rank + 1
+    if needed > settings["n"]:
+        return None  # f̂ has too few outputs for the kept φ_k (or a_k, b_k) and f
     budget = Budget(
         n=settings["n"],
         m_h=m_h,
@@ -223,7 +242,7 @@ def _construction_model(target, settings, m_h):
         ff_depth=settings["ff_depth"],
     )
     encoding = settings["training"].get("model_kwargs", {}).get("position_encoding", "learned")
-    return construction_model(target, budget, position_encoding=encoding)
+    return construction_model(target, budget, kernel=kernel, position_encoding=encoding)
 
 
 def _paper_error(model, data):
@@ -237,9 +256,56 @@ def add_construction(point, target, settings, train, test):
     model = _construction_model(target, settings, point["m_h"])
     point["construction_error"] = None if model is None else _paper_error(model, test)
     point["construction_train_error"] = None if model is None else _paper_error(model, train)
-    starts = {"trained": point["error"], "construction": point["construction_error"]}
+    _choose_start(point)
+
+
+def _choose_start(point):
+    """``best_error``: the lowest of the point's starts; ``best_start`` names it."""
+    starts = {
+        "trained": point["error"],
+        "construction": point.get("construction_error"),
+        "fitted kernel": point.get("fitted_error"),
+    }
     start = min((k for k, v in starts.items() if v is not None), key=starts.get)
     point["best_error"], point["best_start"] = starts[start], start
+
+
+def add_fitted(point, target, rank, settings, train, test):
+    """The fitted rank-m_h kernel (`fit_kernel`) in the model of ``point``'s m_h, below the rank.
+
+    Fitted on the first ``settings["fitted"]["samples"]`` training
+    sequences with ``steps`` L-BFGS iterations (the budget's start) and
+    again with twice that: the second is the check that more fitting would
+    not lower it (``fitted_check``). Its rank is m_h, or (n − 1) // 2 where
+    f̂ has too few outputs for a_k, b_k and f (2 m_h + 1 > n): a model of a
+    smaller rank is one of the budget's. None at m_h ≥ r, where the
+    construction is exact.
+    """
+    from tfapprox.construction import fit_kernel
+
+    m_h = point["m_h"]
+    point["fitted_error"] = point["fitted_check"] = None
+    fitted_rank = min(m_h, (settings["n"] - 1) // 2)
+    if m_h >= rank or fitted_rank < 1:
+        _choose_start(point)
+        return
+    side = settings["fitted"]
+    data = train.subset(slice(0, side["samples"]))
+    errors, runs = [], []
+    for steps in (side["steps"], 2 * side["steps"]):
+        kernel = fit_kernel(target, fitted_rank, data, steps=steps)
+        model = _construction_model(target, settings, m_h, kernel)
+        errors.append(_paper_error(model, test))
+        runs.append({"steps": steps, "iterations": kernel.iterations, "message": kernel.message})
+    point["fitted_error"], point["fitted_rank"] = errors[0], fitted_rank
+    drop = (errors[0] - min(errors)) / errors[0] if errors[0] > 0 else 0.0
+    point["fitted_check"] = {
+        "errors": errors,
+        "runs": runs,
+        "relative_drop": drop,
+        "material": drop > settings["material_rtol"],
+    }
+    _choose_start(point)
 
 
 def polish_construction(target, settings, point, train, test):
@@ -277,11 +343,12 @@ def polish_construction(target, settings, point, train, test):
 
 
 def run_target(name, settings, out):
-    """One target: trained, construction and truncation errors per m_h.
+    """One target: trained, construction, fitted-kernel and truncation errors per m_h.
 
-    Each point's ``best_error`` is the lower of the best trained run's and
-    the construction's held-out error (``best_start`` says which): both are
-    models of the budget, so the lower one bounds its best error.
+    Each point's ``best_error`` is the lowest of the best trained run's, the
+    construction's and the fitted kernel's held-out error (``best_start``
+    says which): all are models of the budget, so the lowest bounds its
+    best error.
     """
     from tfapprox import metrics, targets
 
@@ -297,6 +364,7 @@ def run_target(name, settings, out):
             continue
         point["truncation_error"] = float(truncation[m_h]["paper_error"])
         add_construction(point, target, settings, train, test)
+        add_fitted(point, target, _rank(name), settings, train, test)
         points.append(point)
     rank = _rank(name)
     knee = [p for p in points if p["m_h"] >= rank]
@@ -326,16 +394,21 @@ def _moved(result, doubled):
     polish = result.get("construction_finisher")
     if polish and polish["material"]:
         moved.append(f"construction at m_h = {polish['m_h']}")
+    for point in result["points"]:
+        check = point.get("fitted_check")
+        if point["best_start"] == "fitted kernel" and check and check["material"]:
+            moved.append(f"fitted kernel at m_h = {point['m_h']}")
     return moved
 
 
 def claim_floor(result, fraction, doubled=None):
     """(a): at every m_h ≥ r, error < ``fraction`` × the m_h = 1 error.
 
-    Read from each budget's error (the lower of its trained runs' and the
-    construction's); ``trained_worst_ratio`` is the same from trained runs
-    alone. With ``doubled`` (this target's `doubling` record) a claim whose
-    cells twice the epochs moved materially, or whose construction L-BFGS
+    Read from each budget's error (the lowest of its trained runs', the
+    construction's and the fitted kernel's); ``trained_worst_ratio`` is the
+    same from trained runs alone. With ``doubled`` (this target's `doubling`
+    record) a claim whose cells twice the epochs moved materially, whose
+    fitted kernels twice the steps moved materially, or whose construction L-BFGS
     moved materially with twice the steps, is ``"not converged"``.
     """
     rank = result["rank"]
@@ -430,7 +503,7 @@ def doubling(name, settings, result, out):
 
     Claim (a) is read from these two cells: the ratio of the error at m_h ≥ r
     to that at m_h = 1. A cell's error after the doubling is the lower of its
-    error before (trained or construction) and the longer run's: a longer
+    error before (trained, construction or fitted kernel) and the longer run's: a longer
     run that ends higher leaves the budget's best model where it was.
     """
     from tfapprox import targets
@@ -475,7 +548,8 @@ def position_encoding_cost(settings, results, out):
     name = side["target"]
     main = settings["training"].get("model_kwargs", {}).get("position_encoding", "learned")
     other = "learned" if main == "none" else "none"
-    config = _config(settings, model_kwargs={"position_encoding": other})
+    options = settings["training"].get("model_kwargs", {})
+    config = _config(settings, model_kwargs={**options, "position_encoding": other})
     sweep, _, _ = _train(
         targets.load_preset(name), settings, side["m_h"], out, f"{name}-pe-{other}", config
     )
@@ -500,7 +574,9 @@ def position_encoding_cost(settings, results, out):
 def _cell(point):
     construction = point["construction_error"]
     built = "—" if construction is None else f"{construction:.2g}"
-    return f"{point['error']:.3g} / {built} ({point['truncation_error']:.2g})"
+    fitted = point.get("fitted_error")
+    fit = "—" if fitted is None else f"{fitted:.2g}"
+    return f"{point['error']:.3g} / {built} / {fit} ({point['truncation_error']:.2g})"
 
 
 def _said(claim):
@@ -523,9 +599,10 @@ def table(results, claims, side):
     text = _experiment.markdown_table(["target", "r", "β", *[f"m_h={m}" for m in m_hs]], rows)
     lines = [
         "Held-out error in paper A's norm (mean Σ_t |H_t − Ĥ_t|): best trained seed / "
-        "Jiang & Li's construction built in the model, untrained (tfapprox.construction); "
+        "Jiang & Li's construction built in the model, untrained (tfapprox.construction) / "
+        "the fitted rank-m_h kernel built in the model (fit_kernel; below the rank); "
         "in brackets the truncation error (ρ cut to rank m_h). A budget's error is the "
-        "lower of the first two.",
+        "lowest of the first three.",
         "",
         text,
         "",
@@ -576,6 +653,18 @@ def table(results, claims, side):
                 f"{polish['errors'][2]:.3g} ({steps}; largest drop "
                 f"{100 * polish['relative_drop']:.1f}%, material: {polish['material']})"
             )
+    for r in results:
+        checks = [p for p in r["points"] if p.get("fitted_check")]
+        if checks:
+            worst = max(checks, key=lambda p: p["fitted_check"]["relative_drop"])
+            lines.append(
+                f"- fitted kernel ({r['target']}, m_h = "
+                f"{', '.join(str(p['m_h']) for p in checks)}): twice the L-BFGS steps lowered "
+                f"it by at most {100 * worst['fitted_check']['relative_drop']:.1f}% (m_h = "
+                f"{worst['m_h']}; material: {worst['fitted_check']['material']}); the best "
+                f"start at m_h = "
+                f"{', '.join(str(p['m_h']) for p in checks if p['best_start'] == 'fitted kernel') or 'none'}"
+            )
     for row in side["position_encoding"]["rows"]:
         lines.append(
             f"- position encoding on {side['position_encoding']['target']}, m_h = {row['m_h']}: "
@@ -609,14 +698,16 @@ def _figure(results, claims, out):
                 color=f"C{index}",
                 alpha=0.6,
             )
-            built = [p for p in r["points"] if p.get("construction_error") is not None]
-            axis.loglog(
-                [p["m_h"] for p in built],
-                [p["construction_error"] for p in built],
-                "x--",
-                color=f"C{index}",
-                alpha=0.8,
-            )
+            for key, style in (("construction_error", "x--"), ("fitted_error", "s-.")):
+                have = [p for p in r["points"] if p.get(key) is not None]
+                axis.loglog(
+                    [p["m_h"] for p in have],
+                    [p[key] for p in have],
+                    style,
+                    color=f"C{index}",
+                    alpha=0.8,
+                    ms=4,
+                )
         paper = PAPER["r_inf_errors"][panel]
         axis.loglog([int(k) for k in paper], list(paper.values()), "k^", ms=5, label="paper, r = ∞")
         for fit in claims["b"]:
@@ -631,7 +722,8 @@ def _figure(results, claims, out):
                 )
         beta = next(r["beta"] for r in results if r["panel"] == panel)
         axis.set_title(
-            f"{panel}: σ_i = i^-{beta:g} (o: trained, x: construction, dotted: truncation)",
+            f"{panel}: σ_i = i^-{beta:g} (o: trained, x: construction, s: fitted kernel, "
+            "dotted: truncation)",
             fontsize=8,
         )
         axis.set_xlabel("m_h")
@@ -681,8 +773,9 @@ def main(argv=None):
             **settings,
             "optimizer": "Adam, linear warm-up then cosine decay (tfapprox.TrainingConfig)",
             "error": (
-                "paper A's norm on held-out samples: the lower of the best seed's and Jiang "
-                "& Li's construction built in the model (tfapprox.construction)"
+                "paper A's norm on held-out samples: the lowest of the best seed's, Jiang "
+                "& Li's construction built in the model (tfapprox.construction) and, below "
+                "the rank, the fitted kernel built in the model (fit_kernel)"
             ),
             "trade": (
                 "the paper's sizes and m_h = 1..16, two seeds; 65,536 steps where the paper "

@@ -7,11 +7,15 @@ from helpers import modules_loaded_by
 from tfapprox import Budget, engine
 from tfapprox.config import TrainingConfig
 from tfapprox.construction import (
+    FittedKernel,
+    _kernel_loss,
     construction_model,
     construction_rank,
     construction_width,
+    fit_kernel,
     set_piecewise_linear,
 )
+from tfapprox.datasets import Dataset
 from tfapprox.finisher import finish_model
 from tfapprox.layers import FeedForward
 from tfapprox.metrics import paper_error
@@ -198,6 +202,117 @@ def test_bad_types_are_named(fig5b_r6):
         construction_model("fig5b-r6", Budget(m_h=2, **SMALL))
     with pytest.raises(TypeError, match="budget"):
         construction_model(fig5b_r6, {"m_h": 2})
+
+
+# The fitted kernel: the rank-m_h ρ̂ whose attention best reproduces the outputs.
+
+
+def _reduced_model(kernel, x):
+    """NumPy reference: Σ_s softmax_s(a(x_t)·b(x_s)) x_s, the fitted model of fig5 (f = F = id)."""
+    a, b = kernel.features(x[..., 0])
+    logits = np.einsum("ntk,nsk->nts", a, b)
+    weights = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    weights /= weights.sum(axis=-1, keepdims=True)
+    return (weights @ x[..., 0][..., None]).astype("float64")
+
+
+@pytest.fixture(scope="module")
+def fitted(fig5b_r6):
+    return fit_kernel(fig5b_r6, 2, fig5b_r6.sample(128, seed=0), steps=60)
+
+
+def test_the_kernel_gradient_is_the_finite_difference():
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(3, 5, 4))
+    values, y = rng.normal(size=(3, 5)), rng.normal(size=(3, 5))
+    params = rng.normal(scale=0.5, size=2 * 2 * 4)
+    loss, grad = _kernel_loss(params, (2, 4), basis, values, y)
+    numeric = np.zeros_like(params)
+    for i in range(params.size):
+        step = np.zeros_like(params)
+        step[i] = 1e-6
+        plus = _kernel_loss(params + step, (2, 4), basis, values, y)[0]
+        minus = _kernel_loss(params - step, (2, 4), basis, values, y)[0]
+        numeric[i] = (plus - minus) / 2e-6
+    np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-8)
+    # The loss is the MSE of the attention-weighted values.
+    a = basis @ params[:8].reshape(2, 4).T
+    b = basis @ params[8:].reshape(2, 4).T
+    logits = np.einsum("ntk,nsk->nts", a, b)
+    weights = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    assert loss == pytest.approx(np.mean((weights @ values[..., None] - y[..., None]) ** 2))
+
+
+def test_the_fit_starts_at_the_truncation_and_goes_far_below_it(fig5b_r6, fitted):
+    data = fig5b_r6.sample(128, seed=0)
+    truncation = np.mean((fig5b_r6.truncated(2)(data.x.astype("float64")) - data.y) ** 2)
+    # Started at ρ's rank-2 POD truncation (projected on the Fourier basis) ...
+    assert fitted.start_loss == pytest.approx(truncation, rel=0.05)
+    # ... it ends well below it: the best rank-2 kernel is not the truncation.
+    assert fitted.loss < truncation / 3
+    assert isinstance(fitted, FittedKernel) and fitted.rank == 2 and fitted.iterations <= 60
+
+
+def test_a_fitted_kernel_evaluates_as_its_features(fitted):
+    u, v = np.linspace(0, 1, 7), np.linspace(1, 0, 7)
+    a, _ = fitted.features(u)
+    _, b = fitted.features(v)
+    np.testing.assert_allclose(fitted(u, v), np.sum(a * b, axis=-1))
+
+
+def test_the_model_of_a_fitted_kernel_is_its_reduced_model(fig5b_r6, held_out, fitted):
+    model = construction_model(fig5b_r6, Budget(m_h=2, n=8, m_ff=64, ff_depth=2), kernel=fitted)
+    predicted = model.predict(held_out.x, verbose=0)
+    reference = _reduced_model(fitted, held_out.x)
+    # f̂'s kinks carry a_k, b_k and f: the model is the reduced one to ~1e-3.
+    assert paper_error(reference, predicted) < 3e-3
+    # And far better than the truncation's construction at the same budget.
+    truncation = construction_model(fig5b_r6, Budget(m_h=2, n=8, m_ff=64, ff_depth=2))
+    errors = [
+        paper_error(held_out.y, m.predict(held_out.x, verbose=0)) for m in (model, truncation)
+    ]
+    assert errors[0] < errors[1] / 1.5
+
+
+def test_a_kernel_of_lower_rank_is_a_model_of_a_larger_budget(fig5b_r6, held_out, fitted):
+    small = construction_model(fig5b_r6, Budget(m_h=2, n=8, m_ff=64, ff_depth=2), kernel=fitted)
+    large = construction_model(fig5b_r6, Budget(m_h=5, n=8, m_ff=64, ff_depth=2), kernel=fitted)
+    np.testing.assert_allclose(
+        large.predict(held_out.x, verbose=0), small.predict(held_out.x, verbose=0), atol=1e-5
+    )
+    assert int(np.count_nonzero(large.get_layer("attention").get_weights()[0].any(axis=0))) == 2
+
+
+def test_more_steps_never_raise_the_fitted_loss(fig5b_r6):
+    data = fig5b_r6.sample(64, seed=2)
+    losses = [fit_kernel(fig5b_r6, 1, data, steps=steps).loss for steps in (1, 5, 25)]
+    assert losses[0] >= losses[1] >= losses[2]
+
+
+def test_bad_fitted_kernels_are_named(fig5b_r6, fitted):
+    with pytest.raises(ValueError, match="rank 2, above the budget's m_h = 1"):
+        construction_model(fig5b_r6, Budget(m_h=1, **SMALL), kernel=fitted)
+    with pytest.raises(TypeError, match="FittedKernel"):
+        construction_model(fig5b_r6, Budget(m_h=2, **SMALL), kernel=np.zeros((2, 33)))
+    with pytest.raises(ValueError, match="n = 4"):  # a_1, a_2, b_1, b_2 and f: 5 outputs
+        construction_model(fig5b_r6, Budget(m_h=2, n=4, m_ff=8), kernel=fitted)
+    with pytest.raises(ValueError, match="m_h"):
+        fit_kernel(fig5b_r6, 0)
+    with pytest.raises(ValueError, match="steps"):
+        fit_kernel(fig5b_r6, 1, steps=0)
+    with pytest.raises(TypeError, match="data"):
+        fit_kernel(fig5b_r6, 1, (np.zeros((2, 16, 1)), np.zeros((2, 16, 1))))
+    with pytest.raises(ValueError, match="sequences of"):
+        fit_kernel(fig5b_r6, 1, Dataset(np.zeros((2, 8, 1)), np.zeros((2, 8, 1))))
+    with pytest.raises(ValueError, match="no known POD basis"):
+        fit_kernel(load_preset("table2-exp"), 1)
+
+
+def test_a_readout_other_than_the_identity_is_refused():
+    target = load_preset("fig5b-r6")
+    target._F = lambda z: 2.0 * z  # this instance only
+    with pytest.raises(ValueError, match="readout F other than the identity"):
+        fit_kernel(target, 1)
 
 
 def test_importing_it_loads_no_keras():

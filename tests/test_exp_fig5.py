@@ -57,10 +57,14 @@ def test_the_construction_is_a_start_beside_the_trained_runs(result):
     for r in result["targets"]:
         rank = math.inf if r["rank"] == "inf" else r["rank"]
         for p in r["points"]:
-            assert p["best_error"] == min(p["error"], p["construction_error"])
-            assert p["best_start"] == (
-                "trained" if p["best_error"] == p["error"] else "construction"
-            )
+            starts = {
+                "trained": p["error"],
+                "construction": p["construction_error"],
+                "fitted kernel": p["fitted_error"],
+            }
+            starts = {k: v for k, v in starts.items() if v is not None}
+            assert p["best_error"] == min(starts.values())
+            assert starts[p["best_start"]] == p["best_error"]
             if p["m_h"] < rank:
                 # Below the rank it is the truncated target, up to f̂'s 16 kinks.
                 assert p["construction_error"] == pytest.approx(p["truncation_error"], rel=0.1)
@@ -74,6 +78,38 @@ def test_the_construction_is_a_start_beside_the_trained_runs(result):
         else:
             assert polish["m_h"] == r["rank"] and len(polish["errors"]) == 3
             assert [run["steps"] for run in polish["runs"]] == [5, 10]
+
+
+def test_below_the_rank_the_fitted_kernel_is_a_start_too(result):
+    n = result["settings"]["n"]  # 8 in --quick: a_k, b_k and f fit for rank ≤ 3
+    for r in result["targets"]:
+        rank = math.inf if r["rank"] == "inf" else r["rank"]
+        for p in r["points"]:
+            if p["m_h"] >= rank:
+                assert p["fitted_error"] is None and p["fitted_check"] is None
+                continue
+            assert p["fitted_rank"] == min(p["m_h"], (n - 1) // 2)
+            # Fitted from the truncation, it ends below the truncation's construction.
+            assert p["fitted_error"] < p["construction_error"]
+            check = p["fitted_check"]
+            assert [run["steps"] for run in check["runs"]] == [5, 10]
+            assert check["errors"][0] == p["fitted_error"]
+            drop = (check["errors"][0] - min(check["errors"])) / check["errors"][0]
+            assert check["relative_drop"] == pytest.approx(drop)
+            assert check["material"] == (drop > result["settings"]["material_rtol"])
+
+
+def test_a_fitted_kernel_that_moves_with_twice_the_steps_is_not_converged():
+    result = _result("fig5b-rinf", [1.0, 0.5, 0.3, 0.2])
+    point = result["points"][1]
+    point["fitted_check"] = {"material": True}
+    still = {"rows": [{"m_h": 1, "material": False, "errors": [1.0, 1.0]}]}
+    # Only where the fitted kernel is the budget's start does its move count.
+    assert fig5.claim_slope(result, 50, still)["moved"] == []
+    point["best_start"] = "fitted kernel"
+    claim = fig5.claim_slope(result, 50, still)
+    assert claim["moved"] == ["fitted kernel at m_h = 2"]
+    assert claim["verdict"] == "not converged"
 
 
 def test_running_again_resumes_without_training(result, out, capsys):
@@ -173,14 +209,17 @@ def test_the_paper_model_has_no_position_encoding_and_the_side_run_has_one(resul
     import json
     import os
 
-    assert result["settings"]["training"]["model_kwargs"] == {"position_encoding": "none"}
+    paper = {"position_encoding": "none", "kink_range": [0.0, 1.0]}
+    assert result["settings"]["training"]["model_kwargs"] == paper
     for name in fig5.TARGETS:
         with open(os.path.join(out, f"{name}.json")) as f:
             runs = json.load(f)["runs"]
-        assert {r["hyperparameters"]["model_kwargs"]["position_encoding"] for r in runs} == {"none"}
+        assert all(r["hyperparameters"]["model_kwargs"] == paper for r in runs)
     with open(os.path.join(out, "fig5b-r6-pe-learned.json")) as f:
         side = json.load(f)["runs"]
-    assert {r["hyperparameters"]["model_kwargs"]["position_encoding"] for r in side} == {"learned"}
+    # The side run differs in the encoding only.
+    learned = {**paper, "position_encoding": "learned"}
+    assert all(r["hyperparameters"]["model_kwargs"] == learned for r in side)
     # The learned encoding adds τ·d = 16 weights (e(t)) to each model.
     with open(os.path.join(out, "fig5b-r6.json")) as f:
         plain = {r["budget"]["m_h"]: r["parameter_count"] for r in json.load(f)["runs"]}
@@ -206,7 +245,10 @@ def test_long_picks_the_paper_sizes(tmp_path):
         128,
         3,
     )
-    assert settings["training"]["model_kwargs"] == {"position_encoding": "none"}
+    assert settings["training"]["model_kwargs"] == {
+        "position_encoding": "none",
+        "kink_range": [0.0, 1.0],
+    }
     steps = (
         settings["samples"] // settings["training"]["batch_size"] * settings["training"]["epochs"]
     )
@@ -246,7 +288,10 @@ def test_runs_of_other_settings_are_refused_with_a_way_out(result, out, tmp_path
     with pytest.raises(ValueError, match="use another --out folder, or remove this one") as err:
         fig5.main(["--quick", "--out", str(old)])
     assert "--force" not in str(err.value)
-    assert "model_kwargs {} there, {'position_encoding': 'none'} here" in str(err.value)
+    assert (
+        "model_kwargs {} there, {'position_encoding': 'none', 'kink_range': [0.0, 1.0]} here"
+        in str(err.value)
+    )
     result = run_cli("experiment", "fig5", "--quick", "--out", old, expect_exit=1)
     assert "Traceback" not in result.output
     errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]

@@ -34,6 +34,16 @@ through the weighted mean it produces, which the construction does not
 exploit), so the construction is one start among the random ones, not a
 replacement.
 
+Below the rank the truncation is not the best rank-m_h kernel: the
+softmax sees ρ only through the weights it produces, so another rank-m_h
+kernel can give outputs much closer to the target's. `fit_kernel` finds
+one: ``ρ̂ = Σ_{k≤m_h} a_k ⊗ b_k`` with a_k, b_k in a Fourier basis of the
+token range, started at the truncation and fitted to the target's outputs
+by L-BFGS (values f and readout F kept), and `construction_model(...,
+kernel=...)` builds it in the model the same way (f̂ carries a_k, b_k and
+f). On Fig. 5's targets it is 2–20× below both the truncation and 3,840
+Adam steps at 2 ≤ m_h < r and on r = ∞ (``analysis/RECIPE.md``).
+
 It applies to separable targets (`Target.pod_basis`: the ``fig5`` and
 ``bilinear`` families) with one-dimensional tokens and values (d = 1, f
 scalar) and no position dependence, in paper A's one-layer, one-head model.
@@ -42,15 +52,19 @@ This module imports only NumPy and the standard library at module level
 (Keras when called).
 """
 
+import dataclasses
+
 import numpy as np
 
-from tfapprox._checks import check_int
+from tfapprox._checks import check_int, check_seed
 
 __all__ = [
     "GRID_POINTS",
+    "FittedKernel",
     "construction_model",
     "construction_rank",
     "construction_width",
+    "fit_kernel",
     "set_piecewise_linear",
 ]
 
@@ -124,12 +138,11 @@ def _check_budget(budget):
     return budget
 
 
-def _check_width(budget, needed):
+def _check_width(budget, needed, carried="the kept φ_k, the ψ_k where they differ, and f"):
     if needed > budget.n:
         raise ValueError(
             f"`budget` has n = {budget.n}, but the construction needs {needed} outputs of f̂ "
-            "(the kept φ_k, the ψ_k where they differ, and f). Received: "
-            f"n={budget.n}, m_h={budget.m_h}"
+            f"({carried}). Received: n={budget.n}, m_h={budget.m_h}"
         )
 
 
@@ -255,8 +268,203 @@ def set_piecewise_linear(network, points, values, input_rows):
     network.output_layer.set_weights([out, offset])
 
 
+def _fourier(u, low, high, terms):
+    """``[1, √2 sin 2πjũ, √2 cos 2πjũ]_{j≤terms}`` at ``ũ = (u − low)/(high − low)``: ``(..., 2·terms + 1)``."""
+    scaled = (np.asarray(u, dtype=np.float64) - low) / (high - low)
+    angles = 2.0 * np.pi * scaled[..., None] * np.arange(1, terms + 1)
+    ones = np.ones(scaled.shape + (1,))
+    return np.concatenate([ones, np.sqrt(2) * np.sin(angles), np.sqrt(2) * np.cos(angles)], -1)
+
+
+@dataclasses.dataclass(frozen=True)
+class FittedKernel:
+    """A rank-m kernel ``ρ̂(u, v) = Σ_k a_k(u) b_k(v)`` in a Fourier basis (`fit_kernel`'s result).
+
+    ``a(u) = query · e(u)`` and ``b(v) = key · e(v)`` with ``e`` the basis
+    ``[1, √2 sin 2πjũ, √2 cos 2πjũ]_{j ≤ terms}`` of ``ũ = (u − low)/(high − low)``.
+
+    Attributes:
+        query, key: arrays ``(m, 2·terms + 1)``: the coefficients of a_k and b_k.
+        low, high: floats. The token range the basis is periodic on.
+        terms: int. The highest frequency j.
+        loss: float. The mean squared error on the fitting data at the end.
+        start_loss: float. The same at the start (the POD truncation).
+        iterations: int. L-BFGS iterations run.
+        message: str. Why L-BFGS stopped.
+    """
+
+    query: np.ndarray
+    key: np.ndarray
+    low: float
+    high: float
+    terms: int
+    loss: float
+    start_loss: float
+    iterations: int
+    message: str
+
+    @property
+    def rank(self):
+        """m, the number of terms a_k ⊗ b_k."""
+        return self.query.shape[0]
+
+    def features(self, u):
+        """``(a(u), b(u))``: two arrays ``(..., m)`` at scalar tokens ``u`` ``(...)``."""
+        basis = _fourier(u, self.low, self.high, self.terms)
+        return basis @ self.query.T, basis @ self.key.T
+
+    def __call__(self, u, v):
+        """``ρ̂(u, v)`` for scalar tokens broadcasting together."""
+        a, _ = self.features(u)
+        _, b = self.features(v)
+        return np.sum(a * b, axis=-1)
+
+
+def _kernel_loss(params, shapes, basis, values, y):
+    """MSE of ``Σ_s softmax_s(a(x_t)·b(x_s)) f(x_s)`` against ``y``, and its gradient."""
+    m, width = shapes
+    query = params[: m * width].reshape(m, width)
+    key = params[m * width :].reshape(m, width)
+    a = basis @ query.T  # (N, τ, m)
+    b = basis @ key.T
+    logits = np.einsum("ntk,nsk->nts", a, b)
+    logits -= logits.max(axis=-1, keepdims=True)
+    weights = np.exp(logits)
+    weights /= weights.sum(axis=-1, keepdims=True)
+    out = np.einsum("nts,ns->nt", weights, values)
+    residual = out - y
+    loss = float(np.mean(residual**2))
+    # d loss / d logit_ts = (2/(Nτ)) r_t w_ts (f_s − ŷ_t)
+    grad_logits = (2.0 / residual.size) * residual[..., None] * weights
+    grad_logits *= values[:, None, :] - out[..., None]
+    grad_a = np.einsum("nts,nsk->ntk", grad_logits, b)
+    grad_b = np.einsum("nts,ntk->nsk", grad_logits, a)
+    grad_query = np.einsum("ntk,ntb->kb", grad_a, basis)
+    grad_key = np.einsum("ntk,ntb->kb", grad_b, basis)
+    return loss, np.concatenate([grad_query.ravel(), grad_key.ravel()])
+
+
+def fit_kernel(target, m_h, data=None, *, terms=16, steps=500, seed=0):
+    """The rank-``m_h`` kernel whose attention best reproduces ``target``'s outputs.
+
+    Fits ``ρ̂ = Σ_{k≤m_h} a_k ⊗ b_k`` (a_k, b_k in the Fourier basis of
+    `FittedKernel`) to minimise the mean squared error of
+
+        ``Ĥ_t = F( Σ_s softmax_s[ρ̂(x(t), x(s))] f(x(s)) )``
+
+    against the target's outputs on ``data``, with f and F the target's
+    own: the model `construction_model` builds with ``kernel=``. It starts
+    at ρ's POD truncation (the construction, projected on the basis; terms
+    past the rank start at 1e-3 random noise) and runs L-BFGS
+    (`scipy.optimize.minimize`) with the exact gradient, so it never ends
+    above the truncation on ``data``. Below the rank it is often far below:
+    the softmax sees ρ̂ only through the weights it produces.
+
+    Args:
+        target: as for `construction_model`, with F the identity.
+        m_h: int >= 1. The rank m.
+        data: `tfapprox.datasets.Dataset` of ``target`` to fit on, or None
+            (1,024 sequences sampled with ``seed``).
+        terms: int >= 1. Highest frequency of the basis. Defaults to 16.
+        steps: int >= 1. Most L-BFGS iterations. Defaults to 500.
+        seed: int. Seed of the noise on the terms past the rank (and of the
+            sample when ``data`` is None). Defaults to 0.
+
+    Returns:
+        `FittedKernel`.
+
+    >>> from tfapprox.targets import load_preset
+    >>> target = load_preset("fig5b-r6")
+    >>> kernel = fit_kernel(target, 2, target.sample(256, seed=1), steps=100)
+    >>> kernel.rank, kernel.loss < kernel.start_loss / 2
+    (2, True)
+    """
+    from scipy.optimize import minimize
+
+    from tfapprox.datasets import Dataset
+
+    target = _check_target(target)
+    m_h = check_int("m_h", m_h, minimum=1)
+    terms = check_int("terms", terms, minimum=1)
+    steps = check_int("steps", steps, minimum=1)
+    seed = check_seed("seed", seed)
+    probe = np.linspace(-1.0, 2.0, 7)[:, None]
+    if not np.allclose(np.asarray(target.F(probe), dtype=np.float64), probe):
+        raise ValueError(
+            f"`target` {target.name!r} has a readout F other than the identity; fit_kernel "
+            "fits the kernel with F = identity"
+        )
+    if data is None:
+        data = target.sample(1024, seed=seed)
+    if not isinstance(data, Dataset):
+        raise TypeError(f"`data` must be a tfapprox Dataset. Received: {type(data).__name__}")
+    if data.x.shape[1:] != (target.sequence_length, 1) or data.y.shape[1:] != (
+        target.sequence_length,
+        1,
+    ):
+        raise ValueError(
+            f"`data` must hold sequences of {target.name!r}: x and y of shape (N, "
+            f"{target.sequence_length}, 1). Received x {data.x.shape}, y {data.y.shape}"
+        )
+    tokens = np.asarray(data.x[..., 0], dtype=np.float64)
+    low, high = _token_range(target)
+    basis = _fourier(tokens, low, high, terms)  # (N, τ, B)
+    values = np.asarray(target.f(data.x), dtype=np.float64)[..., 0]
+    y = np.asarray(data.y[..., 0], dtype=np.float64)
+
+    # The start: ρ's POD truncation, its terms projected on the basis.
+    k = construction_rank(target, m_h)
+    order = np.argsort(-target.singular_values, kind="stable")[:k]
+    scale = np.sqrt(target.singular_values[order])
+    grid = np.linspace(low, high, 2049)
+    on_grid = _fourier(grid, low, high, terms)
+    phi = target.pod_basis(grid[:, None])
+    psi = target._pair(phi)
+    width = on_grid.shape[1]
+    rng = np.random.default_rng(seed)
+    query = 1e-3 * rng.standard_normal((m_h, width))
+    key = 1e-3 * rng.standard_normal((m_h, width))
+    query[:k] = np.linalg.lstsq(on_grid, phi[:, order] * scale, rcond=None)[0].T
+    key[:k] = np.linalg.lstsq(on_grid, psi[:, order] * scale, rcond=None)[0].T
+    start = np.concatenate([query.ravel(), key.ravel()])
+    shapes = (m_h, width)
+    start_loss = _kernel_loss(start, shapes, basis, values, y)[0]
+    result = minimize(
+        _kernel_loss,
+        start,
+        args=(shapes, basis, values, y),
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": steps, "maxcor": 30, "ftol": 1e-15, "gtol": 1e-12},
+    )
+    params = result.x if result.fun <= start_loss else start
+    return FittedKernel(
+        query=params[: m_h * width].reshape(m_h, width),
+        key=params[m_h * width :].reshape(m_h, width),
+        low=low,
+        high=high,
+        terms=terms,
+        loss=float(min(result.fun, start_loss)),
+        start_loss=float(start_loss),
+        iterations=int(result.nit),
+        message=str(result.message),
+    )
+
+
+def _token_range(target):
+    """The range f̂'s kinks and the fitted kernel's basis cover: that of 256 sampled sequences."""
+    tokens = target.sample(256, seed=0).x.reshape(-1)
+    return float(tokens.min()), float(tokens.max())
+
+
 def construction_model(
-    target, budget, *, position_encoding="none", seed=0, grid_points=GRID_POINTS
+    target,
+    budget,
+    *,
+    kernel=None,
+    position_encoding="none",
+    seed=0,
+    grid_points=GRID_POINTS,
 ):
     """Paper A's model of ``budget`` with the weights of Jiang & Li's construction.
 
@@ -275,7 +483,12 @@ def construction_model(
         target: `tfapprox.targets.Target` with a known POD (``pod_basis``),
             d = 1, scalar values f, and a ρ of values only.
         budget: `tfapprox.Budget` of one layer and one head, with
-            ``n ≥ k + 1`` (``2k + 1`` when ψ differs from φ).
+            ``n ≥ k + 1`` (``2k + 1`` when ψ differs from φ, or with a
+            ``kernel``).
+        kernel: `FittedKernel` of rank k ≤ m_h (from `fit_kernel`) or
+            None. With one, f̂ carries its a_k and b_k (and f), ρ̂ is that
+            kernel, not the truncation (the other m_h − k columns of W_Q
+            and W_K are 0), and ``n ≥ 2k + 1``. Defaults to None.
         position_encoding: ``"none"`` or ``"learned"`` (whose e(t) is set to
             0). Defaults to ``"none"``, paper A's model for these targets.
         seed: int. The seed `build_transformer` gets; the construction sets
@@ -303,20 +516,31 @@ def construction_model(
     position_encoding = check_choice("position_encoding", position_encoding, _ENCODINGS)
     grid_points = check_int("grid_points", grid_points, minimum=2)
     budget = _check_budget(budget)
-    k = construction_rank(target, budget.m_h)
-    paired = target._pairing is not None
-    needed = construction_width(target, budget.m_h)
-    _check_width(budget, needed)
-
-    order = np.argsort(-target.singular_values, kind="stable")[:k]
-    scale = np.sqrt(target.singular_values[order])
-    tokens = target.sample(256, seed=0).x.reshape(-1)
-    low, high = float(tokens.min()), float(tokens.max())
+    low, high = _token_range(target)
     u = np.linspace(low, high, grid_points)
-    basis = target.pod_basis(u[:, None])  # (grid, terms): φ
-    features = [basis[:, order] * scale]
-    if paired:
-        features.append(target._pair(basis)[:, order] * scale)  # ψ
+    if kernel is None:
+        k = construction_rank(target, budget.m_h)
+        paired = target._pairing is not None
+        needed = construction_width(target, budget.m_h)
+        _check_width(budget, needed)
+        order = np.argsort(-target.singular_values, kind="stable")[:k]
+        scale = np.sqrt(target.singular_values[order])
+        basis = target.pod_basis(u[:, None])  # (grid, terms): φ
+        features = [basis[:, order] * scale]
+        if paired:
+            features.append(target._pair(basis)[:, order] * scale)  # ψ
+    else:
+        if not isinstance(kernel, FittedKernel):
+            raise TypeError(
+                f"`kernel` must be a FittedKernel (fit_kernel). Received: {type(kernel).__name__}"
+            )
+        if kernel.rank > budget.m_h:
+            raise ValueError(
+                f"`kernel` has rank {kernel.rank}, above the budget's m_h = {budget.m_h}"
+            )
+        k, paired, needed = kernel.rank, True, 2 * kernel.rank + 1
+        _check_width(budget, needed, "the kernel's a_k and b_k, and f")
+        features = list(kernel.features(u))  # a_k, b_k
     values = np.asarray(target.f(u[:, None]), dtype=np.float64).reshape(grid_points, 1)
     features.append(values)
     wanted = np.concatenate(features, axis=1)  # (grid, needed): f̂'s first outputs
