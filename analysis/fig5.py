@@ -74,11 +74,13 @@ PAPER = {
 
 TARGETS = ("fig5a-r2", "fig5a-r6", "fig5a-rinf", "fig5b-r2", "fig5b-r6", "fig5b-rinf")
 
-# About 35 minutes on 2 CPU cores (JAX backend; 42 and 85 at earlier, busier
-# measurements with fewer side runs): 48 members of the paper's size at
-# 3,840 steps each, plus the side runs. The trade: m_h on 1…4, 6, 8, 12, 16
-# (not 1…16), one seed, 3,840 steps (analysis/RECIPE.md: the trained errors
-# keep falling to 65,536 steps).
+# About 75 minutes on 2 CPU cores (JAX backend, measured in two parts on a
+# shared CPU: 35 for five targets' trained runs, 40 for the sixth's, the
+# fitted kernels, the constructions and the side runs): 48 members of the paper's size at 3,840
+# steps each, the fitted kernels below the rank (16 minutes) and the side
+# runs. The trade: m_h on 1…4, 6, 8, 12, 16 (not 1…16), one seed, 3,840
+# steps (analysis/RECIPE.md: the trained errors keep falling to 65,536
+# steps).
 FULL = {
     "targets": list(TARGETS),
     "m_h": [1, 2, 3, 4, 6, 8, 12, 16],
