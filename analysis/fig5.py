@@ -18,9 +18,9 @@ loses nothing), and the kinks of f̂'s first layer drawn over the tokens'
 range (`build_transformer`'s ``kink_range``): with no encoding and zero
 biases every first-layer unit is linear on U[0, 1], so f̂ would start as a
 linear function of the token (at 3,840 steps that costs 25–40 % in error,
-``analysis/RECIPE.md``). Every (target, m_h, seed) is trained by the batched engine
-(`tfapprox.sweeps.run_sweep`, one resumable results file per target, so an
-interrupted run resumes), with the recipe of ``analysis/RECIPE.md``: Adam
+``analysis/RECIPE.md``). Every (target, m_h, seed) is trained by the
+batched engine (`tfapprox.sweeps.run_sweep`, one resumable results file per
+target, so an interrupted run resumes), with the recipe of ``analysis/RECIPE.md``: Adam
 3e-3 with a linear warm-up and cosine decay, batch 64, a large training
 set. Errors are in paper A's norm (mean over inputs of
 ``Σ_t |H_t − Ĥ_t|``) on held-out samples, beside the truncation error (the
@@ -76,11 +76,11 @@ TARGETS = ("fig5a-r2", "fig5a-r6", "fig5a-rinf", "fig5b-r2", "fig5b-r6", "fig5b-
 
 # About 75 minutes on 2 CPU cores (JAX backend, measured in two parts on a
 # shared CPU: 35 for five targets' trained runs, 40 for the sixth's, the
-# fitted kernels, the constructions and the side runs): 48 members of the paper's size at 3,840
-# steps each, the fitted kernels below the rank (16 minutes) and the side
-# runs. The trade: m_h on 1…4, 6, 8, 12, 16 (not 1…16), one seed, 3,840
-# steps (analysis/RECIPE.md: the trained errors keep falling to 65,536
-# steps).
+# fitted kernels, the constructions and the side runs): 48 members of the
+# paper's size at 3,840 steps each, the fitted kernels below the rank (16
+# minutes) and the side runs. The trade: m_h on 1…4, 6, 8, 12, 16 (not
+# 1…16), one seed, 3,840 steps (analysis/RECIPE.md: the trained errors keep
+# falling to 65,536 steps).
 FULL = {
     "targets": list(TARGETS),
     "m_h": [1, 2, 3, 4, 6, 8, 12, 16],
@@ -221,7 +221,7 @@ def _best(runs, m_h):
 
 
 def _error(point):
-    """A budget's error: the lowest of its trained runs', the construction's and the fitted kernel's."""
+    """A budget's error: the lowest of trained, construction and fitted kernel (`_choose_start`)."""
     return point["best_error"]
 
 
@@ -254,7 +254,7 @@ def _paper_error(model, data):
 
 
 def add_construction(point, target, settings, train, test):
-    """Put the construction's errors beside ``point``'s trained ones, and the better as its error."""
+    """Put the construction's errors beside ``point``'s trained ones; choose its best start."""
     model = _construction_model(target, settings, point["m_h"])
     point["construction_error"] = None if model is None else _paper_error(model, test)
     point["construction_train_error"] = None if model is None else _paper_error(model, train)
@@ -410,8 +410,8 @@ def claim_floor(result, fraction, doubled=None):
     construction's and the fitted kernel's); ``trained_worst_ratio`` is the
     same from trained runs alone. With ``doubled`` (this target's `doubling`
     record) a claim whose cells twice the epochs moved materially, whose
-    fitted kernels twice the steps moved materially, or whose construction L-BFGS
-    moved materially with twice the steps, is ``"not converged"``.
+    fitted kernels twice the steps moved materially, or whose construction
+    L-BFGS moved materially with twice the steps, is ``"not converged"``.
     """
     rank = result["rank"]
     first = result["points"][0]
@@ -505,8 +505,9 @@ def doubling(name, settings, result, out):
 
     Claim (a) is read from these two cells: the ratio of the error at m_h ≥ r
     to that at m_h = 1. A cell's error after the doubling is the lower of its
-    error before (trained, construction or fitted kernel) and the longer run's: a longer
-    run that ends higher leaves the budget's best model where it was.
+    error before (trained, construction or fitted kernel) and the longer
+    run's: a longer run that ends higher leaves the budget's best model where
+    it was.
     """
     from tfapprox import targets
 
@@ -659,13 +660,13 @@ def table(results, claims, side):
         checks = [p for p in r["points"] if p.get("fitted_check")]
         if checks:
             worst = max(checks, key=lambda p: p["fitted_check"]["relative_drop"])
+            best = [str(p["m_h"]) for p in checks if p["best_start"] == "fitted kernel"]
             lines.append(
                 f"- fitted kernel ({r['target']}, m_h = "
                 f"{', '.join(str(p['m_h']) for p in checks)}): twice the L-BFGS steps lowered "
                 f"it by at most {100 * worst['fitted_check']['relative_drop']:.1f}% (m_h = "
                 f"{worst['m_h']}; material: {worst['fitted_check']['material']}); the best "
-                f"start at m_h = "
-                f"{', '.join(str(p['m_h']) for p in checks if p['best_start'] == 'fitted kernel') or 'none'}"
+                f"start at m_h = {', '.join(best) or 'none'}"
             )
     for row in side["position_encoding"]["rows"]:
         lines.append(

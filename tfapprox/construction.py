@@ -270,7 +270,10 @@ def set_piecewise_linear(network, points, values, input_rows):
 
 
 def _fourier(u, low, high, terms):
-    """``[1, √2 sin 2πjũ, √2 cos 2πjũ]_{j≤terms}`` at ``ũ = (u − low)/(high − low)``: ``(..., 2·terms + 1)``."""
+    """The basis ``[1, √2 sin 2πjũ, √2 cos 2πjũ]_{j≤terms}``, ``ũ = (u − low)/(high − low)``.
+
+    Returns an array ``(..., 2·terms + 1)`` for ``u`` ``(...)``.
+    """
     scaled = (np.asarray(u, dtype=np.float64) - low) / (high - low)
     angles = 2.0 * np.pi * scaled[..., None] * np.arange(1, terms + 1)
     ones = np.ones(scaled.shape + (1,))
@@ -279,7 +282,7 @@ def _fourier(u, low, high, terms):
 
 @dataclasses.dataclass(frozen=True)
 class FittedKernel:
-    """A rank-m kernel ``ρ̂(u, v) = Σ_k a_k(u) b_k(v)`` in a Fourier basis (`fit_kernel`'s result).
+    """A rank-m kernel ``ρ̂(u, v) = Σ_k a_k(u) b_k(v)`` in a Fourier basis (from `fit_kernel`).
 
     ``a(u) = query · e(u)`` and ``b(v) = key · e(v)`` with ``e`` the basis
     ``[1, √2 sin 2πjũ, √2 cos 2πjũ]_{j ≤ terms}`` of ``ũ = (u − low)/(high − low)``.

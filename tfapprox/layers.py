@@ -344,7 +344,8 @@ class FeedForward(keras.layers.Layer):
 
     Kinks drawn over [0, 1] (one input): unit j bends at ``c_j = −b_j / w_j``.
 
-    >>> ff = FeedForward(8, 1, depth=1, kink_initializer=keras.initializers.RandomUniform(0, 1, seed=3))
+    >>> kinks_over_01 = keras.initializers.RandomUniform(0, 1, seed=3)
+    >>> ff = FeedForward(8, 1, depth=1, kink_initializer=kinks_over_01)
     >>> ff.build((None, 1))
     >>> kernel, bias = (np.asarray(w) for w in ff.hidden_layers[0].weights)
     >>> kinks = -bias / kernel[0]
