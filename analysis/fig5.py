@@ -20,9 +20,9 @@ biases every first-layer unit is linear on U[0, 1], so f̂ would start as a
 linear function of the token (at 3,840 steps that costs 25–40 % in error,
 ``analysis/RECIPE.md``). Every (target, m_h, seed) is trained by the
 batched engine (`tfapprox.sweeps.run_sweep`, one resumable results file per
-target, so an interrupted run resumes), with the recipe of ``analysis/RECIPE.md``: Adam
-3e-3 with a linear warm-up and cosine decay, batch 64, a large training
-set. Errors are in paper A's norm (mean over inputs of
+target, so an interrupted run resumes), with the recipe of
+``analysis/RECIPE.md``: Adam 3e-3 with a linear warm-up and cosine decay,
+batch 64, a large training set. Errors are in paper A's norm (mean over inputs of
 ``Σ_t |H_t − Ĥ_t|``) on held-out samples, beside the truncation error (the
 target with ρ cut to rank m_h, `tfapprox.metrics.truncation_errors`) and
 the error of Jiang & Li's construction built in the model of each budget
@@ -254,11 +254,10 @@ def _paper_error(model, data):
 
 
 def add_construction(point, target, settings, train, test):
-    """Put the construction's errors beside ``point``'s trained ones; choose its best start."""
+    """Put the construction's errors beside ``point``'s trained ones."""
     model = _construction_model(target, settings, point["m_h"])
     point["construction_error"] = None if model is None else _paper_error(model, test)
     point["construction_train_error"] = None if model is None else _paper_error(model, train)
-    _choose_start(point)
 
 
 def _choose_start(point):
@@ -289,7 +288,6 @@ def add_fitted(point, target, rank, settings, train, test):
     point["fitted_error"] = point["fitted_check"] = None
     fitted_rank = min(m_h, (settings["n"] - 1) // 2)
     if m_h >= rank or fitted_rank < 1:
-        _choose_start(point)
         return
     side = settings["fitted"]
     data = train.subset(slice(0, side["samples"]))
@@ -307,7 +305,6 @@ def add_fitted(point, target, rank, settings, train, test):
         "relative_drop": drop,
         "material": drop > settings["material_rtol"],
     }
-    _choose_start(point)
 
 
 def polish_construction(target, settings, point, train, test):
@@ -359,6 +356,7 @@ def run_target(name, settings, out):
     sweep, train, test = _train(target, settings, settings["m_h"], out, name, _config(settings))
     runs = sweep["runs"]
     truncation = metrics.truncation_errors(target, test.x, settings["m_h"])
+    rank = _rank(name)
     points = []
     for m_h in settings["m_h"]:
         point = _best(runs, m_h)
@@ -366,9 +364,9 @@ def run_target(name, settings, out):
             continue
         point["truncation_error"] = float(truncation[m_h]["paper_error"])
         add_construction(point, target, settings, train, test)
-        add_fitted(point, target, _rank(name), settings, train, test)
+        add_fitted(point, target, rank, settings, train, test)
+        _choose_start(point)
         points.append(point)
-    rank = _rank(name)
     knee = [p for p in points if p["m_h"] >= rank]
     polish = polish_construction(target, settings, knee[0], train, test) if knee else None
     return {

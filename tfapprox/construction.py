@@ -269,6 +269,14 @@ def set_piecewise_linear(network, points, values, input_rows):
     network.output_layer.set_weights([out, offset])
 
 
+def _truncation_features(target, m_h, u):
+    """``(√σ_k φ_k(u), √σ_k ψ_k(u))`` for the k ≤ min(m_h, rank) largest σ_k: two ``(G, k)``."""
+    order = np.argsort(-target.singular_values, kind="stable")[: construction_rank(target, m_h)]
+    scale = np.sqrt(target.singular_values[order])
+    phi = target.pod_basis(u[:, None])  # (G, terms)
+    return phi[:, order] * scale, target._pair(phi)[:, order] * scale
+
+
 def _fourier(u, low, high, terms):
     """The basis ``[1, √2 sin 2πjũ, √2 cos 2πjũ]_{j≤terms}``, ``ũ = (u − low)/(high − low)``.
 
@@ -417,19 +425,16 @@ def fit_kernel(target, m_h, data=None, *, terms=16, steps=500, seed=0):
     y = np.asarray(data.y[..., 0], dtype=np.float64)
 
     # The start: ρ's POD truncation, its terms projected on the basis.
-    k = construction_rank(target, m_h)
-    order = np.argsort(-target.singular_values, kind="stable")[:k]
-    scale = np.sqrt(target.singular_values[order])
     grid = np.linspace(low, high, 2049)
     on_grid = _fourier(grid, low, high, terms)
-    phi = target.pod_basis(grid[:, None])
-    psi = target._pair(phi)
+    phi, psi = _truncation_features(target, m_h, grid)
+    k = phi.shape[1]
     width = on_grid.shape[1]
     rng = np.random.default_rng(seed)
     query = 1e-3 * rng.standard_normal((m_h, width))
     key = 1e-3 * rng.standard_normal((m_h, width))
-    query[:k] = np.linalg.lstsq(on_grid, phi[:, order] * scale, rcond=None)[0].T
-    key[:k] = np.linalg.lstsq(on_grid, psi[:, order] * scale, rcond=None)[0].T
+    query[:k] = np.linalg.lstsq(on_grid, phi, rcond=None)[0].T
+    key[:k] = np.linalg.lstsq(on_grid, psi, rcond=None)[0].T
     start = np.concatenate([query.ravel(), key.ravel()])
     shapes = (m_h, width)
     start_loss = _kernel_loss(start, shapes, basis, values, y)[0]
@@ -527,12 +532,8 @@ def construction_model(
         paired = target._pairing is not None
         needed = construction_width(target, budget.m_h)
         _check_width(budget, needed)
-        order = np.argsort(-target.singular_values, kind="stable")[:k]
-        scale = np.sqrt(target.singular_values[order])
-        basis = target.pod_basis(u[:, None])  # (grid, terms): φ
-        features = [basis[:, order] * scale]
-        if paired:
-            features.append(target._pair(basis)[:, order] * scale)  # ψ
+        phi, psi = _truncation_features(target, budget.m_h, u)
+        features = [phi, psi] if paired else [phi]
     else:
         if not isinstance(kernel, FittedKernel):
             raise TypeError(
