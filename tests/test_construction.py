@@ -260,6 +260,13 @@ def test_a_fitted_kernel_evaluates_as_its_features(fitted):
     np.testing.assert_allclose(fitted(u, v), np.sum(a * b, axis=-1))
 
 
+def test_a_fitted_kernel_computes_its_reduced_model(fig5b_r6, held_out, fitted):
+    # fig5b's f is the identity: the values are the tokens.
+    outputs = fitted.outputs(held_out.x, fig5b_r6.f(held_out.x))
+    np.testing.assert_allclose(outputs, _reduced_model(fitted, held_out.x), rtol=1e-12)
+    assert outputs.shape == held_out.x.shape
+
+
 def test_the_model_of_a_fitted_kernel_is_its_reduced_model(fig5b_r6, held_out, fitted):
     model = construction_model(fig5b_r6, Budget(m_h=2, n=8, m_ff=64, ff_depth=2), kernel=fitted)
     predicted = model.predict(held_out.x, verbose=0)
@@ -289,6 +296,18 @@ def test_more_steps_never_raise_the_fitted_loss(fig5b_r6):
     assert losses[0] >= losses[1] >= losses[2]
 
 
+def test_a_fit_continues_where_another_ended(fig5b_r6):
+    data = fig5b_r6.sample(64, seed=2)
+    first = fit_kernel(fig5b_r6, 2, data, steps=5)
+    more = fit_kernel(fig5b_r6, 2, data, steps=5, start=first)
+    assert more.start_loss == pytest.approx(first.loss, rel=1e-12)
+    assert more.loss < first.loss
+    # From the end of a finished fit, more steps find (almost) nothing.
+    done = fit_kernel(fig5b_r6, 2, data, steps=400)
+    again = fit_kernel(fig5b_r6, 2, data, steps=50, start=done)
+    assert done.loss - again.loss <= 1e-3 * done.loss
+
+
 def test_bad_fitted_kernels_are_named(fig5b_r6, fitted):
     with pytest.raises(ValueError, match="rank 2, above the budget's m_h = 1"):
         construction_model(fig5b_r6, Budget(m_h=1, **SMALL), kernel=fitted)
@@ -306,6 +325,10 @@ def test_bad_fitted_kernels_are_named(fig5b_r6, fitted):
         fit_kernel(fig5b_r6, 1, Dataset(np.zeros((2, 8, 1)), np.zeros((2, 8, 1))))
     with pytest.raises(ValueError, match="no known POD basis"):
         fit_kernel(load_preset("table2-exp"), 1)
+    with pytest.raises(TypeError, match="`start` must be a FittedKernel"):
+        fit_kernel(fig5b_r6, 2, steps=1, start=fitted.query)
+    with pytest.raises(ValueError, match="`start` is a kernel of rank 2"):
+        fit_kernel(fig5b_r6, 3, steps=1, start=fitted)
 
 
 def test_a_readout_other_than_the_identity_is_refused():
