@@ -44,8 +44,8 @@ def test_claims_and_side_runs_are_reported(result):
     assert claims["c"]["total"] > 0
     doubling = result["side"]["doubling"][0]
     assert doubling["epochs"][1] == 2 * doubling["epochs"][0]
-    # Claim (a) is read from m_h = 1 and m_h = r: both are trained twice as long.
-    assert [row["m_h"] for row in doubling["rows"]] == [1, 6]
+    target = next(r for r in result["targets"] if r["target"] == doubling["target"])
+    assert [row["m_h"] for row in doubling["rows"]] == fig5.doubling_cells(target)
     for row in doubling["rows"]:
         # A longer run that ends higher leaves the budget's best model where it was.
         assert row["errors"][1] == min(row["errors"][0], row["trained"][1])
@@ -92,24 +92,42 @@ def test_below_the_rank_the_fitted_kernel_is_a_start_too(result):
             # Fitted from the truncation, it ends below the truncation's construction.
             assert p["fitted_error"] < p["construction_error"]
             check = p["fitted_check"]
+            # --quick's max_steps (10) allows one doubling: 5 steps, then 5 more.
             assert [run["steps"] for run in check["runs"]] == [5, 10]
+            assert [run["steps"] for run in check["trail"]] == [5, 10]
             assert check["errors"][0] == p["fitted_error"]
+            # The trail's NumPy errors are the built models' to f̂'s kinks.
+            trail = [run["error"] for run in check["trail"]]
+            assert trail == pytest.approx(check["errors"], rel=0.2)
             drop = (check["errors"][0] - min(check["errors"])) / check["errors"][0]
             assert check["relative_drop"] == pytest.approx(drop)
             assert check["material"] == (drop > result["settings"]["material_rtol"])
 
 
-def test_a_fitted_kernel_that_moves_with_twice_the_steps_is_not_converged():
-    result = _result("fig5b-rinf", [1.0, 0.5, 0.3, 0.2])
+def test_a_fitted_kernel_that_moves_with_twice_the_steps_counts_where_it_is_the_start():
+    m_h = np.array([1, 2, 4, 8])
+    result = _result("fig5b-rinf", 1.5 / np.sqrt(m_h))  # slope −1/2 exactly, not −1
     point = result["points"][1]
-    point["fitted_check"] = {"material": True}
-    still = {"rows": [{"m_h": 1, "material": False, "errors": [1.0, 1.0]}]}
+    point["fitted_check"] = {"material": True, "errors": [1.5 / np.sqrt(2), 0.3]}
+    still = {"rows": [{"m_h": 1, "material": False, "errors": [1.5, 1.5]}]}
     # Only where the fitted kernel is the budget's start does its move count.
     assert fig5.claim_slope(result, 50, still)["moved"] == []
     point["best_start"] = "fitted kernel"
     claim = fig5.claim_slope(result, 50, still)
     assert claim["moved"] == ["fitted kernel at m_h = 2"]
+    # With m_h = 2 at 0.3 the errors are no longer a power law, and the
+    # slope's interval takes in −1: the verdict changes with more training.
+    assert not claim["holds"] and claim["holds_after"]
     assert claim["verdict"] == "not converged"
+    assert claim["after_checks"]["slope"] != pytest.approx(-0.5)
+    # A material move that leaves the verdict where it was is still not converged.
+    point["fitted_check"]["errors"][1] = 1.5 / np.sqrt(2) * (1 - 1e-9)
+    claim = fig5.claim_slope(result, 50, still)
+    assert claim["moved"] == ["fitted kernel at m_h = 2"] and claim["holds_after"] is False
+    assert claim["verdict"] == "not converged"
+    # No material move and the same verdict after the checks: the verdict stands.
+    point["fitted_check"]["material"] = False
+    assert fig5.claim_slope(result, 50, still)["verdict"] == "does not hold"
 
 
 def test_running_again_resumes_without_training(result, out, capsys):
@@ -118,8 +136,9 @@ def test_running_again_resumes_without_training(result, out, capsys):
     assert all(r["trained"] == 0 for r in again["targets"])
     # Each sweep names its target on stderr, so a long run shows where it is.
     named = [line for line in capsys.readouterr().err.splitlines() if line.startswith("fig5: ")]
+    doubled = len(result["side"]["doubling"][0]["rows"])
     assert named == [f"fig5: {name}, 3 runs" for name in fig5.TARGETS] + [
-        "fig5: fig5b-r6-double, 2 runs",
+        f"fig5: fig5b-r6-double, {doubled} run" + ("s" if doubled != 1 else ""),
         "fig5: fig5b-r6-pe-learned, 1 run",
     ]
     for first, second in zip(result["targets"], again["targets"]):
@@ -166,11 +185,37 @@ def test_claim_a_reads_the_lower_of_trained_and_construction_and_knows_convergen
         ]
     }
     claim = fig5.claim_floor(result, 0.01, moved)
-    assert claim["moved"] == [1] and claim["verdict"] == "not converged"
-    # The ratio with the doubled cells: 0.002 / 0.5 (m_h = 2's longer run ended higher).
+    # The ratio with the doubled cells: 0.002 / 0.5 (m_h = 2's longer run ended
+    # higher); still < 0.01, but m_h = 1 moved materially: not converged.
     assert claim["worst_ratio_after_doubling"] == pytest.approx(0.004)
-    result["construction_finisher"] = {"m_h": 2, "material": True}
+    assert claim["moved"] == [1] and claim["holds_after"] and claim["verdict"] == "not converged"
+    # A small move (5 %) that breaks the claim is not converged too.
+    small = {
+        "rows": [
+            {"m_h": 1, "material": False, "errors": [1.0, 0.95]},
+            {"m_h": 2, "material": False, "errors": [0.002, 0.002]},
+        ]
+    }
+    claim = fig5.claim_floor(result, 0.003, small)
+    assert claim["moved"] == [] and claim["holds_after"] and claim["verdict"] == "holds"
+    claim = fig5.claim_floor(result, 0.00205, small)  # 0.002 / 0.95 = 0.0021 after
+    assert claim["moved"] == [] and claim["holds"] and claim["holds_after"] is False
+    assert claim["verdict"] == "not converged"
+    result["construction_finisher"] = {"m_h": 2, "material": True, "errors": [0.002] * 3}
     assert fig5.claim_floor(result, 0.01, still)["moved"] == ["construction at m_h = 2"]
+
+
+def test_the_doubled_cells_are_the_trained_starts_and_the_nearest_below_the_rank():
+    result = _result("fig5a-r6", [1.0, 0.5, 0.4, 0.3], m_hs=(1, 2, 4, 8))
+    starts = ["trained", "fitted kernel", "fitted kernel", "construction"]
+    best = [1.0, 0.2, 0.3, 1e-4]
+    for p, start, error in zip(result["points"], starts, best):
+        p["best_start"], p["best_error"] = start, error
+    # m_h = 1 is trained; of m_h = 2 (0.5 / 0.2) and 4 (0.4 / 0.3) below r = 6,
+    # m_h = 4's trained run is nearest its budget's error; m_h = 8 is past the rank.
+    assert fig5.doubling_cells(result) == [1, 4]
+    result["points"][3]["best_start"] = "trained"  # a trained start past the rank too
+    assert fig5.doubling_cells(result) == [1, 4, 8]
 
 
 def test_claim_b_recovers_an_exact_power_law():
@@ -192,7 +237,20 @@ def test_claim_c_counts_every_pair_below_the_larger_rank():
     assert claim["total"] == 7
     failed = [(c["ranks"], c["m_h"]) for c in claim["comparisons"] if not c["holds"]]
     assert failed == [([6, "inf"], 2)] and not claim["holds"]
-    assert math.isclose(claim["held"], 6)
+    assert math.isclose(claim["held"], 6) and claim["held_after"] is None
+    # With the errors after the checks: r = ∞'s m_h = 2 falling to 0.4 leaves
+    # the failed comparison failed (r = 6 has 1.0 there) ...
+    doubled = {
+        "fig5a-r2": {"rows": []},
+        "fig5a-r6": {"rows": [{"m_h": 1, "errors": [2.0, 2.0]}]},
+        "fig5a-rinf": {"rows": [{"m_h": 2, "errors": [0.5, 0.4]}]},
+    }
+    claim = fig5.claim_rank_order(results, doubled)
+    assert claim["checked"] == 7 and claim["held_after"] == 6
+    # ... and r = 6's m_h = 2 falling to 0.3 mends it (0.1 ≤ 0.3 ≤ 0.4).
+    doubled["fig5a-r6"]["rows"].append({"m_h": 2, "errors": [1.0, 0.3]})
+    claim = fig5.claim_rank_order(results, doubled)
+    assert claim["held_after"] == 7 and claim["held"] == 6
 
 
 def test_one_panel_draws_alone(tmp_path):
