@@ -443,17 +443,25 @@ def _after(result, doubled):
     return after
 
 
-def _moved(result, doubled):
-    """The cells of ``result`` that more training moved materially (None: not checked)."""
+def _moved(result, doubled, cells=None):
+    """The cells of ``result`` that more training moved materially (None: not checked).
+
+    Only the m_h in ``cells`` (all if None): those a claim is read from.
+    """
     if doubled is None:
         return None
-    moved = [row["m_h"] for row in doubled["rows"] if row["material"]]
+
+    def read(m_h):
+        return cells is None or m_h in cells
+
+    moved = [row["m_h"] for row in doubled["rows"] if row["material"] and read(row["m_h"])]
     polish = result.get("construction_finisher")
-    if polish and polish["material"]:
+    if polish and polish["material"] and read(polish["m_h"]):
         moved.append(f"construction at m_h = {polish['m_h']}")
     for point in result["points"]:
         check = point.get("fitted_check")
-        if point["best_start"] == "fitted kernel" and check and check["material"]:
+        fitted = point["best_start"] == "fitted kernel" and check and check["material"]
+        if fitted and read(point["m_h"]):
             moved.append(f"fitted kernel at m_h = {point['m_h']}")
     return moved
 
@@ -464,9 +472,10 @@ def claim_floor(result, fraction, doubled=None):
     Read from each budget's error (the lowest of its trained runs', the
     construction's and the fitted kernel's); ``trained_worst_ratio`` is the
     same from trained runs alone. With ``doubled`` (this target's `doubling`
-    record) a claim whose cells twice the epochs moved materially, whose
-    fitted kernels twice the steps moved materially, or whose construction
-    L-BFGS moved materially with twice the steps, is ``"not converged"``,
+    record) a claim whose cells (m_h = 1 and m_h ≥ r) twice the epochs
+    moved materially, whose fitted kernels twice the steps moved
+    materially, or whose construction L-BFGS moved materially with twice
+    the steps, is ``"not converged"``,
     and so is one whose verdict differs when read from the errors after
     those checks (``holds_after``, reported either way).
     """
@@ -476,7 +485,8 @@ def claim_floor(result, fraction, doubled=None):
     ratios = [_error(p) / _error(first) for p in after]
     trained = [p["error"] / first["error"] for p in after]
     holds = bool(ratios) and max(ratios) < fraction
-    moved = _moved(result, doubled)
+    # The claim is read from m_h = 1 and the cells from the rank on.
+    moved = _moved(result, doubled, {first["m_h"]} | {p["m_h"] for p in after})
     longer = holds_after = None
     errors_after = _after(result, doubled)
     if errors_after is not None and ratios:
@@ -576,14 +586,34 @@ def claim_rank_order(results, doubled=None):
                     }
                 )
     held = sum(c["holds"] for c in comparisons)
+    holds = bool(comparisons) and held == len(comparisons)
     checked = [c["holds_after"] for c in comparisons if c["holds_after"] is not None]
+    moved = holds_after = None
+    if doubled is not None and checked:
+        # The cells compared are those below each target's rank.
+        moved = []
+        for r in results:
+            if r["target"] in doubled:
+                read = {
+                    c["m_h"]
+                    for c in comparisons
+                    if c["panel"] == r["panel"] and r["rank"] in c["ranks"]
+                }
+                cells = _moved(r, doubled[r["target"]], read)
+                moved += [
+                    f"{r['target']} {c if isinstance(c, str) else f'm_h = {c}'}" for c in cells
+                ]
+        holds_after = len(checked) == len(comparisons) and all(checked)
     return {
         "comparisons": comparisons,
         "held": held,
         "total": len(comparisons),
-        "holds": bool(comparisons) and held == len(comparisons),
+        "holds": holds,
         "held_after": sum(checked) if checked else None,
         "checked": len(checked),
+        "holds_after": holds_after,
+        "moved": moved,
+        "verdict": _verdict(holds, moved, holds_after),
     }
 
 
@@ -691,10 +721,12 @@ def _cell(point):
 
 def _said(claim):
     moved = claim["moved"]
+    if isinstance(moved, list):
+        moved = [m if isinstance(m, str) else f"m_h = {m}" for m in moved]
     if moved is None:
         return f"{claim['verdict']} (convergence not checked)"
     if moved:
-        cells = ", ".join(f"m_h = {m}" if isinstance(m, int) else m for m in moved)
+        cells = ", ".join(moved)
         same = claim["holds_after"] == claim["holds"]
         return (
             f"{claim['verdict']}: twice the training moved {cells}; read from the errors "
@@ -757,7 +789,7 @@ def table(results, claims, side):
     c = claims["c"]
     lines.append(
         f"- (c) error grows with r at fixed m_h < r: {c['held']} of {c['total']} comparisons: "
-        f"{'holds' if c['holds'] else 'does not hold'}"
+        f"{_said(c)}"
         + (
             ""
             if c.get("held_after") is None

@@ -205,6 +205,22 @@ def test_claim_a_reads_the_lower_of_trained_and_construction_and_knows_convergen
     assert fig5.claim_floor(result, 0.01, still)["moved"] == ["construction at m_h = 2"]
 
 
+def test_claim_a_counts_only_the_cells_it_is_read_from():
+    # r = 6: claim (a) reads m_h = 1 and m_h ≥ 6; a move at m_h = 2 is claim (b)'s business.
+    result = _result("fig5b-r6", [1.0, 0.5, 0.3, 0.001], m_hs=(1, 2, 4, 8))
+    doubled = {
+        "rows": [
+            {"m_h": 1, "material": False, "errors": [1.0, 0.95]},
+            {"m_h": 2, "material": True, "errors": [0.5, 0.3]},
+        ]
+    }
+    claim = fig5.claim_floor(result, 0.01, doubled)
+    assert claim["moved"] == [] and claim["verdict"] == "holds"
+    assert fig5._moved(result, doubled) == [2]
+    doubled["rows"][0]["material"] = True
+    assert fig5.claim_floor(result, 0.01, doubled)["moved"] == [1]
+
+
 def test_the_doubled_cells_are_the_trained_starts_and_the_nearest_below_the_rank():
     result = _result("fig5a-r6", [1.0, 0.5, 0.4, 0.3], m_hs=(1, 2, 4, 8))
     starts = ["trained", "fitted kernel", "fitted kernel", "construction"]
@@ -242,15 +258,22 @@ def test_claim_c_counts_every_pair_below_the_larger_rank():
     # the failed comparison failed (r = 6 has 1.0 there) ...
     doubled = {
         "fig5a-r2": {"rows": []},
-        "fig5a-r6": {"rows": [{"m_h": 1, "errors": [2.0, 2.0]}]},
-        "fig5a-rinf": {"rows": [{"m_h": 2, "errors": [0.5, 0.4]}]},
+        "fig5a-r6": {"rows": [{"m_h": 1, "errors": [2.0, 2.0], "material": False}]},
+        "fig5a-rinf": {"rows": [{"m_h": 2, "errors": [0.5, 0.4], "material": True}]},
     }
     claim = fig5.claim_rank_order(results, doubled)
     assert claim["checked"] == 7 and claim["held_after"] == 6
+    assert claim["moved"] == ["fig5a-rinf m_h = 2"] and claim["verdict"] == "not converged"
     # ... and r = 6's m_h = 2 falling to 0.3 mends it (0.1 ≤ 0.3 ≤ 0.4).
-    doubled["fig5a-r6"]["rows"].append({"m_h": 2, "errors": [1.0, 0.3]})
+    doubled["fig5a-r6"]["rows"].append({"m_h": 2, "errors": [1.0, 0.3], "material": True})
     claim = fig5.claim_rank_order(results, doubled)
-    assert claim["held_after"] == 7 and claim["held"] == 6
+    assert claim["held_after"] == 7 and claim["held"] == 6 and claim["holds_after"]
+    # A move at m_h = 8, compared by no pair (8 ≥ r = 6), is not the claim's.
+    for row in doubled["fig5a-r6"]["rows"] + doubled["fig5a-rinf"]["rows"]:
+        row["material"] = False
+    doubled["fig5a-r6"]["rows"].append({"m_h": 8, "errors": [0.1, 0.01], "material": True})
+    claim = fig5.claim_rank_order(results, doubled)
+    assert claim["moved"] == [] and claim["verdict"] == "not converged"  # 6 → 7 held
 
 
 def test_one_panel_draws_alone(tmp_path):
