@@ -33,12 +33,14 @@ target's outputs, fitted by L-BFGS from the truncation and built in the
 model the same way). All are models of the budget, so a budget's error is
 the lowest of the three; the claims are read from it, and the table shows
 each. Side runs say how far the numbers are from the floor and what the
-encoding costs: for every target, m_h = 1 and m_h = r (the largest m_h for
-r = ∞) trained again with twice the epochs; at m_h = r of each finite rank,
-full-batch L-BFGS from the construction with some steps and twice as many;
-every fitted kernel fitted again with twice the L-BFGS steps (a claim whose
-cells any of these moves by more than 10 % is "not converged"); and some
-budgets of fig5b-r6 trained with a learned position encoding.
+encoding costs: for every target, the cells whose budget's error is a
+trained run's and the trained run nearest its budget's error below the
+rank (`doubling_cells`) trained again with twice the epochs; at m_h = r of
+each finite rank, full-batch L-BFGS from the construction with some steps
+and twice as many; every fitted kernel continued for as many steps again,
+repeated while that moves it (a claim whose cells any of these moves by
+more than 10 %, or whose verdict they change, is "not converged"); and
+some budgets of fig5b-r6 trained with a learned position encoding.
 
 Three sizes: ``--quick`` (tiny, for the tests), the default (paper size cut
 to under 90 minutes on 2 CPU cores: a subset of m_h, one seed, 3,840
@@ -74,13 +76,12 @@ PAPER = {
 
 TARGETS = ("fig5a-r2", "fig5a-r6", "fig5a-rinf", "fig5b-r2", "fig5b-r6", "fig5b-rinf")
 
-# About 75 minutes on 2 CPU cores (JAX backend, measured in two parts on a
-# shared CPU: 35 for five targets' trained runs, 40 for the sixth's, the
-# fitted kernels, the constructions and the side runs): 48 members of the
-# paper's size at 3,840 steps each, the fitted kernels below the rank (16
-# minutes) and the side runs. The trade: m_h on 1…4, 6, 8, 12, 16 (not
-# 1…16), one seed, 3,840 steps (analysis/RECIPE.md: the trained errors keep
-# falling to 65,536 steps).
+# About 80 minutes on 2 CPU cores (JAX backend, measured in parts on a
+# shared CPU): 48 members of the paper's size at 3,840 steps each (47
+# minutes), ten doublings at 7,680 (16), the constructions and fitted
+# kernels (14) and the encoding side run. The trade: m_h on 1…4, 6, 8, 12,
+# 16 (not 1…16), one seed, 3,840 steps (analysis/RECIPE.md: m_h = 1 needs
+# about 30,000 to reach its floor).
 FULL = {
     "targets": list(TARGETS),
     "m_h": [1, 2, 3, 4, 6, 8, 12, 16],
