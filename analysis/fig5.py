@@ -300,7 +300,7 @@ def add_fitted(point, target, rank, settings, train, test):
     side = settings["fitted"]
     data = train.subset(slice(0, side["samples"]))
     values = np.asarray(target.f(test.x), dtype=np.float64)
-    total, iterations = side["steps"], 0
+    total = side["steps"]
     kernel = fit_kernel(target, fitted_rank, data, steps=total)
     trail = []
 
@@ -313,8 +313,7 @@ def add_fitted(point, target, rank, settings, train, test):
     record(kernel, total, kernel.iterations)
     while True:
         longer = fit_kernel(target, fitted_rank, data, steps=total, start=kernel)
-        iterations = trail[-1]["iterations"] + longer.iterations
-        record(longer, 2 * total, iterations)
+        record(longer, 2 * total, trail[-1]["iterations"] + longer.iterations)
         before, after = trail[-2]["error"], trail[-1]["error"]
         moved = (before - after) / before > settings["material_rtol"] if before > 0 else False
         if not moved or 4 * total > side["max_steps"]:
