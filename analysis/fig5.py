@@ -76,9 +76,9 @@ PAPER = {
 
 TARGETS = ("fig5a-r2", "fig5a-r6", "fig5a-rinf", "fig5b-r2", "fig5b-r6", "fig5b-rinf")
 
-# About 80 minutes on 2 CPU cores (JAX backend, measured in parts on a
-# shared CPU): 48 members of the paper's size at 3,840 steps each (47
-# minutes), ten doublings at 7,680 (16), the constructions and fitted
+# About 40 minutes on 2 CPU cores (JAX backend, from an empty folder:
+# 39 min 36 s): 48 members of the paper's size at 3,840 steps each (18
+# minutes), ten doublings at 7,680 (7), the constructions and fitted
 # kernels (14) and the encoding side run. The trade: m_h on 1…4, 6, 8, 12,
 # 16 (not 1…16), one seed, 3,840 steps (analysis/RECIPE.md: m_h = 1 needs
 # about 30,000 to reach its floor).
