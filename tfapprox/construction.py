@@ -344,10 +344,17 @@ class FittedKernel:
             kernel computes (up to f̂'s kinks), in NumPy.
         """
         a, b = self.features(np.asarray(x, dtype=np.float64)[..., 0])
-        logits = a @ b.transpose(0, 2, 1)
-        weights = np.exp(logits - logits.max(axis=-1, keepdims=True))
-        weights /= weights.sum(axis=-1, keepdims=True)
-        return weights @ np.asarray(values, dtype=np.float64)
+        return _attention_weights(a, b) @ np.asarray(values, dtype=np.float64)
+
+
+def _attention_weights(a, b):
+    """``softmax_s(a(x_t)·b(x_s))``: ``(N, τ, τ)`` from features ``(N, τ, m)``.
+
+    Batched matmuls, not einsum: twice as fast at these shapes.
+    """
+    logits = a @ b.transpose(0, 2, 1)
+    weights = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return weights / weights.sum(axis=-1, keepdims=True)
 
 
 def _kernel_loss(params, shapes, basis, values, y):
@@ -357,11 +364,7 @@ def _kernel_loss(params, shapes, basis, values, y):
     key = params[m * width :].reshape(m, width)
     a = basis @ query.T  # (N, τ, m)
     b = basis @ key.T
-    # Batched matmuls, not einsum: twice as fast at these shapes.
-    logits = a @ b.transpose(0, 2, 1)  # (N, τ, τ)
-    logits -= logits.max(axis=-1, keepdims=True)
-    weights = np.exp(logits)
-    weights /= weights.sum(axis=-1, keepdims=True)
+    weights = _attention_weights(a, b)  # (N, τ, τ)
     out = (weights @ values[..., None])[..., 0]
     residual = out - y
     loss = float(np.mean(residual**2))
