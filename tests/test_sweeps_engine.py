@@ -368,3 +368,46 @@ def test_cli_sweep_rejects_an_unknown_preset_and_a_file_as_output(tmp_path):
     afile.write_text("x")
     result = run_cli(*SWEEP, "--m-h", "1", "--m-ff", "8", "--out", afile, expect_exit=2)
     assert_one_line_error(result, "file")
+
+
+def test_a_member_can_continue_a_saved_run_under_its_own_key(tmp_path, data):
+    from tfapprox import nesting
+
+    train, held = data
+    members = sweeps.plan_members([2], [8], [0], **TINY)
+    path, folder = tmp_path / "results.json", tmp_path / "weights"
+    first = sweeps.run_sweep(
+        train, members, path, config=CONFIG, validation_data=held, weights_dir=folder,
+        progress=False,
+    )  # fmt: skip
+    source = first["runs"][0]
+    weights = nesting.load_weights(folder, source)
+    label = {"continues": results.run_key(source)}
+    # A learning rate of ~0 keeps the start: the continued run is the saved one.
+    still = CONFIG.replace(learning_rate=1e-12, min_learning_rate=0.0)
+    later = tmp_path / "continued.json"
+    continued = sweeps.run_sweep(
+        train, members, later, config=still, validation_data=held, starts=[(label, weights)],
+        progress=False,
+    )  # fmt: skip
+    run = continued["runs"][0]
+    assert run["start"] == label
+    assert run["val_error"] == pytest.approx(source["val_error"], rel=1e-4)
+    # The start is part of the key: a rerun skips the continued run, not the fresh one.
+    again = sweeps.run_sweep(
+        train, members, later, config=still, starts=[(label, weights)], progress=False
+    )
+    assert (again["trained"], again["skipped"]) == (0, 1)
+    fresh = sweeps.run_sweep(train, members, later, config=still, progress=False)
+    assert (fresh["trained"], fresh["skipped"]) == (1, 0)
+    assert fresh["runs"][0]["val_error"] != pytest.approx(run["val_error"], rel=1e-2)
+    assert len({results.run_key(r) for r in results.read(later)["runs"]}) == 2
+
+
+def test_bad_starts_are_named(tmp_path, data):
+    train, _ = data
+    members = sweeps.plan_members([1, 2], [8], [0], **TINY)
+    with pytest.raises(ValueError, match="`starts` must be None or a list with one entry"):
+        sweeps.run_sweep(train, members, tmp_path / "r.json", config=CONFIG, starts=[None])
+    with pytest.raises(TypeError, match=r"`starts\[1\]` must be None or a pair"):
+        sweeps.run_sweep(train, members, tmp_path / "r.json", config=CONFIG, starts=[None, "w"])

@@ -176,6 +176,29 @@ def plan_members(m_h, m_ff, seeds, *, n, m_v=None, ff_depth=3):
     ]
 
 
+def _check_starts(starts, size):
+    """`run_sweep`'s ``starts`` as a list of None or ``(label, weights)``, one per member."""
+    if starts is None:
+        return [None] * size
+    if not isinstance(starts, (list, tuple)) or len(starts) != size:
+        raise ValueError(f"`starts` must be None or a list with one entry per member ({size})")
+    checked = []
+    for index, start in enumerate(starts):
+        if start is not None and not (
+            isinstance(start, (list, tuple))
+            and len(start) == 2
+            and isinstance(start[0], dict)
+            and start[0]
+            and isinstance(start[1], (list, tuple))
+        ):
+            raise TypeError(
+                f"`starts[{index}]` must be None or a pair (label dict, list of weight arrays). "
+                f"Received: {type(start).__name__}"
+            )
+        checked.append(None if start is None else (dict(start[0]), list(start[1])))
+    return checked
+
+
 def chunk_members(members, chunk_size):
     """Cut the members into chunks the engine trains together.
 
@@ -222,6 +245,7 @@ def train_chunk(payload, progress=None, checkpoint=None):
 
     config = TrainingConfig.from_dict(payload["config"])
     members = [(Budget.from_dict(budget), seed) for budget, seed in payload["members"]]
+    starts = payload.get("starts") or [None] * len(members)
     validation = payload.get("validation")
     on_epoch = on_round = None
     if progress is not None:
@@ -242,13 +266,18 @@ def train_chunk(payload, progress=None, checkpoint=None):
         validation_data=validation,
         model_kwargs=config.model_kwargs,
         shuffle_seed=payload.get("shuffle_seed", 0),
+        initial_weights=None
+        if all(start is None for start in starts)
+        else [None if start is None else start[1] for start in starts],
         progress=on_epoch,
         finisher_progress=on_round,
         checkpoint=checkpoint,
     )
     runs = []
-    for record, weights in zip(ensemble.to_dicts(), ensemble.weights):
+    for record, weights, start in zip(ensemble.to_dicts(), ensemble.weights, starts):
         record["hyperparameters"] = config.to_dict()
+        if start is not None:
+            record["start"] = start[0]
         run = results.from_strict_json(results.to_strict_json(record))
         if payload.get("keep_weights"):
             run[WEIGHTS_KEY] = [np.asarray(w) for w in weights]
@@ -300,11 +329,15 @@ def checkpoint_folder(results_path):
 
 
 def _checkpoint_path(folder, chunk):
-    """The checkpoint file of one chunk (named by its members and settings)."""
+    """The checkpoint file of one chunk (named by its members, settings and starts)."""
     import hashlib
     import json
 
-    identity = json.dumps([chunk["members"], chunk["config"]], sort_keys=True, default=str)
+    named = [chunk["members"], chunk["config"]]
+    labels = [None if start is None else start[0] for start in chunk.get("starts") or []]
+    if any(label is not None for label in labels):
+        named.append(labels)
+    identity = json.dumps(named, sort_keys=True, default=str)
     return os.path.join(folder, f"chunk-{hashlib.sha256(identity.encode()).hexdigest()[:16]}.npz")
 
 
@@ -427,6 +460,7 @@ def run_sweep(
     force=False,
     progress=True,
     weights_dir=None,
+    starts=None,
 ):
     """Train every (budget, seed) with the batched engine into a results file, resumably.
 
@@ -461,6 +495,13 @@ def run_sweep(
             saved there (`tfapprox.nesting.weights_path`: one ``.npz`` per
             run key, written before the run enters the results file), e.g.
             for warm starts. Defaults to None.
+        starts: None, or a list with, per member, None (the seed's initial
+            weights) or a pair ``(label, weights)``: the member starts from
+            ``weights`` (arrays in ``build_transformer(...).get_weights()``
+            order, e.g. `tfapprox.nesting.load_weights` of an earlier run,
+            so training continues it) and records ``label`` (a JSON-ready
+            dict naming the start) as its ``start``, which is part of its
+            key (`tfapprox.results.run_key`). Defaults to None.
 
     Returns:
         dict: ``runs`` (one per member, in order), ``trained`` and
@@ -484,6 +525,7 @@ def run_sweep(
             raise TypeError(f"`members` must hold (Budget, seed) pairs. Received: {budget!r}")
     if not members:
         raise ValueError("`members` must not be empty")
+    starts = _check_starts(starts, len(members))
     distributed.parse_scheduler(scheduler)  # a bad spec fails before any work
     force = check_bool("force", force)  # a truthy string would drop the finished runs
     progress = check_bool("progress", progress)
@@ -507,25 +549,30 @@ def run_sweep(
         else:
             _check_settings(existing["runs"], hyperparameters, results_path)
             done = {results.run_key(run): run for run in existing["runs"]}
+    labels = [None if start is None else start[0] for start in starts]
     keys = [
-        results.run_key({"budget": b.to_dict(), "seed": s, "hyperparameters": hyperparameters})
-        for b, s in members
+        results.run_key(
+            {"budget": b.to_dict(), "seed": s, "hyperparameters": hyperparameters, "start": label}
+        )
+        for (b, s), label in zip(members, labels)
     ]
-    todo = [member for member, key in zip(members, keys) if key not in done]
+    todo = [i for i, key in enumerate(keys) if key not in done]
     payload = {
         "data": (dataset.x, dataset.y),
         "validation": None if validation is None else (validation.x, validation.y),
         "config": hyperparameters,
         "keep_weights": weights_dir is not None,
     }
-    chunks = (
-        [
-            {**payload, "members": [(b.to_dict(), s) for b, s in chunk]}
-            for chunk in chunk_members(todo, chunk_size)
-        ]
-        if todo
-        else []
-    )
+    # Chunks hold member indices first, so each member keeps its start.
+    numbered = [(members[i][0], i) for i in todo]
+    chunks = [
+        {
+            **payload,
+            "members": [(b.to_dict(), members[i][1]) for b, i in chunk],
+            "starts": [starts[i] for _, i in chunk],
+        }
+        for chunk in (chunk_members(numbered, chunk_size) if todo else [])
+    ]
     bar = SweepProgress(len(members), done=len(members) - len(todo)) if progress else None
     folder = checkpoint_folder(os.path.abspath(results_path))
     for chunk in chunks:
