@@ -35,7 +35,10 @@ the lowest of the three; the claims are read from it, and the table shows
 each. Side runs say how far the numbers are from the floor and what the
 encoding costs: for every target, the cells whose budget's error is a
 trained run's and the trained run nearest its budget's error below the
-rank (`doubling_cells`) trained again with twice the epochs; at m_h = r of
+rank (`doubling_cells`) trained again with twice the epochs (m_h = 1,
+trained far longer than the rest because its floor takes ~25,000 steps,
+is continued from its saved weights for as many epochs again, and on some
+targets trained from a second seed as well); at m_h = r of
 each finite rank, full-batch L-BFGS from the construction with some steps
 and twice as many; every fitted kernel continued for as many steps again,
 repeated while that moves it (a claim whose cells any of these moves by
@@ -44,7 +47,7 @@ some budgets of fig5b-r6 trained with a learned position encoding.
 
 Three sizes: ``--quick`` (tiny, for the tests), the default (paper size cut
 to under 90 minutes on 2 CPU cores: a subset of m_h, one seed, 3,840
-steps) and ``--long`` (the paper's m_h = 1…16, two seeds, 65,536 steps:
+steps, 25,600 at m_h = 1) and ``--long`` (the paper's m_h = 1…16, two seeds, 65,536 steps:
 about 7 minutes on one H100 GPU under JAX, days on 2 CPU cores).
 
 Run: ``tfapprox experiment fig5 [--quick | --long] [--out DIR] [--json]``.
@@ -84,7 +87,7 @@ TARGETS = ("fig5a-r2", "fig5a-r6", "fig5a-rinf", "fig5b-r2", "fig5b-r6", "fig5b-
 # about 30,000 to reach its floor).
 FULL = {
     "targets": list(TARGETS),
-    "m_h": [1, 2, 3, 4, 6, 8, 12, 16],
+    "m_h": [1, 2, 3, 4, 6, 8, 16],
     "m_ff": 128,
     "n": 32,
     "m_v": 32,
@@ -106,6 +109,11 @@ FULL = {
     },
     "chunk_size": 16,
     "doubling": list(TARGETS),
+    # m_h = 1 needs 25,000–30,000 steps to reach its floor (analysis/RECIPE.md):
+    # it is trained for `epochs`, its check continues it for as many again,
+    # and on the targets of `restart` (one of each panel and finite rank,
+    # where claim (a) reads it) a second seed is trained too.
+    "long": {"m_h": [1], "epochs": 200, "restart": ["fig5a-r2", "fig5b-r6"]},
     "position_encoding": {"target": "fig5b-r6", "m_h": [2, 6]},
     "material_rtol": 0.1,
     "floor_fraction": 0.01,
@@ -131,6 +139,7 @@ QUICK = {
     "held_out": 128,
     "training": {**FULL["training"], "epochs": 3},
     "doubling": ["fig5b-r6"],
+    "long": {"m_h": [1], "epochs": 4, "restart": ["fig5b-r6"]},
     "position_encoding": {"target": "fig5b-r6", "m_h": [2]},
     "n_bootstrap": 100,
     "construction": {"samples": 128, "steps": 5},
@@ -147,6 +156,8 @@ LONG = {
     "held_out": 4096,
     "training": {**FULL["training"], "epochs": 128},
     "chunk_size": 32,
+    # Every m_h trained alike; the doubling side run retrains at 131,072 steps.
+    "long": {"m_h": [], "epochs": 128, "restart": []},
     "position_encoding": {"target": "fig5b-r6", "m_h": [2, 6]},
 }
 
@@ -165,24 +176,33 @@ def _config(settings, **changes):
     return TrainingConfig(**{**settings["training"], **changes})
 
 
-def _train(target, settings, m_h, out, name, config):
-    """Train every (m_h, seed) of ``target`` into ``out/name.json`` (resumable).
-
-    Returns ``(sweep, train, test)``: `run_sweep`'s dict, the training and
-    the held-out data.
-    """
+def _members(settings, m_h, seeds=None):
     from tfapprox import sweeps
 
-    members = sweeps.plan_members(
+    return sweeps.plan_members(
         m_h,
         [settings["m_ff"]],
-        range(settings["seeds"]),
+        range(settings["seeds"]) if seeds is None else seeds,
         n=settings["n"],
         m_v=settings["m_v"],
         ff_depth=settings["ff_depth"],
     )
-    train = target.sample(settings["samples"], seed=0)
-    test = target.sample(settings["held_out"], seed=1)
+
+
+def _data(target, settings):
+    """The training and held-out data of ``target``: the same for every sweep of it."""
+    return target.sample(settings["samples"], seed=0), target.sample(settings["held_out"], seed=1)
+
+
+def _train(target, settings, members, out, name, config, *, weights_dir=None, starts=None):
+    """Train ``members`` (budget, seed) of ``target`` into ``out/name.json`` (resumable).
+
+    ``weights_dir`` and ``starts`` are `run_sweep`'s. Returns ``(sweep,
+    train, test)``: `run_sweep`'s dict, the training and the held-out data.
+    """
+    from tfapprox import sweeps
+
+    train, test = _data(target, settings)
     # The sweep's progress line does not name the target: this line does.
     runs = f"{len(members)} run" + ("s" if len(members) != 1 else "")
     print(f"fig5: {name}, {runs}", file=sys.stderr, flush=True)
@@ -195,6 +215,8 @@ def _train(target, settings, m_h, out, name, config):
             validation_data=test,
             metadata={"target": target.metadata, "target_name": target.name},
             chunk_size=settings["chunk_size"],
+            weights_dir=weights_dir,
+            starts=starts,
         )
     except sweeps.SettingsMismatchError as err:
         raise ValueError(
@@ -203,6 +225,20 @@ def _train(target, settings, m_h, out, name, config):
             "one to train again"
         ) from None
     return sweep, train, test
+
+
+def _steps(settings, part):
+    """Adam steps of the main runs (``part`` "training") or of the long cells ("long")."""
+    per_epoch = -(-settings["samples"] // settings["training"]["batch_size"])
+    return f"{per_epoch * settings[part]['epochs']:,}"
+
+
+def _long_config(settings):
+    return _config(settings, epochs=settings["long"]["epochs"])
+
+
+def _weights_dir(out, name):
+    return os.path.join(out, "weights", f"{name}-long")
 
 
 def _best(runs, m_h):
@@ -380,8 +416,21 @@ def run_target(name, settings, out):
 
     target = targets.load_preset(name)
     start = time.perf_counter()
-    sweep, train, test = _train(target, settings, settings["m_h"], out, name, _config(settings))
-    runs = sweep["runs"]
+    long = settings["long"]["m_h"]
+    short = [m_h for m_h in settings["m_h"] if m_h not in long]
+    runs, trained, skipped = [], 0, 0
+    for m_hs, label, config, weights in (
+        (short, name, _config(settings), None),
+        ([m for m in settings["m_h"] if m in long], f"{name}-long", _long_config(settings),
+         _weights_dir(out, name)),
+    ):  # fmt: skip
+        if m_hs:
+            sweep, _, _ = _train(
+                target, settings, _members(settings, m_hs), out, label, config, weights_dir=weights
+            )
+            runs += sweep["runs"]
+            trained, skipped = trained + sweep["trained"], skipped + sweep["skipped"]
+    train, test = _data(target, settings)
     truncation = metrics.truncation_errors(target, test.x, settings["m_h"])
     rank = _rank(name)
     points = []
@@ -403,8 +452,8 @@ def run_target(name, settings, out):
         "beta": float(target.beta),
         "points": points,
         "construction_finisher": polish,
-        "trained": sweep["trained"],
-        "skipped": sweep["skipped"],
+        "trained": trained,
+        "skipped": skipped,
         "seconds": time.perf_counter() - start,
     }
 
@@ -634,45 +683,126 @@ def doubling_cells(result):
     return sorted(cells)
 
 
-def doubling(name, settings, result, out):
-    """Train `doubling_cells` again with twice the epochs.
+def _continued(name, settings, out, m_hs):
+    """Continue the best long run at each of ``m_hs`` for as many epochs again.
 
-    A cell's error after the doubling is the lower of its error before
-    (trained, construction or fitted kernel) and the longer run's: a longer
-    run that ends higher leaves the budget's best model where it was.
+    Each continuation starts from the saved weights of the run it continues
+    (a warm restart of the schedule) and is kept in
+    ``out/name-continue.json`` under its own key, so a rerun skips it.
+    Returns ``{m_h: continued error}``.
+    """
+    from tfapprox import Budget, nesting, results, targets
+
+    path = os.path.join(out, f"{name}-long.json")
+    long_runs = results.read(path)["runs"]
+    members, starts = [], []
+    for m_h in m_hs:
+        mine = [
+            r for r in long_runs if r["budget"]["m_h"] == m_h and r.get("val_error") is not None
+        ]
+        source = min(mine, key=lambda r: r["val_error"])
+        weights = nesting.load_weights(_weights_dir(out, name), source)
+        if weights is None:
+            raise ValueError(
+                f"the trained weights of {path}'s run at m_h = {m_h} are missing from "
+                f"{_weights_dir(out, name)}; remove {path} to train it again"
+            )
+        members.append((Budget.from_dict(source["budget"]), source["seed"]))
+        starts.append(({"continues": results.run_key(source)}, weights))
+    sweep, _, _ = _train(
+        targets.load_preset(name),
+        settings,
+        members,
+        out,
+        f"{name}-continue",
+        _long_config(settings),
+        starts=starts,
+    )
+    return {m_h: _best(sweep["runs"], m_h)["error"] for m_h in m_hs}
+
+
+def _restarted(name, settings, out, m_hs):
+    """The long cells ``m_hs`` trained once more from another seed: ``{m_h: error}``."""
+    from tfapprox import targets
+
+    seed = settings["seeds"]  # the first seed the budget's runs did not use
+    members = _members(settings, m_hs, [seed])
+    sweep, _, _ = _train(
+        targets.load_preset(name), settings, members, out, f"{name}-restart", _long_config(settings)
+    )
+    return {m_h: _best(sweep["runs"], m_h)["error"] for m_h in m_hs}
+
+
+def _check_row(before, trained, material_rtol, check, restart=None):
+    """A doubled cell: the budget's error before and after, its drop and whether it is material.
+
+    A longer run (or another start) that ends higher leaves the budget's
+    best model where it was: the error after is the lowest of all.
+    """
+    after = min([_error(before), trained[1], math.inf if restart is None else restart])
+    change = (_error(before) - after) / _error(before)
+    return {
+        "m_h": before["m_h"],
+        "check": check,
+        "trained": trained,
+        "restart": restart,
+        "errors": [_error(before), after],
+        "relative_drop": change,
+        "material": change > material_rtol,
+    }
+
+
+def doubling(name, settings, result, out):
+    """Train `doubling_cells` again with twice the epochs, and restart the long cells.
+
+    A cell trained with the short recipe is trained afresh with twice its
+    epochs. A long cell (``settings["long"]["m_h"]``: m_h = 1 by default,
+    whose floor takes far more steps) is continued from its weights for as
+    many epochs again (twice the steps in all, ``check``: "continued"), and
+    on the targets of ``settings["long"]["restart"]`` also trained from
+    another seed (``restart``). A cell's error after the checks is the
+    lowest of its error before (trained, construction or fitted kernel) and
+    the checks'.
     """
     from tfapprox import targets
 
     m_hs = doubling_cells(result)
+    long_cells = [m for m in m_hs if m in settings["long"]["m_h"]]
+    short_cells = [m for m in m_hs if m not in long_cells]
     config = _config(settings, epochs=2 * settings["training"]["epochs"])
-    if not m_hs:
-        return {
-            "target": name,
-            "epochs": [settings["training"]["epochs"], config.epochs],
-            "rows": [],
-            "material": False,
-        }
-    sweep, _, _ = _train(targets.load_preset(name), settings, m_hs, out, f"{name}-double", config)
-    rows = []
-    for m_h in m_hs:
-        before = next(p for p in result["points"] if p["m_h"] == m_h)
-        trained = _best(sweep["runs"], m_h)["error"]
-        after = min(_error(before), trained)  # the construction is in _error(before)
-        change = (_error(before) - after) / _error(before)
-        rows.append(
-            {
-                "m_h": m_h,
-                "trained": [before["error"], trained],
-                "errors": [_error(before), after],
-                "relative_drop": change,
-                "material": change > settings["material_rtol"],
-            }
+    rtol = settings["material_rtol"]
+    points = {p["m_h"]: p for p in result["points"]}
+    rows = {}
+    if short_cells:
+        sweep, _, _ = _train(
+            targets.load_preset(name),
+            settings,
+            _members(settings, short_cells),
+            out,
+            f"{name}-double",
+            config,
         )
+        for m_h in short_cells:
+            trained = [points[m_h]["error"], _best(sweep["runs"], m_h)["error"]]
+            rows[m_h] = _check_row(points[m_h], trained, rtol, "twice the epochs")
+    if long_cells:
+        continued = _continued(name, settings, out, long_cells)
+        restart = (
+            _restarted(name, settings, out, long_cells)
+            if name in settings["long"]["restart"]
+            else {}
+        )
+        for m_h in long_cells:
+            trained = [points[m_h]["error"], continued[m_h]]
+            rows[m_h] = _check_row(points[m_h], trained, rtol, "continued", restart.get(m_h))
+    long_epochs = settings["long"]["epochs"]
     return {
         "target": name,
         "epochs": [settings["training"]["epochs"], config.epochs],
-        "rows": rows,
-        "material": any(row["material"] for row in rows),
+        "long_epochs": [long_epochs, 2 * long_epochs],
+        "restart_seed": settings["seeds"] if name in settings["long"]["restart"] else None,
+        "rows": [rows[m_h] for m_h in m_hs],
+        "material": any(row["material"] for row in rows.values()),
     }
 
 
@@ -691,7 +821,12 @@ def position_encoding_cost(settings, results, out):
     options = settings["training"].get("model_kwargs", {})
     config = _config(settings, model_kwargs={**options, "position_encoding": other})
     sweep, _, _ = _train(
-        targets.load_preset(name), settings, side["m_h"], out, f"{name}-pe-{other}", config
+        targets.load_preset(name),
+        settings,
+        _members(settings, side["m_h"]),
+        out,
+        f"{name}-pe-{other}",
+        config,
     )
     result = next(r for r in results if r["target"] == name)
     rows = []
@@ -798,11 +933,23 @@ def table(results, claims, side):
     )
     for d in side["doubling"]:
         for row in d["rows"]:
+            if row["check"] == "continued":
+                check = (
+                    f"{d['long_epochs'][0]} epochs, continued for as many again "
+                    f"({d['target']}, m_h = {row['m_h']}): trained "
+                    f"{row['trained'][0]:.3g} → {row['trained'][1]:.3g}"
+                )
+                if row["restart"] is not None:
+                    check += f", another seed ({d['restart_seed']}) {row['restart']:.3g}"
+            else:
+                check = (
+                    f"twice the epochs, {d['epochs'][0]} → {d['epochs'][1]} ({d['target']}, "
+                    f"m_h = {row['m_h']}): trained {row['trained'][0]:.3g} → "
+                    f"{row['trained'][1]:.3g}"
+                )
             lines.append(
-                f"- twice the epochs ({d['target']}, m_h = {row['m_h']}): trained "
-                f"{row['trained'][0]:.3g} → {row['trained'][1]:.3g}; the budget's error "
-                f"{row['errors'][0]:.3g} → {row['errors'][1]:.3g} "
-                f"({100 * row['relative_drop']:+.0f}% drop; material: {row['material']})"
+                f"- {check}; the budget's error {row['errors'][0]:.3g} → {row['errors'][1]:.3g} "
+                f"({100 * row['relative_drop']:+.1f}% drop; material: {row['material']})"
             )
     for r in results:
         polish = r.get("construction_finisher")
@@ -945,8 +1092,10 @@ def main(argv=None):
                 "the paper's sizes and m_h = 1..16, two seeds; 65,536 steps where the paper "
                 "trains until the loss plateaus (the doubling side run says whether they do)"
                 if args.long
-                else "m_h on a subset of 1..16, one seed, 3,840 steps: the paper trains "
-                "until the loss plateaus (analysis/RECIPE.md: > 12,000 steps here)"
+                else f"m_h on a subset of 1..16, one seed, {_steps(settings, 'training')} Adam "
+                f"steps ({_steps(settings, 'long')} at m_h = "
+                f"{', '.join(map(str, settings['long']['m_h'])) or 'none'}): the paper trains "
+                "until the loss plateaus (the checks say where these runs do not)"
             ),
         },
         "targets": results,

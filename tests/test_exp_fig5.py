@@ -44,11 +44,17 @@ def test_claims_and_side_runs_are_reported(result):
     assert claims["c"]["total"] > 0
     doubling = result["side"]["doubling"][0]
     assert doubling["epochs"][1] == 2 * doubling["epochs"][0]
+    assert doubling["long_epochs"] == [4, 8] and doubling["restart_seed"] == 1
     target = next(r for r in result["targets"] if r["target"] == doubling["target"])
     assert [row["m_h"] for row in doubling["rows"]] == fig5.doubling_cells(target)
     for row in doubling["rows"]:
+        # m_h = 1 (--quick's long cell) is continued and restarted; others trained afresh.
+        long = row["m_h"] in result["settings"]["long"]["m_h"]
+        assert row["check"] == ("continued" if long else "twice the epochs")
+        assert (row["restart"] is not None) == long
         # A longer run that ends higher leaves the budget's best model where it was.
-        assert row["errors"][1] == min(row["errors"][0], row["trained"][1])
+        others = [row["trained"][1]] + ([row["restart"]] if long else [])
+        assert row["errors"][1] == min(row["errors"][0], *others)
     assert {c["verdict"] for c in claims["a"]} <= {"holds", "does not hold", "not converged"}
     assert result["outputs"]["figure"].endswith("fig5.png")
 
@@ -136,9 +142,15 @@ def test_running_again_resumes_without_training(result, out, capsys):
     assert all(r["trained"] == 0 for r in again["targets"])
     # Each sweep names its target on stderr, so a long run shows where it is.
     named = [line for line in capsys.readouterr().err.splitlines() if line.startswith("fig5: ")]
-    doubled = len(result["side"]["doubling"][0]["rows"])
-    assert named == [f"fig5: {name}, 3 runs" for name in fig5.TARGETS] + [
-        f"fig5: fig5b-r6-double, {doubled} run" + ("s" if doubled != 1 else ""),
+    rows = result["side"]["doubling"][0]["rows"]
+    short = sum(row["check"] == "twice the epochs" for row in rows)
+    assert named == [
+        line
+        for name in fig5.TARGETS
+        for line in (f"fig5: {name}, 2 runs", f"fig5: {name}-long, 1 run")
+    ] + [f"fig5: fig5b-r6-double, {short} run" + ("s" if short != 1 else "")] * (short > 0) + [
+        "fig5: fig5b-r6-continue, 1 run",
+        "fig5: fig5b-r6-restart, 1 run",
         "fig5: fig5b-r6-pe-learned, 1 run",
     ]
     for first, second in zip(result["targets"], again["targets"]):
@@ -334,6 +346,11 @@ def test_long_picks_the_paper_sizes(tmp_path):
         settings["samples"] // settings["training"]["batch_size"] * settings["training"]["epochs"]
     )
     assert steps == 65536
+    # The default: 3,840 steps, 25,600 for m_h = 1 (its floor needs them).
+    assert (fig5._steps(fig5.FULL, "training"), fig5._steps(fig5.FULL, "long")) == (
+        "3,840",
+        "25,600",
+    )
     _, _, default = _experiment.start(
         ["--out", str(tmp_path)], fig5.__doc__, "x", fig5.QUICK, fig5.FULL, long=fig5.LONG
     )
@@ -378,3 +395,45 @@ def test_runs_of_other_settings_are_refused_with_a_way_out(result, out, tmp_path
     errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
     assert len(errors) == 1 and "fig5a-r2.json holds runs trained with other settings" in errors[0]
     assert sorted(os.listdir(old)) == ["fig5a-r2.json"]
+
+
+def test_m_h_1_trains_long_and_its_check_continues_the_saved_run(result, out, tmp_path):
+    import os
+    import shutil
+
+    from tfapprox import results
+
+    long = result["settings"]["long"]
+    for r in result["targets"]:
+        epochs = {p["m_h"]: p["epochs"] for p in r["points"]}
+        assert epochs == {1: long["epochs"], 2: 3, 6: 3}
+    source = results.read(os.path.join(out, "fig5b-r6-long.json"))["runs"][0]
+    continued = results.read(os.path.join(out, "fig5b-r6-continue.json"))["runs"][0]
+    restart = results.read(os.path.join(out, "fig5b-r6-restart.json"))["runs"][0]
+    # The check starts where the long run ended: its key names that run.
+    assert continued["start"] == {"continues": results.run_key(source)}
+    assert continued["budget"] == source["budget"] and continued["seed"] == source["seed"]
+    assert continued["hyperparameters"]["epochs"] == long["epochs"]
+    assert restart["seed"] == 1 and "start" not in restart
+    row = result["side"]["doubling"][0]["rows"][0]
+    assert row["trained"] == [source["val_error"], continued["val_error"]]
+    assert row["restart"] == restart["val_error"]
+    # Without the saved weights there is nothing to continue: say so, and how to go on.
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    shutil.rmtree(copy / "weights")
+    os.remove(copy / "fig5b-r6-continue.json")
+    with pytest.raises(
+        ValueError, match="weights of .*fig5b-r6-long.json's run at m_h = 1 are missing"
+    ):
+        fig5._continued("fig5b-r6", fig5.QUICK, str(copy), [1])
+
+
+def test_a_checked_cell_keeps_the_lowest_of_its_starts():
+    point = {"m_h": 1, "error": 0.4, "best_error": 0.3}
+    row = fig5._check_row(point, [0.4, 0.35], 0.1, "continued", restart=0.25)
+    assert row["errors"] == [0.3, 0.25] and row["relative_drop"] == pytest.approx(1 / 6)
+    assert row["material"] and row["check"] == "continued"
+    row = fig5._check_row(point, [0.4, 0.5], 0.1, "twice the epochs")
+    assert row["errors"] == [0.3, 0.3] and row["relative_drop"] == 0.0 and not row["material"]
+    assert row["restart"] is None
