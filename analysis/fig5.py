@@ -79,12 +79,14 @@ PAPER = {
 
 TARGETS = ("fig5a-r2", "fig5a-r6", "fig5a-rinf", "fig5b-r2", "fig5b-r6", "fig5b-rinf")
 
-# About 40 minutes on 2 CPU cores (JAX backend, from an empty folder:
-# 39 min 36 s): 48 members of the paper's size at 3,840 steps each (18
-# minutes), ten doublings at 7,680 (7), the constructions and fitted
-# kernels (14) and the encoding side run. The trade: m_h on 1…4, 6, 8, 12,
-# 16 (not 1…16), one seed, 3,840 steps (analysis/RECIPE.md: m_h = 1 needs
-# about 30,000 to reach its floor).
+# About 75 minutes on 2 CPU cores (JAX backend, from an empty folder:
+# 75 min 27 s): 36 members of the paper's size at 3,840 steps each (16
+# minutes), m_h = 1 at 25,600 (17.5), the checks by training (27: m_h = 1
+# continued, two restarts, four doublings), the constructions and fitted
+# kernels (14) and the encoding side run (1). The trade: m_h on 1…4, 6, 8,
+# 16 (not 1…16), one seed, 3,840 steps below m_h = 1's 25,600
+# (analysis/RECIPE.md: below the rank the trained runs are not at their
+# floor at 3,840).
 FULL = {
     "targets": list(TARGETS),
     "m_h": [1, 2, 3, 4, 6, 8, 16],
