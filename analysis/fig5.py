@@ -243,16 +243,25 @@ def _weights_dir(out, name):
     return os.path.join(out, "weights", f"{name}-long")
 
 
+def _runs_at(runs, m_h):
+    """The runs at ``m_h`` that have a held-out error."""
+    return [r for r in runs if r["budget"]["m_h"] == m_h and r.get("val_error") is not None]
+
+
+def _best_run(runs, m_h):
+    """The run at ``m_h`` with the lowest held-out error (None if there is none)."""
+    return min(_runs_at(runs, m_h), key=lambda r: r["val_error"], default=None)
+
+
 def _best(runs, m_h):
     """The lowest held-out error (paper norm) and its run's numbers at ``m_h``."""
-    mine = [r for r in runs if r["budget"]["m_h"] == m_h and r.get("val_error") is not None]
-    if not mine:
+    best = _best_run(runs, m_h)
+    if best is None:
         return None
-    best = min(mine, key=lambda r: r["val_error"])
     return {
         "m_h": m_h,
         "error": float(best["val_error"]),
-        "errors": [float(r["val_error"]) for r in mine],
+        "errors": [float(r["val_error"]) for r in _runs_at(runs, m_h)],
         "train_error": float(best["error"]),
         "mse": float(best["val_loss"]),
         "epochs": int(best["epochs"]),
@@ -699,10 +708,7 @@ def _continued(name, settings, out, m_hs):
     long_runs = results.read(path)["runs"]
     members, starts = [], []
     for m_h in m_hs:
-        mine = [
-            r for r in long_runs if r["budget"]["m_h"] == m_h and r.get("val_error") is not None
-        ]
-        source = min(mine, key=lambda r: r["val_error"])
+        source = _best_run(long_runs, m_h)
         weights = nesting.load_weights(_weights_dir(out, name), source)
         if weights is None:
             raise ValueError(
