@@ -26,6 +26,10 @@ EXPERIMENTS = {
         "fig5",
         "trained error vs m_h on targets of rank 2, 6 and inf: claims (a)-(c) (paper A Fig. 5)",
     ),
+    "fig5-floor": (
+        "fig5_floor",
+        "fig5's budgets below the rank trained in rounds until twice the steps stop helping",
+    ),
     "language-model": (
         "language_model",
         "character-level language model: layers vs heads, DP vs DP-free (paper B Tables 2, 7)",

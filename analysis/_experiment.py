@@ -73,7 +73,7 @@ def entry(main):
     return run
 
 
-def start(argv, doc, default_out, quick, full, long=None):
+def start(argv, doc, default_out, quick, full, long=None, options=None):
     """Parse an experiment's command line; create its output folder; pick its settings.
 
     Args:
@@ -83,16 +83,27 @@ def start(argv, doc, default_out, quick, full, long=None):
         quick, full: dicts. The settings of ``--quick`` and of the full run.
         long: dict or None. The settings of ``--long`` (a size for an
             accelerator); None: the experiment has no ``--long``.
+        options: None, or a pair ``(add, check)`` of the experiment's own
+            options (for ``python -m``; ``tfapprox experiment`` passes only
+            the common ones): ``add(parser)`` adds them, ``check(args,
+            settings)`` returns None or the one-line message of a bad value
+            (reported as a usage error, before the output folder is made).
 
     Returns:
         ``(args, out, settings)``: the parsed arguments, the output folder
         (created and writable) and the chosen settings.
     """
     help_long = None if long is None else "beyond the default run: sizes for a GPU"
-    args = parser(doc.splitlines()[0], default_out, long=help_long).parse_args(argv)
+    command = parser(doc.splitlines()[0], default_out, long=help_long)
+    if options is not None:
+        options[0](command)
+    args = command.parse_args(argv)
+    settings = quick if args.quick else long if args.long else full
+    if options is not None and (message := options[1](args, settings)) is not None:
+        command.error(message)
     out = prepare_out(args.out)
     _CHECKPOINTS.update(folder=os.path.join(out, CHECKPOINTS), count=0)
-    return args, out, quick if args.quick else long if args.long else full
+    return args, out, settings
 
 
 # The folder of an experiment's training checkpoints, inside its output folder.

@@ -437,3 +437,27 @@ def test_a_checked_cell_keeps_the_lowest_of_its_starts():
     row = fig5._check_row(point, [0.4, 0.5], 0.1, "twice the epochs")
     assert row["errors"] == [0.3, 0.3] and row["relative_drop"] == 0.0 and not row["material"]
     assert row["restart"] is None
+
+
+def test_the_floor_rounds_join_fig5s_budgets(result, out, tmp_path):
+    from analysis import fig5_floor
+
+    floor = fig5_floor.main(["--quick", "--out", str(tmp_path / "floor"), "--fig5", out])
+    (cell,) = floor["cells"]
+    by_target = {t["target"]: t for t in floor["targets"]}
+    assert list(by_target) == list(fig5.TARGETS)
+    doubled = {d["target"]: d for d in result["side"]["doubling"]}
+    for r in result["targets"]:
+        after = fig5._after(r, doubled.get(r["target"]))
+        points = by_target[r["target"]]["points"]
+        assert [p["m_h"] for p in points] == result["settings"]["m_h"]
+        for p in points:
+            fig5_error = r["points"][[q["m_h"] for q in r["points"]].index(p["m_h"])]["best_error"]
+            expected = fig5_error if after is None else after[p["m_h"]]
+            if (r["target"], p["m_h"]) == (cell["target"], cell["m_h"]):
+                expected = min(expected, cell["error"])
+            assert p["best_error"] == pytest.approx(expected)
+            # Unchecked by fig5 (no doubling record): not settled.
+            assert not p["settled"] if after is None else True
+    assert [c["target"] for c in floor["claims"]["b"]] == ["fig5a-rinf", "fig5b-rinf"]
+    assert floor["claims"]["c"]["total"] == result["claims"]["c"]["total"]
