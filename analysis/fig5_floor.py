@@ -24,8 +24,9 @@ Every round of a target is one resumable `run_sweep` (its results file
 ``OUT/TARGET-round-K.json``, weights in ``OUT/weights/``): an interrupted
 run, started again with the same command, skips the finished rounds and
 members. ``--target``, ``--m-h`` and ``--seed`` pick a part of the cells,
-so cells can run in parallel processes (each with its own ``--out``: a
-results file has one writer).
+so cells can run in parallel processes, each with its own ``--out`` (a
+results file has one writer); ``--report DIR ...`` then trains nothing and
+reports the rounds found in those folders as one run.
 
 Sizes: ``--quick`` (tiny, for the tests) and the default (fig5's model
 and data, every m_h of fig5's grid below each target's rank (18 cells),
@@ -33,8 +34,10 @@ and data, every m_h of fig5's grid below each target's rank (18 cells),
 about 4 hours on 2 CPU cores, minutes on a GPU under JAX, where all the
 cells of a target train at once).
 
-Run: ``python -m tfapprox_analysis.fig5_floor [--quick] [--target NAME ...]
-[--m-h M ...] [--seed S ...] [--out DIR] [--json]``.
+Run: ``tfapprox experiment fig5-floor [--quick] [--out DIR] [--json]``, or
+with this module's own options ``python -m tfapprox_analysis.fig5_floor
+[--target NAME ...] [--m-h M ...] [--seed S ...] [--rounds K] [--max-rounds
+K] [--fig5 DIR] [--report DIR ...] ...``.
 """
 
 import math
@@ -110,9 +113,33 @@ def _state(errors, settings):
     return "still falling" if 2 * k > settings["max_rounds"] else "training"
 
 
+def _label(k, previous_run):
+    """The ``start`` recorded by round ``k`` ≥ 2 of the cell whose round k − 1 is ``previous_run``."""
+    from tfapprox import results
+
+    return {"continues": results.run_key(previous_run), "round": k}
+
+
+def _finished(name, folders, k, cells_, previous):
+    """The runs of round ``k`` of ``cells_`` already in ``folders``: ``{cell: run}``."""
+    from tfapprox import results
+
+    paths = [_file(folder, name, k) for folder in folders]
+    runs = [run for path in paths if os.path.exists(path) for run in results.read(path)["runs"]]
+    found = {}
+    for cell in cells_:
+        _, m_h, seed = cell
+        start = None if k == 1 else _label(k, previous[cell])
+        for run in runs:
+            same = run["budget"]["m_h"] == m_h and run["seed"] == seed
+            if same and run.get("start") == start:
+                found[cell] = run
+    return found
+
+
 def _round(name, settings, out, k, cells_, previous):
     """Round ``k`` (1-based) of ``cells_`` of target ``name``: ``{cell: run}``."""
-    from tfapprox import nesting, results, targets
+    from tfapprox import nesting, targets
 
     base = settings["fig5"]
     members, starts = [], []
@@ -130,7 +157,7 @@ def _round(name, settings, out, k, cells_, previous):
                 f"from {_weights(out, name, k - 1)}; remove {_file(out, name, k - 1)} to train "
                 "that round again"
             )
-        starts.append(({"continues": results.run_key(run), "round": k}, weights))
+        starts.append((_label(k, run), weights))
     sweep, _, _ = fig5._train(
         targets.load_preset(name),
         base,
@@ -152,19 +179,34 @@ def _weights(out, name, k):
     return os.path.join(out, "weights", f"{name}-round-{k}")
 
 
-def run_target(name, settings, out, cells_):
-    """Train ``cells_`` of target ``name`` in rounds until each is at its floor or ``max_rounds``."""
+def run_target(name, settings, out, cells_, report=None):
+    """Train ``cells_`` of target ``name`` in rounds until each is at its floor or ``max_rounds``.
+
+    With ``report`` (a list of folders of fig5-floor runs) nothing is
+    trained: each cell is reported from the rounds already in them (a cell
+    still going is ``"unfinished"``; one with no round is left out).
+    """
     history = {cell: [] for cell in cells_}
     previous, k = {}, 0
     while True:
         going = [c for c in cells_ if _state(_errors(history[c]), settings) == "training"]
+        going = [c for c in going if len(history[c]) == k]  # untrained: stopped at round k
         if not going:
             break
         k += 1
-        previous = _round(name, settings, out, k, going, previous)
+        if report is None:
+            previous = _round(name, settings, out, k, going, previous)
+        else:
+            previous = _finished(name, report, k, going, previous)
         for cell, run in previous.items():
             history[cell].append(run)
-    return [_cell_result(cell, history[cell], settings) for cell in cells_]
+    found = []
+    for cell in cells_:
+        if history[cell]:
+            found.append(_cell_result(cell, history[cell], settings))
+            if found[-1]["state"] == "training":
+                found[-1]["state"] = "unfinished"
+    return found
 
 
 def _errors(runs):
@@ -300,7 +342,7 @@ def table(cells_):
     rows = []
     for c in cells_:
         errors = [f"{e:.4g}" for e in c["val_errors"]] + [""] * (width - len(c["val_errors"]))
-        drops = ", ".join(f"{k}: {-100 * d:+.1f} %" for k, d in c["doubling_drops"].items())
+        drops = ", ".join(f"{k}: {0.0 - 100 * d:+.1f} %" for k, d in c["doubling_drops"].items())
         rows.append(
             [c["target"], c["m_h"], c["seed"], *errors, drops, c["state"], f"{c['error']:.4g}"]
         )
@@ -363,6 +405,13 @@ def _add_options(parser):
         "--max-rounds", type=int, help="rounds a cell that keeps falling trains at most (default 8)"
     )
     parser.add_argument(
+        "--report",
+        nargs="+",
+        metavar="DIR",
+        help="train nothing: report the rounds found in these folders of fig5-floor runs (the "
+        "parts of a run split over processes or machines) into --out",
+    )
+    parser.add_argument(
         "--fig5",
         metavar="PATH",
         help="a fig5 run of the same size (its folder or result.json): the claims then read "
@@ -413,6 +462,9 @@ def _check_options(args, settings):
         return f"--max-rounds must be at least --rounds ({rounds}), got {most}"
     if not cells(settings, args.target, args.m_h, args.seed):
         return "no cell below the rank: every chosen m_h is at or above its target's rank"
+    for folder in args.report or []:
+        if not os.path.isdir(folder):
+            return f"--report: {folder!r} is not a folder"
     args.fig5_result = None
     if args.fig5 is not None:
         try:
@@ -435,7 +487,10 @@ def main(argv=None):
     start = time.perf_counter()
     found = []
     for name in dict.fromkeys(c[0] for c in chosen):
-        found += run_target(name, settings, out, [c for c in chosen if c[0] == name])
+        mine = [c for c in chosen if c[0] == name]
+        found += run_target(name, settings, out, mine, report=args.report)
+    if not found:
+        raise ValueError(f"no finished round of the chosen cells in {', '.join(args.report)}")
     print(f"fig5-floor: {len(found)} cells in {time.perf_counter() - start:.0f} s", file=sys.stderr)
     targets_ = budgets(found, settings, args.fig5_result)
     claimed = claims(targets_, settings)
@@ -455,6 +510,7 @@ def main(argv=None):
             ),
         },
         "fig5": None if args.fig5 is None else os.path.abspath(args.fig5),
+        "report_of": None if args.report is None else [os.path.abspath(f) for f in args.report],
         "cells": found,
         "targets": targets_,
         "claims": claimed,

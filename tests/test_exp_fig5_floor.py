@@ -106,6 +106,7 @@ def test_missing_weights_of_a_finished_round_are_named(out, tmp_path):
         (["--m-h", "0"], "--m-h must be positive, got 0"),
         (["--seed", "-1"], "--seed must be at least 0, got -1"),
         (["--m-h", "6"], "no cell below the rank"),
+        (["--report", "no-such-folder"], "--report: 'no-such-folder' is not a folder"),
     ],
 )
 def test_bad_options_are_usage_errors(args, message, tmp_path, capsys):
@@ -182,3 +183,23 @@ def test_fig5_file_that_is_not_a_fig5_run_is_a_usage_error(tmp_path, capsys):
         with pytest.raises(SystemExit):
             fig5_floor.main(["--quick", "--out", str(tmp_path / "o"), "--fig5", str(path)])
         assert message in capsys.readouterr().err
+
+
+def test_report_reads_the_parts_of_a_run_and_trains_nothing(result, out, tmp_path, capsys):
+    report = fig5_floor.main(["--quick", "--out", str(tmp_path / "r"), "--report", out])
+    assert report["cells"] == result["cells"]
+    assert "sweep [" not in capsys.readouterr().err
+    assert not (tmp_path / "r" / "fig5b-r6-round-1.json").exists()
+    # A part that stopped after its first round reports the cell unfinished.
+    part = tmp_path / "part"
+    part.mkdir()
+    (part / "fig5b-r6-round-1.json").write_text(
+        open(os.path.join(out, "fig5b-r6-round-1.json")).read()
+    )
+    (cell,) = fig5_floor.main(["--quick", "--out", str(tmp_path / "p"), "--report", str(part)])[
+        "cells"
+    ]
+    assert cell["val_errors"] == result["cells"][0]["val_errors"][:1]
+    assert cell["state"] == "unfinished"
+    with pytest.raises(ValueError, match="no finished round of the chosen cells"):
+        fig5_floor.main(["--quick", "--out", str(tmp_path / "e"), "--report", str(tmp_path)])
