@@ -242,9 +242,9 @@ def budgets(found, settings, fig5_result=None):
     with ``fig5_result`` (a `fig5.main` result), also over fig5's own error
     after its checks (trained, construction, fitted kernel: ``fig5._after``),
     whose points at m_h = 1 and from the rank on join in. A budget is
-    ``settled`` when every cell of it is at its floor and another seed, if
-    trained, is not materially lower than the first (fig5's points outside
-    the cells are settled when fig5 says none of its checks moved them).
+    ``settled`` when every cell of it is at its floor, another seed, if
+    trained, is not materially lower than the first, and fig5's models of
+    it, if given, are settled: none of fig5's checks moved them materially.
     Returns fig5-style target results (``points`` with ``best_error``).
     """
     from tfapprox import targets
@@ -275,12 +275,14 @@ def budgets(found, settings, fig5_result=None):
             first = min(seeds, key=lambda c: c["seed"])
             best = min(c["error"] for c in seeds)
             restart = (first["error"] - best) / first["error"]
-            point = points.setdefault(m_h, {"m_h": m_h, "fig5_error": None})
+            point = points.setdefault(m_h, {"m_h": m_h, "fig5_error": None, "settled": True})
             point.update(
                 floor_error=best,
                 restart_drop=restart if len(seeds) > 1 else None,
                 states=[c["state"] for c in seeds],
-                settled=all(c["state"] == "floor" for c in seeds) and restart <= rtol,
+                settled=point["settled"]  # fig5's models of the budget, if any, settled too
+                and all(c["state"] == "floor" for c in seeds)
+                and restart <= rtol,
             )
         for point in points.values():
             known = [point.get("floor_error"), point["fig5_error"]]
