@@ -30,9 +30,12 @@ reports the rounds found in those folders as one run.
 
 Sizes: ``--quick`` (tiny, for the tests) and the default (fig5's model
 and data, every m_h of fig5's grid below each target's rank (18 cells),
-4 rounds of 200 epochs and, where the last doubling is material, up to 8:
-about 4 hours on 2 CPU cores, minutes on a GPU under JAX, where all the
-cells of a target train at once).
+4 rounds of 200 epochs and, where the last doubling is material, up to 8).
+A round of one cell is 83–131 s of one core (JAX, one process per core
+with a single-threaded XLA, ``analysis/RECIPE.md``, "Every budget below
+the rank"): the 18 cells and five second seeds, 122 rounds, took 1 h 51 min
+split over two such processes. In one process the cells of a target train
+together in the batched engine, as on a GPU.
 
 Run: ``tfapprox experiment fig5-floor [--quick] [--out DIR] [--json]``, or
 with this module's own options ``python -m tfapprox_analysis.fig5_floor
@@ -519,6 +522,12 @@ def main(argv=None):
         "seconds": time.perf_counter() - start,
     }
     text = table(found) + "\n\n" + budget_table(targets_) + "\n\n" + claims_text(claimed)
+    if args.fig5 is None:
+        text += (
+            "\n\nThese budgets are the trained rounds alone: fig5's constructions and fitted "
+            "kernels are lower at many of them. Give --fig5 DIR (a fig5 run of the same size) "
+            "to read the claims from each budget's best model."
+        )
     return _experiment.finish(result, text, out, as_json=args.json)
 
 
