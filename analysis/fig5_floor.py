@@ -123,18 +123,19 @@ def _label(k, previous_run):
     return {"continues": results.run_key(previous_run), "round": k}
 
 
-def _finished(name, folders, k, cells_, previous):
+def _finished(name, settings, folders, k, cells_, previous):
     """The runs of round ``k`` of ``cells_`` already in ``folders``: ``{cell: run}``."""
-    from tfapprox import results
+    from tfapprox import Budget, results
 
     paths = [_file(folder, name, k) for folder in folders]
     runs = [run for path in paths if os.path.exists(path) for run in results.read(path)["runs"]]
     found = {}
     for cell in cells_:
         _, m_h, seed = cell
+        budget = fig5._members(settings["fig5"], [m_h], [seed])[0][0]
         start = None if k == 1 else _label(k, previous[cell])
         for run in runs:
-            same = run["budget"]["m_h"] == m_h and run["seed"] == seed
+            same = Budget.from_dict(run["budget"]) == budget and run["seed"] == seed
             if same and run.get("start") == start:
                 found[cell] = run
     return found
@@ -200,7 +201,7 @@ def run_target(name, settings, out, cells_, report=None):
         if report is None:
             previous = _round(name, settings, out, k, going, previous)
         else:
-            previous = _finished(name, report, k, going, previous)
+            previous = _finished(name, settings, report, k, going, previous)
         for cell, run in previous.items():
             history[cell].append(run)
     found = []

@@ -203,3 +203,6 @@ def test_report_reads_the_parts_of_a_run_and_trains_nothing(result, out, tmp_pat
     assert cell["state"] == "unfinished"
     with pytest.raises(ValueError, match="no finished round of the chosen cells"):
         fig5_floor.main(["--quick", "--out", str(tmp_path / "e"), "--report", str(tmp_path)])
+    # The runs of another size (--quick's) are not the default size's rounds.
+    with pytest.raises(ValueError, match="no finished round of the chosen cells"):
+        fig5_floor.main(["--out", str(tmp_path / "f"), "--m-h", "2", "--report", out])
