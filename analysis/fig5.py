@@ -229,10 +229,14 @@ def _train(target, settings, members, out, name, config, *, weights_dir=None, st
     return sweep, train, test
 
 
+def steps_per_epoch(settings):
+    """Adam steps in one epoch of ``settings``' training set."""
+    return -(-settings["samples"] // settings["training"]["batch_size"])
+
+
 def _steps(settings, part):
     """Adam steps of the main runs (``part`` "training") or of the long cells ("long")."""
-    per_epoch = -(-settings["samples"] // settings["training"]["batch_size"])
-    return f"{per_epoch * settings[part]['epochs']:,}"
+    return f"{steps_per_epoch(settings) * settings[part]['epochs']:,}"
 
 
 def _long_config(settings):
@@ -503,10 +507,13 @@ def _after(result, doubled):
     return after
 
 
-def _moved(result, doubled, cells=None):
-    """The cells of ``result`` that more training moved materially (None: not checked).
+def moved_cells(result, doubled, cells=None):
+    """``(m_h, model)`` of each model of ``result`` that more training moved materially.
 
-    Only the m_h in ``cells`` (all if None): those a claim is read from.
+    ``model`` is None for a trained run (twice the epochs), else
+    ``"construction"`` or ``"fitted kernel"``. Only the m_h in ``cells``
+    (all if None): those a claim is read from. None if ``doubled`` is None
+    (not checked).
     """
     if doubled is None:
         return None
@@ -514,16 +521,24 @@ def _moved(result, doubled, cells=None):
     def read(m_h):
         return cells is None or m_h in cells
 
-    moved = [row["m_h"] for row in doubled["rows"] if row["material"] and read(row["m_h"])]
+    moved = [(row["m_h"], None) for row in doubled["rows"] if row["material"] and read(row["m_h"])]
     polish = result.get("construction_finisher")
     if polish and polish["material"] and read(polish["m_h"]):
-        moved.append(f"construction at m_h = {polish['m_h']}")
+        moved.append((polish["m_h"], "construction"))
     for point in result["points"]:
         check = point.get("fitted_check")
         fitted = point["best_start"] == "fitted kernel" and check and check["material"]
         if fitted and read(point["m_h"]):
-            moved.append(f"fitted kernel at m_h = {point['m_h']}")
+            moved.append((point["m_h"], "fitted kernel"))
     return moved
+
+
+def _moved(result, doubled, cells=None):
+    """`moved_cells` as the claims report them: m_h, or "MODEL at m_h = M"."""
+    moved = moved_cells(result, doubled, cells)
+    if moved is None:
+        return None
+    return [m_h if model is None else f"{model} at m_h = {m_h}" for m_h, model in moved]
 
 
 def claim_floor(result, fraction, doubled=None):

@@ -221,7 +221,7 @@ def _errors(runs):
 def _cell_result(cell, runs, settings):
     name, m_h, seed = cell
     errors = _errors(runs)
-    per_epoch = -(-settings["fig5"]["samples"] // settings["fig5"]["training"]["batch_size"])
+    per_epoch = fig5.steps_per_epoch(settings["fig5"])
     best = min(range(len(errors)), key=errors.__getitem__)
     return {
         "target": name,
@@ -267,13 +267,11 @@ def budgets(found, settings, fig5_result=None):
         points = {}
         if name in reported:
             after = fig5._after(reported[name], doubled.get(name))
-            moved = set(fig5._moved(reported[name], doubled.get(name)) or [])
+            moved = {m_h for m_h, _ in fig5.moved_cells(reported[name], doubled.get(name)) or []}
             for p in reported[name]["points"]:
                 m_h = p["m_h"]
                 error = p["best_error"] if after is None else after[m_h]
-                settled = after is not None and not any(
-                    m == m_h or (isinstance(m, str) and m.endswith(f"m_h = {m_h}")) for m in moved
-                )
+                settled = after is not None and m_h not in moved
                 points[m_h] = {"m_h": m_h, "fig5_error": error, "settled": settled}
         for m_h, seeds in floor.items():
             first = min(seeds, key=lambda c: c["seed"])
@@ -431,13 +429,12 @@ _SAME = ("n", "m_v", "m_ff", "ff_depth", "samples", "held_out", "training")
 
 def read_fig5(path, settings):
     """The `fig5` result at ``path`` (a folder or its result.json); `ValueError` if unusable."""
-    import json
+    from tfapprox import _io
 
     if os.path.isdir(path):
         path = os.path.join(path, "result.json")
     try:
-        with open(path, encoding="utf-8") as f:
-            result = json.load(f)
+        result = _io.read_json(path, "fig5 result")
     except (OSError, ValueError) as err:
         raise ValueError(f"--fig5: cannot read {path!r}: {err}") from None
     if not isinstance(result, dict) or result.get("experiment") != "fig5":
@@ -452,6 +449,12 @@ def read_fig5(path, settings):
     return result
 
 
+def _with_rounds(settings, args):
+    """``settings`` with ``--rounds`` and ``--max-rounds`` where given."""
+    given = {"rounds": args.rounds, "max_rounds": args.max_rounds}
+    return {**settings, **{key: value for key, value in given.items() if value is not None}}
+
+
 def _check_options(args, settings):
     """The first bad value of the command line, as one line, or None."""
     for m_h in args.m_h or []:
@@ -460,10 +463,10 @@ def _check_options(args, settings):
     for seed in args.seed or []:
         if seed < 0:
             return f"--seed must be at least 0, got {seed}"
-    rounds = settings["rounds"] if args.rounds is None else args.rounds
+    settings = _with_rounds(settings, args)
+    rounds, most = settings["rounds"], settings["max_rounds"]
     if rounds < 2 or rounds & (rounds - 1):
         return f"--rounds must be a power of 2 of at least 2, got {rounds}"
-    most = settings["max_rounds"] if args.max_rounds is None else args.max_rounds
     if most < rounds:
         return f"--max-rounds must be at least --rounds ({rounds}), got {most}"
     if not cells(settings, args.target, args.m_h, args.seed):
@@ -485,10 +488,7 @@ def main(argv=None):
     args, out, settings = _experiment.start(
         argv, __doc__, "runs/fig5-floor", QUICK, FULL, options=(_add_options, _check_options)
     )
-    settings = dict(settings)
-    for key in ("rounds", "max_rounds"):
-        if getattr(args, key) is not None:
-            settings[key] = getattr(args, key)
+    settings = _with_rounds(settings, args)
     chosen = cells(settings, args.target, args.m_h, args.seed)
     start = time.perf_counter()
     found = []
